@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` and `make test`. Both create their own virtualenv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test check bench venv clean
+
+$(BIN)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+demo: venv
+	$(BIN)/starpromo demo
+
+# Starts a throwaway PostgreSQL and Redis on loopback, then runs the whole suite against them.
+test: venv
+	PATH="$(abspath $(BIN)):$$PATH" scripts/with-services.sh $(MAKE) --no-print-directory check
+
+check:
+	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/mypy
+	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+
+bench: venv
+	PATH="$(abspath $(BIN)):$$PATH" scripts/with-services.sh $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Implementations of the ports: memory, SQL (SQLAlchemy 2), Redis/RQ, Telegram, alert channels."""

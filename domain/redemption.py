@@ -1,0 +1,187 @@
+"""Redeeming a promo code (SPEC 4): the check order, idempotency, capacity, grants and reservations."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+import attrs
+
+from domain import entitlements
+from domain.codes import CodeHasher, code_prefix, parse_code
+from domain.errors import DuplicateIdempotencyKey, LiveRedemptionExists, ValidationError
+from domain.model import (
+    Attempt,
+    Campaign,
+    CampaignStatus,
+    LedgerSource,
+    PromoType,
+    RedeemResult,
+    Redemption,
+    RedemptionStatus,
+    TargetScope,
+)
+from domain.policy import PromoPolicy
+from domain.throttling import blocked_until
+from ports.clock import Clock
+from ports.repositories import UnitOfWork, UnitOfWorkFactory
+
+IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_:.\-]{1,128}$")
+MAX_USER_ID = 2**63 - 1
+
+
+@attrs.frozen
+class RedeemOutcome:
+    """What a redeem call decided. ``redemption``/``campaign`` are set for ACCEPTED (and replays)."""
+
+    result: RedeemResult
+    replayed: bool = False
+    redemption: Redemption | None = None
+    campaign: Campaign | None = None
+    retry_after: datetime | None = None
+
+    @property
+    def accepted(self) -> bool:
+        return self.result is RedeemResult.ACCEPTED
+
+
+@attrs.frozen
+class _Decision:
+    outcome: RedeemOutcome
+    attempt: Attempt | None
+
+
+class _RetryFromTheTop(Exception):
+    """A racing request with the same idempotency key won; start over to replay it."""
+
+
+def validate_redeem_input(user_id: object, code: object, idempotency_key: object) -> list[dict[str, str]]:
+    errors: list[dict[str, str]] = []
+    if isinstance(user_id, bool) or not isinstance(user_id, int) or not 1 <= user_id <= MAX_USER_ID:
+        errors.append({"field": "user_id", "message": "must be a positive 64-bit integer"})
+    if not isinstance(code, str):
+        errors.append({"field": "code", "message": "must be a string"})
+    if not isinstance(idempotency_key, str) or not IDEMPOTENCY_KEY_PATTERN.fullmatch(idempotency_key):
+        errors.append({"field": "idempotency_key", "message": "must be 1..128 characters of [A-Za-z0-9_:.-]"})
+    return errors
+
+
+class RedemptionService:
+    """``redeem(user_id, code, idempotency_key)`` with the exact SPEC 4 check order."""
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        clock: Clock,
+        hasher: CodeHasher,
+        policy: PromoPolicy | None = None,
+    ) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+        self._hasher = hasher
+        self._policy = policy or PromoPolicy()
+
+    def redeem(self, user_id: int, code: str, idempotency_key: str) -> RedeemOutcome:
+        errors = validate_redeem_input(user_id, code, idempotency_key)
+        if errors:
+            raise ValidationError(errors)
+        normalized = parse_code(code)
+        hashes = self._hasher.lookup_hashes(normalized) if normalized is not None else ()
+        for _ in range(3):
+            try:
+                decision = self._decide(user_id, normalized, hashes, idempotency_key)
+            except _RetryFromTheTop:
+                continue
+            if decision.attempt is not None and not decision.outcome.accepted:
+                # Failed attempts get their own short transaction: the redemption's was rolled back.
+                with self._uow() as uow:
+                    uow.attempts.add(decision.attempt)
+                    uow.commit()
+            return decision.outcome
+        raise RuntimeError("idempotency key kept racing; giving up")  # pragma: no cover
+
+    def _decide(
+        self, user_id: int, normalized: str | None, hashes: tuple[str, ...], key: str
+    ) -> _Decision:
+        now = self._clock.now()
+        prefix = code_prefix(normalized) if normalized is not None else None
+        attempt_hash = hashes[0] if hashes else None
+
+        def failed(result: RedeemResult, retry_after: datetime | None = None) -> _Decision:
+            attempt = Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
+                              result=result, attempted_at=now)
+            return _Decision(RedeemOutcome(result=result, retry_after=retry_after), attempt)
+
+        with self._uow() as uow:
+            # 1. idempotency
+            existing = uow.redemptions.get_by_idempotency_key(key)
+            if existing is not None:
+                return self._replay_or_reuse(uow, existing, user_id, hashes)
+            # 2. throttling
+            until = blocked_until(uow.attempts, user_id, now, self._policy)
+            if until is not None:
+                return failed(RedeemResult.RATE_LIMITED, until)
+            # 3. malformed or unknown
+            campaign = uow.promo_codes.get_by_hashes(hashes) if hashes else None
+            if campaign is None or campaign.id is None:
+                return failed(RedeemResult.INVALID)
+            # 4-6. campaign state
+            if campaign.status is CampaignStatus.PAUSED:
+                return failed(RedeemResult.PAUSED)
+            if campaign.status is CampaignStatus.EXPIRED or campaign.is_past_validity(now):
+                return failed(RedeemResult.EXPIRED)
+            if now < campaign.valid_from:
+                return failed(RedeemResult.NOT_APPLICABLE)
+            if campaign.status is CampaignStatus.DEPLETED or campaign.capacity_used_up():
+                return failed(RedeemResult.DEPLETED)
+            # 7. one live redemption per user and campaign
+            if uow.redemptions.get_live(campaign.id, user_id) is not None:
+                return failed(RedeemResult.ALREADY_USED)
+            # 8. first purchase only
+            if campaign.target_scope is TargetScope.FIRST_PURCHASE_ONLY and uow.purchases.user_has_paid(user_id):
+                return failed(RedeemResult.NOT_APPLICABLE)
+            # 9. atomic capacity claim
+            claimed = uow.promo_codes.claim_capacity(campaign.id, now)
+            if claimed is None:
+                return failed(RedeemResult.DEPLETED)
+            # 10. grant or reserve
+            try:
+                redemption = self._create(uow, claimed, user_id, key, now)
+            except DuplicateIdempotencyKey:
+                uow.rollback()
+                raise _RetryFromTheTop() from None
+            except LiveRedemptionExists:
+                uow.rollback()
+                return failed(RedeemResult.ALREADY_USED)
+            uow.attempts.add(Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
+                                     result=RedeemResult.ACCEPTED, attempted_at=now))
+            uow.commit()
+        return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed), None)
+
+    def _create(self, uow: UnitOfWork, campaign: Campaign, user_id: int, key: str, now: datetime) -> Redemption:
+        assert campaign.id is not None
+        if campaign.promo_type is PromoType.PREMIUM_GRANT:
+            redemption = uow.redemptions.add(Redemption(
+                id=None, promo_code_id=campaign.id, user_id=user_id, idempotency_key=key,
+                status=RedemptionStatus.APPLIED, discount_percent=None, reserved_until=None,
+                purchase_id=None, applied_purchase_id=None, created_at=now, updated_at=now,
+            ))
+            assert campaign.grant_plan_code is not None and campaign.grant_days is not None
+            entitlements.grant(uow, user_id, campaign.grant_plan_code, campaign.grant_days, now,
+                               LedgerSource.PROMO_GRANT, promo_redemption_id=redemption.id)
+            return redemption
+        return uow.redemptions.add(Redemption(
+            id=None, promo_code_id=campaign.id, user_id=user_id, idempotency_key=key,
+            status=RedemptionStatus.RESERVED, discount_percent=campaign.discount_percent,
+            reserved_until=now + self._policy.reservation_ttl, purchase_id=None,
+            applied_purchase_id=None, created_at=now, updated_at=now,
+        ))
+
+    @staticmethod
+    def _replay_or_reuse(
+        uow: UnitOfWork, existing: Redemption, user_id: int, hashes: tuple[str, ...]
+    ) -> _Decision:
+        campaign = uow.promo_codes.get(existing.promo_code_id)
+        if existing.user_id == user_id and campaign is not None and campaign.code_hash in hashes:
+            return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, True, existing, campaign), None)
+        return _Decision(RedeemOutcome(RedeemResult.IDEMPOTENCY_KEY_REUSED), None)

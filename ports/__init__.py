@@ -1,0 +1,1 @@
+"""Interfaces (typing.Protocol) the core needs from the outside world. Imports only ``domain``."""

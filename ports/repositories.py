@@ -1,0 +1,256 @@
+"""Repositories and the unit of work.
+
+Every method that changes a counter or a status is *conditional*: it states the state it expects
+and returns ``None``/``False`` when another writer got there first. SQL adapters implement these as
+one ``UPDATE ... WHERE ... RETURNING``; the in-memory adapter under its lock. Inserts that would
+break a uniqueness rule raise the matching ``domain.errors.ConstraintViolation`` subclass; after
+such an error the unit of work must be rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+import attrs
+
+from domain.model import (
+    Attempt,
+    Campaign,
+    CampaignStatus,
+    PausedReason,
+    PromoType,
+    Purchase,
+    PurchaseStatus,
+    RedeemResult,
+    Redemption,
+    RedemptionStatus,
+)
+from ports.entitlements import EntitlementLedger, Entitlements
+
+
+@attrs.frozen
+class CampaignFilter:
+    status: CampaignStatus | None = None
+    promo_type: PromoType | None = None
+    name_contains: str | None = None
+
+
+@attrs.frozen
+class HashFailureStats:
+    """Failed attempts for one normalized code hash inside a window."""
+
+    normalized_code_hash: str
+    failures: int
+    distinct_users: int
+    last_seen: datetime
+
+
+@attrs.frozen
+class PrefixFailureStats:
+    code_prefix: str
+    failures: int
+    distinct_users: int
+    last_seen: datetime
+
+
+class PromoCodes(Protocol):
+    """The ``promo_codes`` table: one row per code."""
+
+    def add(self, campaign: Campaign) -> Campaign:
+        """Insert; returns the row with its id. Raises ``DuplicateCodeHash``."""
+        ...
+
+    def add_many(self, campaigns: Sequence[Campaign]) -> list[int]:
+        """Bulk insert; returns the ids in input order. Raises ``DuplicateCodeHash``."""
+        ...
+
+    def get(self, promo_code_id: int) -> Campaign | None: ...
+
+    def get_by_hashes(self, code_hashes: Sequence[str]) -> Campaign | None:
+        """The campaign whose ``code_hash`` is any of ``code_hashes`` (first match wins)."""
+        ...
+
+    def existing_hashes(self, code_hashes: Sequence[str]) -> set[str]:
+        """Those of ``code_hashes`` already stored."""
+        ...
+
+    def search(self, flt: CampaignFilter, limit: int, after_id: int | None) -> list[Campaign]:
+        """Campaigns matching ``flt`` ordered by id, starting after ``after_id``."""
+        ...
+
+    def set_status(
+        self,
+        promo_code_id: int,
+        expected: Sequence[CampaignStatus],
+        status: CampaignStatus,
+        paused_reason: PausedReason | None,
+        now: datetime,
+    ) -> Campaign | None:
+        """Move to ``status`` only from one of ``expected``; None when the row is elsewhere."""
+        ...
+
+    def claim_capacity(self, promo_code_id: int, now: datetime) -> Campaign | None:
+        """``used_total + 1`` while ACTIVE and below ``max_total_uses``; None when that fails."""
+        ...
+
+    def release_capacity(self, promo_code_id: int, now: datetime) -> None:
+        """``used_total - 1`` (never below zero): an expired reservation gives its unit back."""
+        ...
+
+    def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
+        """ACTIVE or PAUSED campaigns whose ``valid_until`` has passed (locked, skip-locked)."""
+        ...
+
+    def due_for_depletion(self, limit: int) -> list[Campaign]:
+        """ACTIVE campaigns with ``used_total >= max_total_uses`` and no RESERVED redemption."""
+        ...
+
+    def active_with_prefix(self, code_prefix: str) -> list[Campaign]: ...
+
+    def active_with_hashes(self, code_hashes: Sequence[str]) -> list[Campaign]: ...
+
+    def count_paused(self, since: datetime | None = None) -> int:
+        """PAUSED campaigns; with ``since``, only those paused at or after it."""
+        ...
+
+
+class Redemptions(Protocol):
+    """The ``promo_redemptions`` table."""
+
+    def add(self, redemption: Redemption) -> Redemption:
+        """Insert; raises ``DuplicateIdempotencyKey`` or ``LiveRedemptionExists``."""
+        ...
+
+    def get(self, redemption_id: int) -> Redemption | None: ...
+
+    def get_by_idempotency_key(self, idempotency_key: str) -> Redemption | None: ...
+
+    def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
+        """The user's redemption of this campaign that is not EXPIRED."""
+        ...
+
+    def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
+        """Bind a RESERVED, unexpired, unbound reservation (or one already bound to this purchase)."""
+        ...
+
+    def unbind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> None:
+        """Undo ``bind_purchase`` when the purchase fails; the reservation may then expire."""
+        ...
+
+    def apply(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
+        """RESERVED -> APPLIED with ``applied_purchase_id``; None when not RESERVED."""
+        ...
+
+    def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
+        """RESERVED, past ``reserved_until`` and unbound -> EXPIRED; None otherwise."""
+        ...
+
+    def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
+        """RESERVED/APPLIED -> REVOKED; None otherwise."""
+        ...
+
+    def due_for_expiry(self, now: datetime, limit: int) -> list[Redemption]:
+        """RESERVED, unbound, ``reserved_until <= now`` (locked, skip-locked)."""
+        ...
+
+    def count_created(self, since: datetime, until: datetime, reservations_only: bool) -> int: ...
+
+    def count_applied_reservations(self, since: datetime, until: datetime) -> int:
+        """Discount reservations created in the window that reached APPLIED (or later REVOKED)."""
+        ...
+
+    def count_by_status(self, promo_code_id: int) -> dict[RedemptionStatus, int]: ...
+
+
+class Attempts(Protocol):
+    """The ``promo_attempts`` table (append only)."""
+
+    def add(self, attempt: Attempt) -> None: ...
+
+    def failure_stats(self, user_id: int, since: datetime) -> tuple[int, datetime | None]:
+        """(count, latest) of the user's failed attempts since ``since`` (throttling)."""
+        ...
+
+    def hash_failures(self, since: datetime, min_failures: int, min_users: int) -> list[HashFailureStats]:
+        """Hashes with at least ``min_failures`` failures from ``min_users`` distinct users."""
+        ...
+
+    def invalid_prefix_failures(self, since: datetime, min_failures: int) -> list[PrefixFailureStats]:
+        """Prefixes with at least ``min_failures`` INVALID attempts since ``since``."""
+        ...
+
+    def counts_by_result(self, since: datetime, until: datetime) -> dict[RedeemResult, int]: ...
+
+
+class Purchases(Protocol):
+    """The ``purchases`` table."""
+
+    def add(self, purchase: Purchase) -> Purchase:
+        """Insert; raises ``OpenPurchaseExists`` for a second open purchase of a product."""
+        ...
+
+    def get(self, purchase_id: int) -> Purchase | None: ...
+
+    def get_open(self, user_id: int, product_code: str) -> Purchase | None: ...
+
+    def get_by_charge_id(self, telegram_payment_charge_id: str) -> Purchase | None: ...
+
+    def user_has_paid(self, user_id: int) -> bool:
+        """The user has a PAID or REFUNDED purchase."""
+        ...
+
+    def set_status(
+        self,
+        purchase_id: int,
+        expected: Sequence[PurchaseStatus],
+        status: PurchaseStatus,
+        now: datetime,
+        telegram_payment_charge_id: str | None = None,
+    ) -> Purchase | None:
+        """Conditional status change; sets ``paid_at``/``refunded_at`` and the charge id.
+        Raises ``DuplicateChargeId`` when the charge id belongs to another purchase."""
+        ...
+
+    def mark_review(self, purchase_id: int, reason: str, now: datetime) -> Purchase | None: ...
+
+    def stale_open(self, cutoff: datetime, limit: int) -> list[Purchase]:
+        """Open purchases created before ``cutoff`` (locked, skip-locked)."""
+        ...
+
+    def refunded_needing_rollback(self, limit: int) -> list[Purchase]:
+        """REFUNDED purchases whose promo redemption is not REVOKED (locked, skip-locked)."""
+        ...
+
+    def in_window(self, since: datetime, until: datetime) -> list[Purchase]: ...
+
+    def count_in_review(self) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction. ``__exit__`` rolls back whatever was not committed."""
+
+    promo_codes: PromoCodes
+    redemptions: Redemptions
+    attempts: Attempts
+    purchases: Purchases
+    entitlements: Entitlements
+    ledger: EntitlementLedger
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+
+UnitOfWorkFactory = Callable[[], UnitOfWork]

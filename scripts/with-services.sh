@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Start a throwaway PostgreSQL 15 cluster and Redis on loopback, run "$@" with their URLs exported,
+# and tear both down afterwards. Used by `make test` and `make bench`. Fails loudly when a service
+# cannot start: nothing is skipped.
+set -euo pipefail
+
+PG_BIN=${PG_BIN:-$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)}
+if [ -z "${PG_BIN}" ] || [ ! -x "${PG_BIN}/initdb" ]; then
+  echo "with-services: PostgreSQL server binaries not found (apt-get install -y postgresql)" >&2
+  exit 1
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "with-services: redis-server missing; installing with apt-get" >&2
+  if [ "$(id -u)" = "0" ]; then
+    (apt-get install -y redis-server >/dev/null 2>&1 || (apt-get update >/dev/null && apt-get install -y redis-server >/dev/null))
+  else
+    sudo apt-get install -y redis-server >/dev/null
+  fi
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+WORK=$(mktemp -d /tmp/starpromo-services.XXXXXX)
+chmod 755 "$WORK"
+PG_PORT=${PG_PORT:-$(free_port)}
+REDIS_PORT=${REDIS_PORT:-$(free_port)}
+PGDATA="$WORK/pgdata"
+
+as_pg() {
+  if [ "$(id -u)" = "0" ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cleanup() {
+  as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
+  if [ -f "$WORK/redis.pid" ]; then kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT INT TERM
+
+mkdir -p "$PGDATA"
+if [ "$(id -u)" = "0" ]; then chown -R postgres "$WORK"; fi
+as_pg "$PG_BIN/initdb" -D "$PGDATA" -U postgres -A trust --no-sync -E UTF8 >"$WORK/initdb.log" 2>&1 \
+  || { cat "$WORK/initdb.log" >&2; exit 1; }
+cat >>"$PGDATA/postgresql.conf" <<CONF
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$WORK'
+max_connections = 300
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+shared_buffers = 256MB
+CONF
+as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -l "$WORK/pg.log" -w -t 60 start >/dev/null \
+  || { cat "$WORK/pg.log" >&2; exit 1; }
+as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$PG_PORT" -U postgres -qc "CREATE DATABASE starpromo_test" >/dev/null
+
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+  --pidfile "$WORK/redis.pid" --logfile "$WORK/redis.log" --dir "$WORK" >/dev/null
+for _ in $(seq 1 50); do
+  redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+redis-cli -p "$REDIS_PORT" ping >/dev/null || { echo "with-services: redis did not start" >&2; exit 1; }
+
+export STARPROMO_TEST_PG_URL="postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/starpromo_test"
+export STARPROMO_TEST_PG_ADMIN_URL="postgresql+psycopg://postgres@127.0.0.1:$PG_PORT/postgres"
+export STARPROMO_TEST_REDIS_URL="redis://127.0.0.1:$REDIS_PORT/0"
+export STARPROMO_TEST_PG_BIN="$PG_BIN"
+echo "with-services: PostgreSQL on 127.0.0.1:$PG_PORT, Redis on 127.0.0.1:$REDIS_PORT"
+"$@"
