@@ -48,7 +48,7 @@ class Settings:
     ops_alert_timeout_seconds: float = 5.0
     ops_alert_max_retries: int = 3
     products_file: str | None = None
-    policy: PromoPolicy = PromoPolicy()
+    policy: PromoPolicy = attrs.field(factory=PromoPolicy)
 
     @property
     def adapter_family(self) -> str:
@@ -59,43 +59,43 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, *, require_pepper: bool = True) -> Settings:
         e = dict(os.environ if env is None else env)
         r = _Reader(e)
-        pepper = r.str("PROMO_SECRET_PEPPER")
+        pepper = r.text("PROMO_SECRET_PEPPER")
         if not pepper:
             if require_pepper:
                 raise ConfigurationError("PROMO_SECRET_PEPPER is required (a long random secret)")
             pepper = DEMO_PEPPER
         policy_fields = {
-            "fail_limit": r.int("PROMO_FAIL_LIMIT", 5, minimum=1),
-            "fail_window_hours": r.int("PROMO_FAIL_WINDOW_HOURS", 24, minimum=1),
-            "block_minutes": r.int("PROMO_BLOCK_MINUTES", 60, minimum=1),
-            "reservation_ttl_minutes": r.int("PROMO_RESERVATION_TTL_MINUTES", 15, minimum=1),
-            "invoice_ttl_minutes": r.int("PAYMENT_INVOICE_TTL_MINUTES", 30, minimum=1),
-            "guard_window_minutes": r.int("PROMO_GUARD_WINDOW_MINUTES", 10, minimum=1),
-            "guard_min_failures": r.int("PROMO_GUARD_MIN_FAILURES", 20, minimum=1),
-            "guard_min_users": r.int("PROMO_GUARD_MIN_USERS", 5, minimum=1),
-            "guard_prefix_min_failures": r.int("PROMO_GUARD_PREFIX_MIN_FAILURES", 50, minimum=1),
-            "job_batch_size": r.int("PROMO_JOB_BATCH_SIZE", 500, minimum=1),
+            "fail_limit": r.integer("PROMO_FAIL_LIMIT", 5, minimum=1),
+            "fail_window_hours": r.integer("PROMO_FAIL_WINDOW_HOURS", 24, minimum=1),
+            "block_minutes": r.integer("PROMO_BLOCK_MINUTES", 60, minimum=1),
+            "reservation_ttl_minutes": r.integer("PROMO_RESERVATION_TTL_MINUTES", 15, minimum=1),
+            "invoice_ttl_minutes": r.integer("PAYMENT_INVOICE_TTL_MINUTES", 30, minimum=1),
+            "guard_window_minutes": r.integer("PROMO_GUARD_WINDOW_MINUTES", 10, minimum=1),
+            "guard_min_failures": r.integer("PROMO_GUARD_MIN_FAILURES", 20, minimum=1),
+            "guard_min_users": r.integer("PROMO_GUARD_MIN_USERS", 5, minimum=1),
+            "guard_prefix_min_failures": r.integer("PROMO_GUARD_PREFIX_MIN_FAILURES", 50, minimum=1),
+            "job_batch_size": r.integer("PROMO_JOB_BATCH_SIZE", 500, minimum=1),
         }
         return cls(
-            database_url=r.str("DATABASE_URL") or DEFAULT_DATABASE_URL,
-            redis_url=r.str("REDIS_URL"),
+            database_url=r.text("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            redis_url=r.text("REDIS_URL"),
             promo_secret_pepper=pepper,
-            promo_secret_pepper_previous=tuple(p for p in (r.str("PROMO_SECRET_PEPPER_PREVIOUS") or "").split(",")
+            promo_secret_pepper_previous=tuple(p for p in (r.text("PROMO_SECRET_PEPPER_PREVIOUS") or "").split(",")
                                                if p.strip()),
-            internal_api_token=r.str("INTERNAL_API_TOKEN"),
+            internal_api_token=r.text("INTERNAL_API_TOKEN"),
             internal_ip_allowlist=r.parse("INTERNAL_IP_ALLOWLIST", _parse_cidrs, cls.internal_ip_allowlist_default()),
-            trusted_proxy_count=r.int("TRUSTED_PROXY_COUNT", 0, minimum=0),
-            telegram_bot_token=r.str("TELEGRAM_BOT_TOKEN"),
-            telegram_webhook_secret=r.str("TELEGRAM_WEBHOOK_SECRET"),
+            trusted_proxy_count=r.integer("TRUSTED_PROXY_COUNT", 0, minimum=0),
+            telegram_bot_token=r.text("TELEGRAM_BOT_TOKEN"),
+            telegram_webhook_secret=r.text("TELEGRAM_WEBHOOK_SECRET"),
             telegram_api_url=r.url("TELEGRAM_API_URL") or DEFAULT_TELEGRAM_API_URL,
             ops_alert_webhook_url=r.url("OPS_ALERT_WEBHOOK_URL"),
             ops_alert_slack_webhook_url=r.url("OPS_ALERT_SLACK_WEBHOOK_URL"),
             ops_alert_pagerduty_events_url=r.url("OPS_ALERT_PAGERDUTY_EVENTS_URL") or DEFAULT_PAGERDUTY_EVENTS_URL,
-            ops_alert_pagerduty_routing_key=r.str("OPS_ALERT_PAGERDUTY_ROUTING_KEY"),
-            ops_alert_escalation_policy_json=r.str("OPS_ALERT_ESCALATION_POLICY_JSON"),
+            ops_alert_pagerduty_routing_key=r.text("OPS_ALERT_PAGERDUTY_ROUTING_KEY"),
+            ops_alert_escalation_policy_json=r.text("OPS_ALERT_ESCALATION_POLICY_JSON"),
             ops_alert_timeout_seconds=r.parse("OPS_ALERT_TIMEOUT_SECONDS", _positive_float, 5.0),
-            ops_alert_max_retries=r.int("OPS_ALERT_MAX_RETRIES", 3, minimum=0),
-            products_file=r.str("STARPROMO_PRODUCTS_FILE"),
+            ops_alert_max_retries=r.integer("OPS_ALERT_MAX_RETRIES", 3, minimum=0),
+            products_file=r.text("STARPROMO_PRODUCTS_FILE"),
             policy=PromoPolicy(**policy_fields),
         )
 
@@ -122,14 +122,14 @@ class _Reader:
     def __init__(self, env: Mapping[str, str]) -> None:
         self._env = env
 
-    def str(self, name: str) -> str | None:
+    def text(self, name: str) -> str | None:
         value = self._env.get(name)
         if value is None or value.strip() == "":
             return None
         return value.strip()
 
     def parse(self, name: str, parse: Callable[[str], T], default: T) -> T:
-        raw = self.str(name)
+        raw = self.text(name)
         if raw is None:
             return default
         try:
@@ -137,7 +137,7 @@ class _Reader:
         except (ValueError, TypeError) as exc:
             raise ConfigurationError(f"{name}: invalid value {raw!r} ({exc})") from None
 
-    def int(self, name: str, default: int, minimum: int) -> int:
+    def integer(self, name: str, default: int, minimum: int) -> int:
         def parse(raw: str) -> int:
             value = int(raw)
             if value < minimum:
@@ -147,7 +147,7 @@ class _Reader:
         return self.parse(name, parse, default)
 
     def url(self, name: str) -> str | None:
-        raw = self.str(name)
+        raw = self.text(name)
         if raw is not None and not raw.startswith(("http://", "https://")):
             raise ConfigurationError(f"{name}: must be an http(s) URL, got {raw!r}")
         return raw.rstrip("/") if raw is not None and name == "TELEGRAM_API_URL" else raw

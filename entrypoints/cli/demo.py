@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 import click
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from domain.campaigns import CampaignSpec
+from domain.errors import ValidationError
 from domain.model import PromoType
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
@@ -41,8 +43,11 @@ def demo(host: str, port: int) -> None:
     def redeem() -> ResponseReturnValue:
         if not secrets.compare_digest(request.headers.get("X-Internal-Token", ""), token):
             return jsonify(error={"code": "UNAUTHORIZED", "message": "missing or wrong X-Internal-Token"}), 401
-        body = request.get_json(silent=True) or {}
-        out = service.redeem(body.get("user_id"), body.get("code"), body.get("idempotency_key"))
+        body: dict[str, Any] = request.get_json(silent=True) or {}
+        try:
+            out = service.redeem(body["user_id"], body["code"], body["idempotency_key"])
+        except (KeyError, ValidationError) as exc:
+            return jsonify(error={"code": "VALIDATION_ERROR", "message": str(exc)}), 400
         return jsonify(result=out.result.value, replayed=out.replayed)
 
     url = f"http://{host}:{port}"
