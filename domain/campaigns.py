@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
 from domain.codes import CodeHasher, code_prefix, parse_code
 from domain.errors import CodeExists, DuplicateCodeHash, InvalidTransition, NotFound, ValidationError
-from domain.model import Campaign, CampaignStatus, PausedReason, PromoType, TargetScope
-from ports.clock import Clock
-from ports.repositories import CampaignFilter, UnitOfWorkFactory
+from domain.model import Campaign, CampaignFilter, CampaignStatus, PausedReason, PromoType, TargetScope
+
+if TYPE_CHECKING:
+    from ports.clock import Clock
+    from ports.repositories import UnitOfWorkFactory
 
 MAX_CAMPAIGN_NAME = 200
 MAX_PLAN_CODE = 64

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from domain.model import Entitlement, LedgerEntry, LedgerSource
-from ports.repositories import UnitOfWork
+
+if TYPE_CHECKING:
+    from ports.repositories import UnitOfWork
 
 
 def grant(

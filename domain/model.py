@@ -210,3 +210,41 @@ class Product:
     stars: int
     plan_code: str
     days: int
+
+
+@attrs.frozen
+class CampaignFilter:
+    status: CampaignStatus | None = None
+    promo_type: PromoType | None = None
+    name_contains: str | None = None
+
+
+@attrs.frozen
+class HashFailureStats:
+    """Failed attempts for one normalized code hash inside a window."""
+
+    normalized_code_hash: str
+    failures: int
+    distinct_users: int
+    last_seen: datetime
+
+
+@attrs.frozen
+class PrefixFailureStats:
+    code_prefix: str
+    failures: int
+    distinct_users: int
+    last_seen: datetime
+
+
+@attrs.frozen
+class StarTransaction:
+    """One Telegram Star transaction as ``getStarTransactions`` reports it."""
+
+    id: str
+    amount: int
+    date: datetime
+    user_id: int | None
+    # True for money going back to a user (a refund); False for an incoming payment.
+    outgoing: bool
+    payload: str | None = None

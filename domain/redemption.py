@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -23,8 +24,10 @@ from domain.model import (
 )
 from domain.policy import PromoPolicy
 from domain.throttling import blocked_until
-from ports.clock import Clock
-from ports.repositories import UnitOfWork, UnitOfWorkFactory
+
+if TYPE_CHECKING:
+    from ports.clock import Clock
+    from ports.repositories import UnitOfWork, UnitOfWorkFactory
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_:.\-]{1,128}$")
 MAX_USER_ID = 2**63 - 1

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from domain.policy import PromoPolicy
-from ports.repositories import Attempts
+
+if TYPE_CHECKING:
+    from ports.repositories import Attempts
 
 
 def blocked_until(attempts: Attempts, user_id: int, now: datetime, policy: PromoPolicy) -> datetime | None:

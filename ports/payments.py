@@ -1,22 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Protocol
 
-import attrs
+from domain.model import StarTransaction
 
-
-@attrs.frozen
-class StarTransaction:
-    """One Telegram Star transaction as ``getStarTransactions`` reports it."""
-
-    id: str
-    amount: int
-    date: datetime
-    user_id: int | None
-    # True for money going back to a user (a refund); False for an incoming payment.
-    outgoing: bool
-    payload: str | None = None
+__all__ = ["PaymentGateway", "StarTransaction"]
 
 
 class PaymentGateway(Protocol):

@@ -14,14 +14,14 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-import attrs
-
 from domain.model import (
     Attempt,
     Campaign,
+    CampaignFilter,
     CampaignStatus,
+    HashFailureStats,
     PausedReason,
-    PromoType,
+    PrefixFailureStats,
     Purchase,
     PurchaseStatus,
     RedeemResult,
@@ -30,30 +30,7 @@ from domain.model import (
 )
 from ports.entitlements import EntitlementLedger, Entitlements
 
-
-@attrs.frozen
-class CampaignFilter:
-    status: CampaignStatus | None = None
-    promo_type: PromoType | None = None
-    name_contains: str | None = None
-
-
-@attrs.frozen
-class HashFailureStats:
-    """Failed attempts for one normalized code hash inside a window."""
-
-    normalized_code_hash: str
-    failures: int
-    distinct_users: int
-    last_seen: datetime
-
-
-@attrs.frozen
-class PrefixFailureStats:
-    code_prefix: str
-    failures: int
-    distinct_users: int
-    last_seen: datetime
+__all__ = ["CampaignFilter", "HashFailureStats", "PrefixFailureStats", "UnitOfWork", "UnitOfWorkFactory"]
 
 
 class PromoCodes(Protocol):

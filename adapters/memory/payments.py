@@ -3,7 +3,7 @@ from __future__ import annotations
 import threading
 
 from domain.errors import PaymentRefundError
-from ports.payments import StarTransaction
+from domain.model import StarTransaction
 
 
 class InMemoryPaymentGateway:
