@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from domain import entitlements
-from domain.codes import CodeHasher, code_prefix, parse_code
+from domain.codes import MAX_RAW_CODE_LENGTH, CodeHasher, code_prefix, normalize_code, parse_code
 from domain.errors import DuplicateIdempotencyKey, LiveRedemptionExists, ValidationError
 from domain.model import (
     Attempt,
@@ -90,9 +90,14 @@ class RedemptionService:
             raise ValidationError(errors)
         normalized = parse_code(code)
         hashes = self._hasher.lookup_hashes(normalized) if normalized is not None else ()
+        # The attempt row carries the hash of whatever the input normalizes to, malformed or not
+        # (SPEC 4); input too long to normalize (or normalizing to nothing) is recorded without one.
+        seen = normalize_code(code) if len(code) <= MAX_RAW_CODE_LENGTH else ""
+        attempt_hash = self._hasher.hash(seen) if seen else None
+        attempt_prefix = code_prefix(seen) if seen else None
         for _ in range(3):
             try:
-                decision = self._decide(user_id, normalized, hashes, idempotency_key)
+                decision = self._decide(user_id, hashes, idempotency_key, attempt_hash, attempt_prefix)
             except _RetryFromTheTop:
                 continue
             if decision.attempt is not None and not decision.outcome.accepted:
@@ -104,11 +109,9 @@ class RedemptionService:
         raise RuntimeError("idempotency key kept racing; giving up")  # pragma: no cover
 
     def _decide(
-        self, user_id: int, normalized: str | None, hashes: tuple[str, ...], key: str
+        self, user_id: int, hashes: tuple[str, ...], key: str, attempt_hash: str | None, prefix: str | None
     ) -> _Decision:
         now = self._clock.now()
-        prefix = code_prefix(normalized) if normalized is not None else None
-        attempt_hash = hashes[0] if hashes else None
 
         def failed(result: RedeemResult, retry_after: datetime | None = None) -> _Decision:
             attempt = Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
