@@ -92,8 +92,19 @@ def generate_unique_codes(
     prefix: str = "",
     taken: Sequence[str] = (),
 ) -> list[str]:
-    """``count`` distinct codes, none in ``taken``; collisions are retried, never dropped."""
+    """``count`` distinct codes, none in ``taken``; collisions are retried, never dropped.
+
+    Raises ValueError when fewer than ``count`` such codes exist (retrying would never end)."""
     seen = set(taken)
+    norm_prefix = normalize_code(prefix)
+    possible = len(GENERATION_ALPHABET) ** max(length - len(norm_prefix), 0)
+    free = possible - sum(
+        1 for t in seen
+        if len(t) == length and t.startswith(norm_prefix) and set(t[len(norm_prefix):]) <= set(GENERATION_ALPHABET)
+    )
+    if count > free:
+        raise ValueError(f"only {free} unused codes of length {length} with prefix {norm_prefix!r} exist; "
+                         f"{count} requested")
     out: list[str] = []
     while len(out) < count:
         code = generate_code(length, prefix)

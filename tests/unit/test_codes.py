@@ -287,3 +287,13 @@ def test_generate_unique_codes_never_returns_a_taken_code() -> None:
     taken, free = everything[:-1], everything[-1]
     for _ in range(5):
         assert generate_unique_codes(1, length=4, prefix="XYZ", taken=taken) == [free]
+
+
+def test_asking_for_more_codes_than_exist_fails_fast_instead_of_retrying_forever() -> None:
+    with pytest.raises(ValueError, match="only 32 unused codes"):
+        generate_unique_codes(33, length=4, prefix="ABC")
+    taken = ["ABC" + ch for ch in GENERATION_ALPHABET[:30]]
+    with pytest.raises(ValueError, match="only 2 unused codes"):
+        generate_unique_codes(3, length=4, prefix="ABC", taken=taken)
+    assert sorted(generate_unique_codes(2, length=4, prefix="ABC", taken=taken)) == sorted(
+        "ABC" + ch for ch in GENERATION_ALPHABET[30:])
