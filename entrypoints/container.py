@@ -5,6 +5,7 @@ from __future__ import annotations
 from dependency_injector import containers, providers
 
 from adapters.memory import InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
+from domain.batch import BatchService
 from domain.campaigns import CampaignService
 from domain.codes import CodeHasher
 from domain.redemption import RedemptionService
@@ -40,6 +41,7 @@ class Container(containers.DeclarativeContainer):
 
     redemption_service = providers.Factory(RedemptionService, uow_factory, clock, hasher, policy)
     campaign_service = providers.Factory(CampaignService, uow_factory, clock, hasher)
+    batch_service = providers.Factory(BatchService, uow_factory, clock, hasher)
 
 
 def build_container(settings: Settings | None = None) -> Container:

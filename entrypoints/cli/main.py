@@ -12,6 +12,8 @@ from domain.errors import ConfigurationError, DomainError
 # Modules exposing ``register(cli: click.Group)``; each owns its commands.
 COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.demo",
+    "entrypoints.cli.codes",
+    "entrypoints.cli.campaigns",
 )
 
 
