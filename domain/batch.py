@@ -241,10 +241,13 @@ def read_import_csv(lines: Iterable[str]) -> Iterator[RawRow]:
     reader = csv.reader(lines, strict=True)
     try:
         header = next(reader, None)
-    except (csv.Error, UnicodeDecodeError) as exc:
-        yield RowProblem(1, "header", f"unreadable: {exc}")
+    except csv.Error as exc:
+        yield RowProblem(1, "header", f"malformed CSV: {exc}")
         return
-    if header is None:
+    except UnicodeDecodeError:
+        yield RowProblem(1, "file", "not valid UTF-8 text")
+        return
+    if header is None or all(not cell.strip() for cell in header):
         yield RowProblem(1, "header", "the file is empty; expected a header row: " + ",".join(IMPORT_COLUMNS))
         return
     columns = [c.strip().lstrip("\ufeff").lower() for c in header]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 import click
 
@@ -149,8 +150,8 @@ def import_(ctx: click.Context, csv_path: Path, out: Path, overwrite: bool, max_
         shown += 1
 
     def read() -> Iterator[RawRow]:
-        with csv_path.open(encoding="utf-8-sig", newline="") as f:
-            yield from read_import_csv(f)
+        with csv_path.open("rb") as f:
+            yield from read_import_csv(_decoded_lines(f))
 
     with cli_errors():
         service = get_container(ctx).batch_service()
@@ -168,6 +169,18 @@ def import_(ctx: click.Context, csv_path: Path, out: Path, overwrite: bool, max_
             raise click.exceptions.Exit(EXIT_FAILURE)
         report.publish()
     click.echo(f"inserted {result.inserted} codes from {csv_path}; report: {out}")
+
+
+def _decoded_lines(f: IO[bytes]) -> Iterator[str]:
+    """UTF-8 text line by line (a leading byte order mark dropped), so that undecodable bytes are
+    reported on the line that holds them."""
+    first = True
+    for raw in f:
+        line = raw.decode("utf-8")
+        if first:
+            line = line.removeprefix("\ufeff")
+            first = False
+        yield line
 
 
 def _data_lines(path: Path) -> int:

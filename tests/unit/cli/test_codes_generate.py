@@ -93,7 +93,9 @@ def test_every_generated_code_redeems(run: Cli, container: Container, tmp_path: 
         assert outcome.campaign is not None and outcome.campaign.id == int(r["promo_code_id"])
 
 
-def test_collisions_with_stored_codes_are_retried_until_the_space_is_used(container: Container, clock: ManualClock) -> None:
+def test_collisions_with_stored_codes_are_retried_until_the_space_is_used(
+    container: Container, clock: ManualClock
+) -> None:
     # prefix AB + 2 random characters: 1024 possible codes; 1000 are taken already
     service = BatchService(container.uow_factory(), clock, container.hasher(), chunk_size=10)
     spec = CampaignSpec("tiny", PromoType.PERCENT_DISCOUNT, discount_percent=5)
