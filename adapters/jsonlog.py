@@ -1,0 +1,70 @@
+"""JSON-lines logging for the worker, the scheduler and the adapters: one object per line, always an ``event``.
+
+Fields come in through ``log_event(logger, "event_name", key=value, ...)``; a key that collides with a
+``LogRecord`` attribute (``name``, ``args``, ...) is written with a trailing underscore instead of crashing
+the logging call. Plaintext promo codes are never passed here: callers log ``code_prefix``/``code_hash``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import IO, Any
+
+# Attributes every LogRecord has; anything else came in through ``extra=`` and belongs to the line.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+def json_default(value: Any) -> Any:
+    """Serialise the few non-JSON types our log fields and alert details carry."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return str(value)
+
+
+class JsonLineFormatter(logging.Formatter):
+    """``{"ts", "level", "logger", "event", "message", ...fields}`` on one line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        extra = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
+        line["event"] = extra.pop("event", None) or record.name.replace(".", "_")
+        message = record.getMessage()
+        if message and message != line["event"]:
+            line["message"] = message
+        line.update(extra)
+        if record.exc_info:
+            line["error_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+        return json.dumps(line, default=json_default, ensure_ascii=False)
+
+
+def configure_json_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
+    """Route every logger (ours, rq's, rq-scheduler's) to one JSON-lines handler (stderr by default)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonLineFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("rq.worker", "rq_scheduler.scheduler", "rq.scheduler"):
+        # rq installs its own coloured handlers when none is present; ours on the root is enough.
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+
+
+def log_event(logger: logging.Logger, event: str, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one JSON line named ``event`` with ``fields``."""
+    extra = {(f"{k}_" if k in _RECORD_ATTRS else k): v for k, v in fields.items()}
+    extra["event"] = event
+    logger.log(level, event, extra=extra)

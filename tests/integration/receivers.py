@@ -1,0 +1,94 @@
+"""Local HTTP receivers for alert-channel tests: real sockets on 127.0.0.1, answers scripted per request."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Receiver:
+    """Records every POST (path, headers, parsed JSON body). ``statuses`` are answered in order (the last
+    one repeats); ``delay`` seconds pass before each answer."""
+
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
+        self.statuses = list(statuses or [200])
+        self.delay = delay
+        self.requests: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}/hook"
+
+    @property
+    def bodies(self) -> list[Any]:
+        with self._lock:
+            return [r["body"] for r in self.requests]
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(self.bodies) >= count:
+                return self.bodies
+            time.sleep(0.02)
+        raise AssertionError(f"expected {count} requests, got {len(self.bodies)}")
+
+    def _next_status(self) -> int:
+        with self._lock:
+            index = min(len(self.requests), len(self.statuses)) - 1
+            return self.statuses[max(index, 0)]
+
+    def start(self) -> Receiver:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                with receiver._lock:
+                    receiver.requests.append({"path": self.path, "headers": dict(self.headers),
+                                              "body": json.loads(raw or b"null")})
+                status = receiver._next_status()
+                if receiver.delay:
+                    time.sleep(receiver.delay)
+                payload = b'{"status": "ok"}'
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout test)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+
+@contextmanager
+def receiving(statuses: list[int] | None = None, delay: float = 0.0) -> Iterator[Receiver]:
+    receiver = Receiver(statuses, delay).start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
