@@ -12,7 +12,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
-import attrs
 import click
 from dependency_injector import containers
 
@@ -73,8 +72,11 @@ def json_value(value: Any) -> Any:
 
 
 def campaign_json(campaign: Campaign) -> dict[str, Any]:
-    """The SPEC 3 columns (``code_hash`` included; the plaintext is never stored)."""
-    return {k: json_value(v) for k, v in attrs.asdict(campaign, recurse=False).items()}
+    """The SPEC 3 columns (``code_hash`` included; the plaintext is never stored), exactly as the
+    internal API shows a campaign."""
+    from entrypoints.http.schemas import campaign_json as api_campaign_json
+
+    return {k: json_value(v) for k, v in api_campaign_json(campaign).items()}
 
 
 def echo_json(data: Any) -> None:

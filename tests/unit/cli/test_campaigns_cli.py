@@ -71,7 +71,7 @@ def test_list_json_has_the_api_shape(run: Cli, service: CampaignService, clock: 
     assert first["id"] == 1 and first["campaign_name"] == "spring sale" and first["status"] == "ACTIVE"
     assert first["promo_type"] == "PERCENT_DISCOUNT" and first["max_total_uses"] == 100
     assert len(first["code_hash"]) == 64 and first["applicable_products"] == []
-    assert first["valid_until"] == "2026-03-31T12:00:00+00:00"
+    assert first["valid_until"] == "2026-03-31T12:00:00Z"
     assert "SPRING2026" not in json.dumps(data) and "SPRING-2026" not in json.dumps(data)
 
 
