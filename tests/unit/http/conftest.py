@@ -1,0 +1,82 @@
+"""The internal API on the in-memory adapter family, a manual clock, and a client that sends the token."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from adapters.memory import ManualClock
+from entrypoints.container import Container, build_container
+from entrypoints.http import create_app
+from entrypoints.settings import Settings
+from tests.conftest import PEPPER
+
+TOKEN = "test-internal-token-0123456789"
+AUTH = {"X-Internal-Token": TOKEN}
+
+
+def make_container(clock: ManualClock, **env: str) -> Container:
+    values = {"DATABASE_URL": "memory://", "PROMO_SECRET_PEPPER": PEPPER, "INTERNAL_API_TOKEN": TOKEN, **env}
+    container = build_container(Settings.from_env(values))
+    container.clock.override(providers.Object(clock))
+    return container
+
+
+@pytest.fixture
+def container(clock: ManualClock) -> Container:
+    return make_container(clock)
+
+
+@pytest.fixture
+def app(container: Container) -> Flask:
+    return create_app(container)
+
+
+class Api:
+    """Calls the app the way an ops client would: JSON bodies, the internal token, from 127.0.0.1."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+
+    def post(self, path: str, body: Any = None, headers: Mapping[str, str] | None = None, **kw: Any) -> TestResponse:
+        return self.client.post(path, json=body, headers={**AUTH, **(headers or {})}, **kw)
+
+    def get(self, path: str, headers: Mapping[str, str] | None = None, **kw: Any) -> TestResponse:
+        return self.client.get(path, headers={**AUTH, **(headers or {})}, **kw)
+
+    def create_campaign(self, code: str, **fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {"code": code, "campaign_name": fields.pop("campaign_name", "spring sale"),
+                                "promo_type": "PERCENT_DISCOUNT", "discount_percent": 20}
+        if fields.get("promo_type") == "PREMIUM_GRANT":
+            body.pop("discount_percent")
+        body.update(fields)
+        r = self.post("/internal/promo/campaigns", body)
+        assert r.status_code == 201, r.json
+        assert r.json is not None
+        return r.json
+
+    def redeem(self, user_id: int, code: str, key: str) -> TestResponse:
+        return self.post("/internal/promo/redeem", {"user_id": user_id, "code": code, "idempotency_key": key})
+
+
+@pytest.fixture
+def api(app: Flask) -> Api:
+    return Api(app.test_client())
+
+
+def assert_error(response: TestResponse, status: int, code: str) -> dict[str, Any]:
+    """A JSON error body of SPEC 7 with ``status`` and ``code``; returns ``error``."""
+    assert response.status_code == status, response.data
+    assert response.mimetype == "application/json"
+    body = response.json
+    assert body is not None and set(body) == {"error"}
+    assert set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["code"] == code
+    assert "Traceback" not in response.get_data(as_text=True)
+    return dict(body["error"])
