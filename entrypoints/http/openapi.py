@@ -96,6 +96,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "RedeemRequest": {
         "type": "object",
+        "examples": [{"user_id": 42, "code": "SPRING-2026", "idempotency_key": "tg:42:1001"}],
         "required": ["user_id", "code", "idempotency_key"],
         "additionalProperties": False,
         "properties": {
@@ -152,6 +153,13 @@ SCHEMAS: dict[str, Any] = {
     },
     "CampaignCreate": {
         "type": "object",
+        "examples": [
+            {"code": "SPRING-2026", "campaign_name": "spring sale", "promo_type": "PERCENT_DISCOUNT",
+             "discount_percent": 20, "applicable_products": ["PREMIUM_30D"], "target_scope": "ALL",
+             "valid_until": "2030-01-01T00:00:00Z", "max_total_uses": 1000},
+            {"code": "GIFT-30-DAYS", "campaign_name": "gift", "promo_type": "PREMIUM_GRANT",
+             "grant_plan_code": "PREMIUM", "grant_days": 30},
+        ],
         "required": ["code", "campaign_name", "promo_type"],
         "additionalProperties": False,
         "properties": {
@@ -213,6 +221,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "StatusChange": {
         "type": "object",
+        "examples": [{"status": "PAUSED", "reason": "ad went out with a typo"}, {"status": "ACTIVE"}],
         "required": ["status"],
         "additionalProperties": False,
         "properties": {
