@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dependency_injector import containers, providers
 
-from adapters.memory import InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
+from adapters.alerts import DeliveryOptions, RoutingNotifier, build_channels
+from adapters.alerts.dispatcher import AlertChannel
+from adapters.memory import InlineJobQueue, InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
 from domain.batch import BatchService
 from domain.campaigns import CampaignService
 from domain.codes import CodeHasher
 from domain.redemption import RedemptionService
 from entrypoints.settings import Settings
+from ports.jobs import JobQueue
+from ports.notifier import Notifier
 
 
 def _hasher(settings: Settings) -> CodeHasher:
@@ -18,6 +22,38 @@ def _hasher(settings: Settings) -> CodeHasher:
 
 def _family(settings: Settings) -> str:
     return settings.adapter_family
+
+
+# Alert delivery (SPEC 8) and the job queue (SPEC 6): RQ when REDIS_URL is set, in-process otherwise.
+ALERT_DELIVERY_JOB = "entrypoints.worker.alerts:deliver_alert"
+
+
+def _alert_channels(settings: Settings) -> dict[str, AlertChannel]:
+    return build_channels(
+        webhook_url=settings.ops_alert_webhook_url,
+        slack_webhook_url=settings.ops_alert_slack_webhook_url,
+        pagerduty_events_url=settings.ops_alert_pagerduty_events_url,
+        pagerduty_routing_key=settings.ops_alert_pagerduty_routing_key,
+        options=DeliveryOptions(settings.ops_alert_timeout_seconds, settings.ops_alert_max_retries),
+    )
+
+
+def _job_queue(settings: Settings) -> JobQueue:
+    if settings.redis_url:
+        from adapters.rq.queue import RqJobQueue, redis_connection
+
+        return RqJobQueue(redis_connection(settings.redis_url))
+    return InlineJobQueue()
+
+
+def _notifier(settings: Settings, channels: dict[str, AlertChannel], queue: JobQueue) -> Notifier:
+    """No channel configured: keep alerts in memory (tests, library hosts). Otherwise deliver them,
+    through an RQ job when Redis is configured so a slow receiver never holds up the raising job."""
+    if not channels:
+        return InMemoryNotifier()
+    if settings.redis_url:
+        return RoutingNotifier(channels, queue=queue, delivery_job=ALERT_DELIVERY_JOB)
+    return RoutingNotifier(channels)
 
 
 class Container(containers.DeclarativeContainer):
@@ -37,7 +73,11 @@ class Container(containers.DeclarativeContainer):
         memory=providers.Singleton(InMemoryUnitOfWorkFactory, memory_store),
     )
 
-    notifier = providers.Singleton(InMemoryNotifier)
+    alert_channels = providers.Singleton(_alert_channels, settings)
+    job_queue = providers.Singleton(_job_queue, settings)
+    notifier = providers.Singleton(_notifier, settings, alert_channels, job_queue)
+    # Delivers now, never enqueues: what the alert-delivery job itself uses.
+    alert_dispatcher = providers.Singleton(RoutingNotifier, alert_channels)
 
     redemption_service = providers.Factory(RedemptionService, uow_factory, clock, hasher, policy)
     campaign_service = providers.Factory(CampaignService, uow_factory, clock, hasher)

@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.codes",
     "entrypoints.cli.campaigns",
     "entrypoints.cli.serve",
+    "entrypoints.cli.jobs",
 )
 
 

@@ -1,0 +1,1 @@
+"""Redis/RQ adapters: the background job queue and the periodic schedule."""
