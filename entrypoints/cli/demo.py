@@ -1,58 +1,124 @@
-"""``starpromo demo``: the product on one machine with no other service."""
+"""``starpromo demo``: the whole product on one machine with no other service (SPEC 10).
+
+SQLite file (``DATABASE_URL``, default ``sqlite:///starpromo.db``), migrated on start; two demo campaigns
+seeded idempotently; maintenance jobs in a daemon thread; the API on 127.0.0.1:8080. Prints the demo
+codes and a curl line that works as pasted.
+"""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import secrets
-from typing import Any
+import shlex
+from collections.abc import Mapping
 
+import attrs
 import click
-from flask import Flask, jsonify, request
-from flask.typing import ResponseReturnValue
 
-from domain.campaigns import CampaignSpec
-from domain.errors import ValidationError
+from domain.campaigns import CampaignService, CampaignSpec
+from domain.errors import CodeExists
 from domain.model import PromoType
-from entrypoints.container import build_container
+from entrypoints.cli.serve import base_url, make_server, run_server
+from entrypoints.container import Container, build_container
+from entrypoints.http import create_app
+from entrypoints.http.auth import TOKEN_HEADER
+from entrypoints.http.logs import configure_json_logging
 from entrypoints.settings import Settings
+
+DEMO_THREADS = 8
+
+
+@attrs.frozen
+class DemoCampaign:
+    code: str
+    spec: CampaignSpec
+
+
+# Fixed codes so that a re-run finds (and prints) the same campaigns: plaintext is never stored.
+DEMO_CAMPAIGNS: tuple[DemoCampaign, ...] = (
+    DemoCampaign("DEMO-20-OFF", CampaignSpec("demo: 20% off", PromoType.PERCENT_DISCOUNT, discount_percent=20)),
+    DemoCampaign("DEMO-GIFT-30", CampaignSpec("demo: 30 days premium", PromoType.PREMIUM_GRANT,
+                                              grant_plan_code="PREMIUM", grant_days=30)),
+)
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(demo)
 
 
+def sql_available() -> bool:
+    """Whether the SQL adapter family has landed in this build."""
+    return importlib.util.find_spec("adapters.sql.migrations_api") is not None
+
+
+def demo_settings(environ: Mapping[str, str]) -> tuple[Settings, bool]:
+    """Settings of the demo and whether the token was generated here."""
+    env = dict(environ)
+    generated = not env.get("INTERNAL_API_TOKEN", "").strip()
+    if generated:
+        env["INTERNAL_API_TOKEN"] = secrets.token_urlsafe(24)
+    if not sql_available() and not env.get("DATABASE_URL", "").startswith("memory:"):
+        click.echo("note: the SQL adapters are not part of this build; the demo keeps its data in memory", err=True)
+        env["DATABASE_URL"] = "memory://"
+    return Settings.from_env(env, require_pepper=False), generated
+
+
+def seed(campaigns: CampaignService) -> list[tuple[DemoCampaign, bool]]:
+    """Create the demo campaigns that do not exist yet; (campaign, created now) each."""
+    out = []
+    for item in DEMO_CAMPAIGNS:
+        try:
+            campaigns.create(item.spec, item.code)
+            out.append((item, True))
+        except CodeExists:
+            out.append((item, False))
+    return out
+
+
+def migrate(container: Container) -> None:
+    if container.settings().adapter_family != "sql":
+        return
+    from adapters.sql.migrations_api import upgrade  # type: ignore[import-not-found,unused-ignore]
+
+    upgrade(container.settings().database_url)
+
+
+def curl_line(url: str, token: str, user_id: int, code: str, key: str) -> str:
+    body = f'{{"user_id": {user_id}, "code": "{code}", "idempotency_key": "{key}"}}'
+    return (f"curl -s -X POST {shlex.quote(url + '/internal/promo/redeem')} "
+            f"-H {shlex.quote(TOKEN_HEADER + ': ' + token)} -H 'Content-Type: application/json' "
+            f"-d {shlex.quote(body)}")
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any).")
 def demo(host: str, port: int) -> None:
-    """Seed demo campaigns and serve the API on HOST:PORT (no other service needed)."""
-    import waitress
-
-    settings = Settings.from_env({"DATABASE_URL": "memory://"}, require_pepper=False)
+    """Migrate, seed two demo campaigns and serve the API on HOST:PORT (no other service needed)."""
+    configure_json_logging()
+    settings, generated = demo_settings(os.environ)
     container = build_container(settings)
-    campaigns = container.campaign_service()
-    token = secrets.token_urlsafe(24)
-    discount = "DEMO-" + secrets.token_hex(3).upper()
-    grant = "GIFT-" + secrets.token_hex(3).upper()
-    campaigns.create(CampaignSpec("demo discount 20%", PromoType.PERCENT_DISCOUNT, discount_percent=20), discount)
-    campaigns.create(CampaignSpec("demo premium 30 days", PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM",
-                                  grant_days=30), grant)
-    service = container.redemption_service()
-    app = Flask("starpromo-demo")
+    migrate(container)
+    seeded = seed(container.campaign_service())
+    app = create_app(container)
+    server = make_server(app, host, port, DEMO_THREADS)
+    url = base_url(server)
+    token = settings.internal_api_token or ""
 
-    @app.post("/internal/promo/redeem")
-    def redeem() -> ResponseReturnValue:
-        if not secrets.compare_digest(request.headers.get("X-Internal-Token", ""), token):
-            return jsonify(error={"code": "UNAUTHORIZED", "message": "missing or wrong X-Internal-Token"}), 401
-        body: dict[str, Any] = request.get_json(silent=True) or {}
-        try:
-            out = service.redeem(body["user_id"], body["code"], body["idempotency_key"])
-        except (KeyError, ValidationError) as exc:
-            return jsonify(error={"code": "VALIDATION_ERROR", "message": str(exc)}), 400
-        return jsonify(result=out.result.value, replayed=out.replayed)
-
-    url = f"http://{host}:{port}"
-    click.echo(f"starpromo demo on {url}\n  discount code: {discount}\n  grant code:    {grant}\n")
-    click.echo(f"curl -s -X POST {url}/internal/promo/redeem -H 'X-Internal-Token: {token}' "
-               f"-H 'Content-Type: application/json' "
-               f"-d '{{\"user_id\": 42, \"code\": \"{discount}\", \"idempotency_key\": \"demo-1\"}}'")
-    waitress.serve(app, host=host, port=port, threads=8, _quiet=True)
+    lines = [f"starpromo demo: API on {url}  (database: {settings.database_url})"]
+    if generated:
+        lines.append("INTERNAL_API_TOKEN was not set; generated one for this run.")
+    for item, created in seeded:
+        state = "created" if created else "already there"
+        lines.append(f"  {item.spec.promo_type.value:<16} code {item.code:<14} ({item.spec.campaign_name}; {state})")
+    lines.append("\nRedeem the discount code (paste into another terminal):")
+    lines.append(curl_line(url, token, 42, DEMO_CAMPAIGNS[0].code, "demo-1"))
+    lines.append("\nRedeem the 30-day grant:")
+    lines.append(curl_line(url, token, 42, DEMO_CAMPAIGNS[1].code, "demo-2"))
+    lines.append(f"\nList campaigns:\ncurl -s {shlex.quote(url + '/internal/promo/campaigns')} "
+                 f"-H {shlex.quote(TOKEN_HEADER + ': ' + token)}")
+    lines.append("\nCtrl+C stops the demo.")
+    click.echo("\n".join(lines), nl=True)
+    click.get_text_stream("stdout").flush()
+    run_server(server, DEMO_THREADS)
