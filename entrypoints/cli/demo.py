@@ -120,5 +120,4 @@ def demo(host: str, port: int) -> None:
                  f"-H {shlex.quote(TOKEN_HEADER + ': ' + token)}")
     lines.append("\nCtrl+C stops the demo.")
     click.echo("\n".join(lines), nl=True)
-    click.get_text_stream("stdout").flush()
     run_server(server, DEMO_THREADS)
