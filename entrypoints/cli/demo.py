@@ -16,6 +16,7 @@ from collections.abc import Mapping
 import attrs
 import click
 
+from adapters.jsonlog import configure_json_logging
 from domain.campaigns import CampaignService, CampaignSpec
 from domain.errors import CodeExists
 from domain.model import PromoType
@@ -23,7 +24,6 @@ from entrypoints.cli.serve import base_url, make_server, run_server
 from entrypoints.container import Container, build_container
 from entrypoints.http import create_app
 from entrypoints.http.auth import TOKEN_HEADER
-from entrypoints.http.logs import configure_json_logging
 from entrypoints.settings import Settings
 
 DEMO_THREADS = 8
@@ -84,6 +84,20 @@ def migrate(container: Container) -> None:
     upgrade(container.settings().database_url)
 
 
+def start_jobs(container: Container) -> bool:
+    """The SPEC 6 maintenance jobs on an in-process daemon timer (no Redis in the demo)."""
+    if "maintenance_service" not in container.providers:
+        click.echo("note: maintenance jobs are not part of this build; none run in the demo", err=True)
+        return False
+    from entrypoints.worker.jobs import periodic_jobs, run_job
+    from entrypoints.worker.process import use_container
+    from entrypoints.worker.timer import InProcessTimer
+
+    use_container(container)
+    InProcessTimer(periodic_jobs(), lambda name: run_job(name, container)).start()
+    return True
+
+
 def curl_line(url: str, token: str, user_id: int, code: str, key: str) -> str:
     body = f'{{"user_id": {user_id}, "code": "{code}", "idempotency_key": "{key}"}}'
     return (f"curl -s -X POST {shlex.quote(url + '/internal/promo/redeem')} "
@@ -101,12 +115,14 @@ def demo(host: str, port: int) -> None:
     container = build_container(settings)
     migrate(container)
     seeded = seed(container.campaign_service())
+    jobs = start_jobs(container)
     app = create_app(container)
     server = make_server(app, host, port, DEMO_THREADS)
     url = base_url(server)
     token = settings.internal_api_token or ""
 
     lines = [f"starpromo demo: API on {url}  (database: {settings.database_url})"]
+    lines.append("Maintenance jobs run in-process." if jobs else "No maintenance jobs in this build.")
     if generated:
         lines.append("INTERNAL_API_TOKEN was not set; generated one for this run.")
     for item, created in seeded:

@@ -8,9 +8,9 @@ from typing import Any
 import click
 from flask import Flask
 
+from adapters.jsonlog import configure_json_logging
 from entrypoints.cli._ops import get_container
 from entrypoints.http import create_app
-from entrypoints.http.logs import configure_json_logging
 
 log = logging.getLogger("starpromo.serve")
 
