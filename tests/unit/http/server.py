@@ -1,0 +1,78 @@
+"""A real ``starpromo serve`` process for tests that talk HTTP to it (unit: memory://; integration: SQL)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+STARPROMO = str(Path(sys.executable).parent / "starpromo")
+PEPPER = "serve-smoke-pepper"
+TOKEN = "serve-smoke-token-0123456789abcdef"
+AUTH = {"X-Internal-Token": TOKEN}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERNAL_", "PROMO_", "TRUSTED_", "REDIS_"))}
+    env.update({"DATABASE_URL": database_url, "PROMO_SECRET_PEPPER": PEPPER, "INTERNAL_API_TOKEN": TOKEN})
+    return env
+
+
+def migrate(database_url: str) -> None:
+    proc = subprocess.run([STARPROMO, "db", "upgrade"], env=server_env(database_url), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+class Server:
+    """A ``starpromo serve`` subprocess; its stderr (the JSON log) goes to ``log_path``."""
+
+    def __init__(self, database_url: str, log_path: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen([STARPROMO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                                     env=server_env(database_url), stdout=self._log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"serve exited with {self.proc.returncode}: {log_path.read_text()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        self.stop()
+        pytest.fail("serve did not answer /healthz within 30 s")
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.log_path.read_text(encoding="utf-8")
+
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> requests.Response:
+        return requests.post(self.url + path, json=body, headers=headers if headers is not None else AUTH,
+                             timeout=10)
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> requests.Response:
+        return requests.get(self.url + path, headers=headers if headers is not None else AUTH, timeout=10)
