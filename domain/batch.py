@@ -212,10 +212,10 @@ def parse_campaign_fields(
     valid_from = parsed("valid_from", parse_datetime)
     valid_until = parsed("valid_until", parse_datetime)
     products = parse_products(values.get("applicable_products") or "")
-    if errors or name is None or promo_type is None:
+    if promo_type is None:
         return None, errors
     spec = CampaignSpec(
-        campaign_name=name,
+        campaign_name=name or "",
         promo_type=promo_type,
         grant_plan_code=text("grant_plan_code"),
         grant_days=grant_days,
@@ -226,7 +226,10 @@ def parse_campaign_fields(
         valid_until=valid_until,
         max_total_uses=max_uses,
     )
-    errors = validate_spec(spec, known_products)
+    # Report every problem at once, but each field only once: a field that did not parse is not
+    # judged again as missing.
+    unparsed = {e["field"] for e in errors}
+    errors += [e for e in validate_spec(spec, known_products) if e["field"] not in unparsed]
     return (None, errors) if errors else (spec, [])
 
 
