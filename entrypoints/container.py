@@ -7,6 +7,7 @@ from dependency_injector import containers, providers
 from adapters.alerts import DeliveryOptions, RoutingNotifier, build_channels
 from adapters.alerts.dispatcher import AlertChannel
 from adapters.memory import InlineJobQueue, InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
+from domain.alerts import AlertPolicy
 from domain.batch import BatchService
 from domain.campaigns import CampaignService
 from domain.codes import CodeHasher
@@ -36,6 +37,11 @@ def _alert_channels(settings: Settings) -> dict[str, AlertChannel]:
         pagerduty_routing_key=settings.ops_alert_pagerduty_routing_key,
         options=DeliveryOptions(settings.ops_alert_timeout_seconds, settings.ops_alert_max_retries),
     )
+
+
+def _alert_policy(settings: Settings, channels: dict[str, AlertChannel]) -> AlertPolicy:
+    """Raises ConfigurationError naming OPS_ALERT_ESCALATION_POLICY_JSON on a bad override."""
+    return AlertPolicy.from_json(settings.ops_alert_escalation_policy_json, tuple(channels))
 
 
 def _job_queue(settings: Settings) -> JobQueue:
@@ -74,6 +80,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     alert_channels = providers.Singleton(_alert_channels, settings)
+    alert_policy = providers.Singleton(_alert_policy, settings, alert_channels)
     job_queue = providers.Singleton(_job_queue, settings)
     notifier = providers.Singleton(_notifier, settings, alert_channels, job_queue)
     # Delivers now, never enqueues: what the alert-delivery job itself uses.

@@ -26,6 +26,7 @@ def _started(ctx: click.Context) -> Container:
     with cli_errors():
         container = get_container(ctx)
         container.settings()
+        container.alert_policy()
         container.notifier()
     use_container(container)
     return container

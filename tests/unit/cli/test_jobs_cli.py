@@ -1,0 +1,58 @@
+"""SPEC 6/10 `starpromo worker`, `starpromo scheduler`, `starpromo jobs run NAME`: start-up checks and errors."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from entrypoints.cli.main import cli
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
+from tests.conftest import PEPPER
+from tests.unit.cli.conftest import Cli
+
+JOB_NAMES = ["run_promo_reservation_expiry", "run_promo_campaign_status_rollover", "run_promo_bruteforce_guard",
+             "run_refund_promo_rollback", "run_payment_invoice_expiry"]
+
+
+def _run_with_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    container = build_container(Settings.from_env({"DATABASE_URL": "memory://", "PROMO_SECRET_PEPPER": PEPPER,
+                                                   **env}))
+    result = CliRunner().invoke(cli, list(args), obj=container, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_jobs_list_shows_the_spec_table(run: Cli) -> None:
+    result = run("jobs", "list")
+    assert result.exit_code == 0
+    assert [line.split()[0] for line in result.stdout.splitlines()] == JOB_NAMES
+
+
+def test_an_unknown_job_name_is_an_error_on_stderr_with_a_non_zero_exit(run: Cli) -> None:
+    result = run("jobs", "run", "run_everything")
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    assert "unknown job 'run_everything'" in result.stderr
+    assert "run_promo_bruteforce_guard" in result.stderr  # the known names are listed
+
+
+def test_the_scheduler_refuses_to_start_without_redis(run: Cli) -> None:
+    result = run("scheduler")
+    assert result.exit_code == 2
+    assert "REDIS_URL" in result.stderr
+
+
+@pytest.mark.parametrize("command", [["worker", "--burst"], ["scheduler", "--burst"],
+                                     ["jobs", "run", "run_promo_bruteforce_guard"]])
+@pytest.mark.parametrize("policy, message", [
+    ("{not json", "invalid JSON"),
+    ('{"promo_campaign_auto_paused": {"channels": ["email"]}}', "unknown channel 'email'"),
+    ('{"promo_campaign_auto_paused": {"severity": "catastrophic"}}', "unknown severity 'catastrophic'"),
+])
+def test_a_bad_escalation_policy_stops_start_up_naming_the_variable(command: list[str], policy: str,
+                                                                     message: str) -> None:
+    code, stdout, stderr = _run_with_env({"OPS_ALERT_ESCALATION_POLICY_JSON": policy,
+                                          "REDIS_URL": "redis://127.0.0.1:1/0"}, *command)
+    assert code == 2
+    assert "OPS_ALERT_ESCALATION_POLICY_JSON" in stderr and message in stderr
+    assert stdout == ""
