@@ -10,7 +10,12 @@ from adapters.memory import InlineJobQueue, InMemoryNotifier, InMemoryUnitOfWork
 from domain.alerts import AlertPolicy
 from domain.batch import BatchService
 from domain.campaigns import CampaignService
+from domain.checkout import CheckoutService
 from domain.codes import CodeHasher
+from domain.dashboard import DashboardService
+from domain.errors import ConfigurationError
+from domain.maintenance import MaintenanceService
+from domain.products import ProductCatalog, parse_products
 from domain.redemption import RedemptionService
 from entrypoints.settings import Settings
 from ports.jobs import JobQueue
@@ -42,6 +47,18 @@ def _alert_channels(settings: Settings) -> dict[str, AlertChannel]:
 def _alert_policy(settings: Settings, channels: dict[str, AlertChannel]) -> AlertPolicy:
     """Raises ConfigurationError naming OPS_ALERT_ESCALATION_POLICY_JSON on a bad override."""
     return AlertPolicy.from_json(settings.ops_alert_escalation_policy_json, tuple(channels))
+
+
+def _products(settings: Settings) -> ProductCatalog:
+    """The SPEC default catalog, or the one in ``STARPROMO_PRODUCTS_FILE`` (errors name the file and field)."""
+    if not settings.products_file:
+        return ProductCatalog()
+    try:
+        with open(settings.products_file, encoding="utf-8") as f:
+            text = f.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"STARPROMO_PRODUCTS_FILE: cannot read {settings.products_file!r} ({exc})") from None
+    return parse_products(text, f"STARPROMO_PRODUCTS_FILE {settings.products_file}")
 
 
 def _job_queue(settings: Settings) -> JobQueue:
@@ -89,6 +106,11 @@ class Container(containers.DeclarativeContainer):
     redemption_service = providers.Factory(RedemptionService, uow_factory, clock, hasher, policy)
     campaign_service = providers.Factory(CampaignService, uow_factory, clock, hasher)
     batch_service = providers.Factory(BatchService, uow_factory, clock, hasher)
+
+    products = providers.Singleton(_products, settings)
+    checkout_service = providers.Factory(CheckoutService, uow_factory, clock, products, policy)
+    maintenance_service = providers.Factory(MaintenanceService, uow_factory, clock, policy, notifier, alert_policy)
+    dashboard_service = providers.Factory(DashboardService, uow_factory, clock, policy)
 
 
 def build_container(settings: Settings | None = None) -> Container:

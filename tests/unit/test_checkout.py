@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 from itertools import count
+from pathlib import Path
 
 import pytest
 
@@ -444,3 +445,25 @@ def test_ops_refund_of_an_unpaid_purchase_is_an_invalid_state(checkout: Checkout
     assert err.value.code == "INVALID_PURCHASE_STATE"
     with pytest.raises(NotFound):
         checkout.refund(31337, InMemoryPaymentGateway())
+
+
+# --- composition root ---------------------------------------------------------------------------------------
+
+
+def test_container_builds_the_catalog_from_the_products_file(tmp_path: Path) -> None:
+    from entrypoints.container import build_container
+    from entrypoints.settings import Settings
+
+    path = tmp_path / "products.json"
+    path.write_text('[{"code": "GOLD_14D", "stars": 99, "days": 14}]', encoding="utf-8")
+    container = build_container(Settings(database_url="memory://", products_file=str(path)))
+    assert container.products().codes == ("GOLD_14D",)
+    assert container.checkout_service().catalog.codes == ("GOLD_14D",)
+    assert build_container(Settings(database_url="memory://")).products().codes == tuple(
+        p.code for p in DEFAULT_PRODUCTS)
+    path.write_text('[{"code": "GOLD_14D", "stars": -1, "days": 14}]', encoding="utf-8")
+    with pytest.raises(ConfigurationError) as err:
+        build_container(Settings(database_url="memory://", products_file=str(path))).products()
+    assert err.value.message.startswith(f"STARPROMO_PRODUCTS_FILE {path}: products[0].stars")
+    with pytest.raises(ConfigurationError, match="STARPROMO_PRODUCTS_FILE: cannot read"):
+        build_container(Settings(database_url="memory://", products_file=str(path) + ".missing")).products()

@@ -1,0 +1,95 @@
+"""Promo metrics for ops (SPEC 7 ``GET /internal/promo/dashboard``).
+
+Denominators (also in docs/decisions.md):
+- ``acceptance_rate`` = ``attempts_accepted / attempts_total``; every attempt row of the window counts,
+  ``RATE_LIMITED`` included (idempotent replays and key reuse write no attempt row).
+- ``reservation_apply_rate`` = ``reservations_applied / reservations_total``: discount reservations
+  created in the window, and those of them that reached a paid purchase (APPLIED, or REVOKED later).
+- ``failure_rate`` = ``sum(by_result) / attempts_total`` (every non-accepted attempt).
+- ``candidate_abusive_hashes`` uses the guard's own window and thresholds (SPEC 6), ending now: what
+  the guard would act on at this moment. ``paused_campaigns_recent``: PAUSED campaigns whose last
+  change lies inside the dashboard window.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from domain.errors import ValidationError
+from domain.model import RedeemResult
+from domain.policy import PromoPolicy
+
+if TYPE_CHECKING:
+    from ports.clock import Clock
+    from ports.repositories import UnitOfWorkFactory
+
+MIN_WINDOW_HOURS = 1
+MAX_WINDOW_HOURS = 720
+DEFAULT_WINDOW_HOURS = 24
+NON_ACCEPTED_RESULTS: tuple[RedeemResult, ...] = tuple(r for r in RedeemResult if r is not RedeemResult.ACCEPTED)
+
+
+def iso(moment: datetime) -> str:
+    """UTC, ISO 8601 with ``Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def rate(part: int, whole: int) -> float:
+    return part / whole if whole else 0.0
+
+
+def validate_window_hours(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not MIN_WINDOW_HOURS <= value <= MAX_WINDOW_HOURS:
+        raise ValidationError.single("window_hours", f"must be an integer {MIN_WINDOW_HOURS}..{MAX_WINDOW_HOURS}")
+    return value
+
+
+class DashboardService:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, policy: PromoPolicy | None = None) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+        self._policy = policy or PromoPolicy()
+
+    def metrics(self, window_hours: int = DEFAULT_WINDOW_HOURS) -> dict[str, Any]:
+        """The SPEC 7 dashboard document for the trailing ``window_hours`` (1..720)."""
+        hours = validate_window_hours(window_hours)
+        p = self._policy
+        until = self._clock.now()
+        since = until - timedelta(hours=hours)
+        # Repositories count [since, end); the window is [since, until], so what happens "now" counts.
+        end = until + timedelta(microseconds=1)
+        with self._uow() as uow:
+            counts = uow.attempts.counts_by_result(since, end)
+            reservations_total = uow.redemptions.count_created(since, end, reservations_only=True)
+            reservations_applied = uow.redemptions.count_applied_reservations(since, end)
+            candidates = uow.attempts.hash_failures(until - p.guard_window, p.guard_min_failures, p.guard_min_users)
+            paused_total = uow.promo_codes.count_paused()
+            paused_recent = uow.promo_codes.count_paused(since)
+        attempts_total = sum(counts.values())
+        accepted = counts.get(RedeemResult.ACCEPTED, 0)
+        by_result = {r.value: counts.get(r, 0) for r in NON_ACCEPTED_RESULTS}
+        return {
+            "window": {"from": iso(since), "to": iso(until), "hours": hours},
+            "conversion": {
+                "attempts_total": attempts_total,
+                "attempts_accepted": accepted,
+                "acceptance_rate": rate(accepted, attempts_total),
+                "reservations_total": reservations_total,
+                "reservations_applied": reservations_applied,
+                "reservation_apply_rate": rate(reservations_applied, reservations_total),
+            },
+            "failures": {
+                "by_result": by_result,
+                "failure_rate": rate(sum(by_result.values()), attempts_total),
+            },
+            "guard": {
+                "candidate_abusive_hashes": [
+                    {"normalized_code_hash": c.normalized_code_hash, "failures": c.failures,
+                     "distinct_users": c.distinct_users, "last_seen": iso(c.last_seen)}
+                    for c in candidates
+                ],
+                "paused_campaigns_total": paused_total,
+                "paused_campaigns_recent": paused_recent,
+            },
+        }
