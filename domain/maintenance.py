@@ -25,6 +25,7 @@ from domain.model import (
     Campaign,
     CampaignStatus,
     PausedReason,
+    Purchase,
     PurchaseStatus,
     RedemptionStatus,
 )
@@ -98,6 +99,14 @@ class RefundRollbackResult:
     def as_dict(self) -> dict[str, Any]:
         return {"purchase_id": self.purchase_id, "redemption_id": self.redemption_id,
                 "status": self.status.value, "replayed": self.replayed}
+
+
+def _applied_to(uow: UnitOfWork, purchase: Purchase) -> bool:
+    """The purchase's promo redemption was applied by this very purchase's payment."""
+    if purchase.promo_redemption_id is None:
+        return False
+    r = uow.redemptions.get(purchase.promo_redemption_id)
+    return r is not None and r.applied_purchase_id == purchase.id
 
 
 @attrs.frozen
@@ -269,8 +278,9 @@ class MaintenanceService:
             due = uow.purchases.refunded_needing_rollback(limit)
             revoked = 0
             for purchase in due:
-                if purchase.promo_redemption_id is None:
-                    continue
+                if not _applied_to(uow, purchase):
+                    continue  # a payment flagged for review: its redemption is not this purchase's to revoke
+                assert purchase.promo_redemption_id is not None
                 r = uow.redemptions.revoke(purchase.promo_redemption_id, now)
                 if r is None:
                     continue
@@ -298,6 +308,9 @@ class MaintenanceService:
                 raise NoPromoRedemption("the purchase used no promo redemption")
             if current.status is RedemptionStatus.REVOKED:
                 return RefundRollbackResult(purchase_id, rid, RedemptionStatus.REVOKED, replayed=True)
+            if not _applied_to(uow, purchase):
+                raise InvalidTransition("the promo redemption was not applied to this purchase",
+                                        {"status": current.status.value})
             revoked = uow.redemptions.revoke(rid, now)
             if revoked is None:
                 raise InvalidTransition(f"the promo redemption is {current.status.value}; it cannot be revoked",

@@ -10,7 +10,7 @@ import pytest
 from adapters.memory import InMemoryPaymentGateway, InMemoryUnitOfWorkFactory, ManualClock
 from domain.campaigns import CampaignService, CampaignSpec
 from domain.checkout import CheckoutService
-from domain.errors import CodeExists, NoPromoRedemption, NotFound, PurchaseNotRefunded
+from domain.errors import CodeExists, InvalidTransition, NoPromoRedemption, NotFound, PurchaseNotRefunded
 from domain.maintenance import MaintenanceService
 from domain.model import LedgerSource, PromoType, PurchaseStatus, RedemptionStatus
 from domain.policy import PromoPolicy
@@ -159,3 +159,26 @@ def test_manual_rollback_errors(
     with pytest.raises(NoPromoRedemption) as no_promo:
         jobs.rollback_refund(plain.id)
     assert no_promo.value.code == "NO_PROMO_REDEMPTION"
+
+
+def test_a_refunded_payment_whose_reservation_had_expired_revokes_nothing(
+    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
+    redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+) -> None:
+    """The invoice expired, the reservation with it, then the user paid: flagged for review, and its refund
+    must not touch a redemption this purchase never applied."""
+    campaigns.create(CampaignSpec(campaign_name="r", promo_type=PromoType.PERCENT_DISCOUNT,
+                                  discount_percent=30), "LATEPAY1")
+    r = redemptions.redeem(USER, "LATEPAY1", "late").redemption
+    assert r is not None and r.id is not None
+    p = checkout.init(USER, "PREMIUM_30D", r.id)
+    assert p.id is not None
+    clock.advance(minutes=31)
+    jobs.expire_stale_invoices()
+    jobs.expire_reservations()
+    assert checkout.successful_payment(p.id, "late-charge", 105).purchase.review_reason is not None
+    checkout.mark_refunded(p.id)
+    assert jobs.rollback_refunded_promos().revoked == 0
+    with pytest.raises(InvalidTransition):
+        jobs.rollback_refund(p.id)
+    assert uow_factory.store.redemptions[r.id].status is RedemptionStatus.EXPIRED
