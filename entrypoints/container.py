@@ -20,6 +20,7 @@ from domain.redemption import RedemptionService
 from entrypoints.settings import Settings
 from ports.jobs import JobQueue
 from ports.notifier import Notifier
+from ports.payments import PaymentGateway
 
 
 def _hasher(settings: Settings) -> CodeHasher:
@@ -111,6 +112,9 @@ class Container(containers.DeclarativeContainer):
     checkout_service = providers.Factory(CheckoutService, uow_factory, clock, products, policy)
     maintenance_service = providers.Factory(MaintenanceService, uow_factory, clock, policy, notifier, alert_policy)
     dashboard_service = providers.Factory(DashboardService, uow_factory, clock, policy)
+    # Telegram Stars payments (refundStarPayment, getStarTransactions): the Telegram adapter overrides this;
+    # undefined, the HTTP payments refund route is not served (entrypoints.http.app.FEATURES).
+    payment_gateway: providers.Dependency[PaymentGateway] = providers.Dependency()
 
 
 def build_container(settings: Settings | None = None) -> Container:

@@ -6,10 +6,13 @@ this factory wires the view modules to the container it is given, so nothing liv
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Sequence
 
+import attrs
+from dependency_injector import providers
 from flask import Flask, Response, g, request
 
 from entrypoints.container import Container
@@ -29,6 +32,33 @@ VIEW_MODULES: Sequence[str] = (
 )
 
 
+@attrs.frozen
+class Feature:
+    """Routes served when the container provides the services they need (and documented only then)."""
+
+    name: str
+    module: str
+    providers: tuple[str, ...]
+
+
+FEATURES: tuple[Feature, ...] = (
+    Feature("refund_rollback", "entrypoints.http.refunds", ("maintenance_service",)),
+    Feature("payments", "entrypoints.http.payments", ("checkout_service", "payment_gateway")),
+    Feature("dashboard", "entrypoints.http.dashboard", ("dashboard_service",)),
+)
+
+
+def _provides(container: Container, name: str) -> bool:
+    provider = container.providers.get(name)
+    if isinstance(provider, providers.Dependency):
+        return bool(provider.is_defined)
+    return provider is not None
+
+
+def enabled_features(container: Container) -> list[Feature]:
+    return [f for f in FEATURES if all(_provides(container, p) for p in f.providers)]
+
+
 def create_app(container: Container) -> Flask:
     """The internal API over ``container``. Raises ``ConfigurationError`` without ``INTERNAL_API_TOKEN``."""
     settings = container.settings()
@@ -39,7 +69,10 @@ def create_app(container: Container) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.json.ensure_ascii = False  # type: ignore[attr-defined]
     app.extensions["starpromo.container"] = container
-    container.wire(modules=list(VIEW_MODULES))
+    features = enabled_features(container)
+    app.extensions["starpromo.features"] = frozenset(f.name for f in features)
+    # packages=[]: wire exactly these modules, not every module of the wiring_config package.
+    container.wire(modules=[*VIEW_MODULES, *(f.module for f in features)], packages=[])
 
     register_error_handlers(app)
 
@@ -72,4 +105,6 @@ def create_app(container: Container) -> Flask:
     app.register_blueprint(promo.bp)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(openapi.bp)
+    for feature in features:
+        app.register_blueprint(importlib.import_module(feature.module).bp)
     return app

@@ -6,12 +6,21 @@ rejects unknown fields exactly as the converter does, and every status a route c
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from domain.campaigns import MAX_CAMPAIGN_NAME, MAX_GRANT_DAYS, MAX_LIST_LIMIT, MAX_PLAN_CODE
-from domain.model import CampaignStatus, PausedReason, PromoType, RedeemResult, RedemptionStatus, TargetScope
+from domain.model import (
+    CampaignStatus,
+    PausedReason,
+    PromoType,
+    PurchaseStatus,
+    RedeemResult,
+    RedemptionStatus,
+    TargetScope,
+)
 from entrypoints.http.auth import TOKEN_HEADER
 from entrypoints.http.schemas import MAX_INT32, MAX_INT64, MAX_PRODUCT_CODE, MAX_PRODUCTS, MAX_REASON
 
@@ -45,6 +54,8 @@ def _error(description: str) -> dict[str, Any]:
 
 
 DATE_TIME = {"type": "string", "format": "date-time"}
+COUNT = {"type": "integer", "minimum": 0}
+RATE = {"type": "number", "minimum": 0, "maximum": 1}
 ID = {"type": "integer", "minimum": 1, "maximum": MAX_INT64}
 
 # Every /internal/* operation can answer these.
@@ -229,6 +240,118 @@ SCHEMAS: dict[str, Any] = {
             "reason": _nullable({"type": "string", "maxLength": MAX_REASON, "description": "free-text note"}),
         },
     },
+    "RefundRollbackRequest": {
+        "type": "object",
+        "required": ["purchase_id"],
+        "additionalProperties": False,
+        "examples": [{"purchase_id": 1}],
+        "properties": {"purchase_id": ID},
+    },
+    "RefundRollbackResult": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["purchase_id", "redemption_id", "status", "replayed"],
+        "properties": {
+            "purchase_id": ID,
+            "redemption_id": ID,
+            "status": {"const": RedemptionStatus.REVOKED.value},
+            "replayed": {"type": "boolean", "description": "true when it was already REVOKED"},
+        },
+    },
+    "EmptyBody": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {},
+        "description": "an empty JSON object (an empty body is accepted too)",
+    },
+    "Purchase": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["id", "user_id", "product_code", "base_stars_amount", "discount_stars_amount",
+                     "final_stars_amount", "promo_redemption_id", "status", "telegram_payment_charge_id",
+                     "created_at", "updated_at", "paid_at", "refunded_at", "review_reason"],
+        "properties": {
+            "id": ID,
+            "user_id": ID,
+            "product_code": {"type": "string"},
+            "base_stars_amount": {"type": "integer"},
+            "discount_stars_amount": {"type": "integer"},
+            "final_stars_amount": {"type": "integer"},
+            "promo_redemption_id": _nullable({"type": "integer"}),
+            "status": {"type": "string", "enum": [s.value for s in PurchaseStatus]},
+            "telegram_payment_charge_id": _nullable({"type": "string"}),
+            "created_at": DATE_TIME,
+            "updated_at": DATE_TIME,
+            "paid_at": _nullable(DATE_TIME),
+            "refunded_at": _nullable(DATE_TIME),
+            "review_reason": _nullable({"type": "string", "description": "set when payment recovery needs a human"}),
+        },
+    },
+    "Dashboard": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["window", "conversion", "failures", "guard"],
+        "properties": {
+            "window": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["from", "to", "hours"],
+                "properties": {"from": DATE_TIME, "to": DATE_TIME,
+                               "hours": {"type": "integer", "minimum": 1, "maximum": 720}},
+            },
+            "conversion": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["attempts_total", "attempts_accepted", "acceptance_rate", "reservations_total",
+                             "reservations_applied", "reservation_apply_rate"],
+                "properties": {
+                    "attempts_total": COUNT,
+                    "attempts_accepted": COUNT,
+                    "acceptance_rate": RATE,
+                    "reservations_total": COUNT,
+                    "reservations_applied": COUNT,
+                    "reservation_apply_rate": RATE,
+                },
+            },
+            "failures": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["by_result", "failure_rate"],
+                "properties": {
+                    "by_result": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": [r.value for r in RedeemResult if r is not RedeemResult.ACCEPTED],
+                        "properties": {r.value: COUNT for r in RedeemResult if r is not RedeemResult.ACCEPTED},
+                    },
+                    "failure_rate": RATE,
+                },
+            },
+            "guard": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["candidate_abusive_hashes", "paused_campaigns_total", "paused_campaigns_recent"],
+                "properties": {
+                    "candidate_abusive_hashes": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["normalized_code_hash", "failures", "distinct_users", "last_seen"],
+                            "properties": {
+                                "normalized_code_hash": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                                "failures": COUNT,
+                                "distinct_users": COUNT,
+                                "last_seen": DATE_TIME,
+                            },
+                        },
+                    },
+                    "paused_campaigns_total": COUNT,
+                    "paused_campaigns_recent": {**COUNT, "description": "PAUSED campaigns paused inside the window"},
+                },
+            },
+        },
+    },
     "Health": {
         "type": "object",
         "required": ["status"],
@@ -307,10 +430,56 @@ PATHS: dict[str, Any] = {
 }
 
 
-def document() -> dict[str, Any]:
-    """A fresh copy of the OpenAPI 3.1 document."""
+PURCHASE_ID_PARAM = {"name": "purchase_id", "in": "path", "required": True, "schema": ID}
+
+# Paths of the optional features (see entrypoints.http.app.FEATURES), documented only when served.
+FEATURE_PATHS: dict[str, dict[str, Any]] = {
+    "refund_rollback": {
+        "/internal/promo/refund-rollback": {
+            "post": _op(
+                "Revoke the promo redemption of a refunded purchase now",
+                {"200": _json(_ref("RefundRollbackResult"), "REVOKED (replayed = it already was)"),
+                 "404": _error("No such purchase"),
+                 "409": _error("PURCHASE_NOT_REFUNDED, NO_PROMO_REDEMPTION or INVALID_TRANSITION")},
+                body="RefundRollbackRequest", op_id="refundRollback", tags=["promo"],
+            ),
+        },
+    },
+    "dashboard": {
+        "/internal/promo/dashboard": {
+            "get": _op(
+                "Promo metrics over the trailing window",
+                {"200": _json(_ref("Dashboard"), "The metrics"),
+                 "400": _error("VALIDATION_ERROR: window_hours outside 1..720")},
+                params=[{"name": "window_hours", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 720, "default": 24}}],
+                op_id="dashboard", tags=["promo"],
+            ),
+        },
+    },
+    "payments": {
+        "/internal/payments/{purchase_id}/refund": {
+            "post": _op(
+                "Refund a paid purchase through Telegram refundStarPayment and mark it REFUNDED (idempotent)",
+                {"200": _json(_ref("Purchase"), "The purchase, REFUNDED"),
+                 "404": _error("No such purchase"),
+                 "409": _error("INVALID_PURCHASE_STATE: the purchase is neither PAID nor REFUNDED"),
+                 "502": _error("PAYMENT_REFUND_FAILED: Telegram refused the refund")},
+                body="EmptyBody", params=[PURCHASE_ID_PARAM], op_id="refundPayment", tags=["payments"],
+            ),
+        },
+    },
+}
+
+
+def document(features: Collection[str] | None = None) -> dict[str, Any]:
+    """A fresh copy of the OpenAPI 3.1 document; ``features``: the optional features served (default all)."""
     import copy
 
+    paths = dict(PATHS)
+    for name, extra in FEATURE_PATHS.items():
+        if features is None or name in features:
+            paths.update(extra)
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {
@@ -321,7 +490,7 @@ def document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"internalToken": []}],
-        "paths": PATHS,
+        "paths": paths,
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"internalToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER}},
@@ -331,4 +500,4 @@ def document() -> dict[str, Any]:
 
 @bp.get("/internal/openapi.json")
 def openapi_json() -> Response:
-    return jsonify(document())
+    return jsonify(document(current_app.extensions.get("starpromo.features", frozenset())))

@@ -1,4 +1,4 @@
-"""``/internal/promo/*`` outside campaigns: redeem (SPEC 4 outcomes -> HTTP statuses)."""
+"""``POST /internal/promo/redeem``: SPEC 4 outcomes -> HTTP statuses."""
 
 from __future__ import annotations
 
@@ -78,3 +78,4 @@ def redeem_response(outcome: RedeemOutcome, clock: Clock) -> Response:
             response.headers["Retry-After"] = str(retry_after)
     response.status_code = status
     return response
+

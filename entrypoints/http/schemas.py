@@ -17,7 +17,7 @@ import cattrs
 from cattrs.errors import ClassValidationError, ForbiddenExtraKeysError, IterableValidationError
 
 from domain.campaigns import CampaignSpec
-from domain.model import Campaign, CampaignStatus, PromoType, Redemption, TargetScope
+from domain.model import Campaign, CampaignStatus, PromoType, Purchase, Redemption, TargetScope
 from entrypoints.http.errors import ApiError, validation_error
 
 T = TypeVar("T")
@@ -98,6 +98,12 @@ class RefundRollbackRequest:
 @attrs.frozen
 class EmptyRequest:
     """``POST /internal/payments/{id}/refund`` takes ``{}`` (or no body at all)."""
+
+
+def positive_id(value: int, field: str) -> int:
+    if not 1 <= value <= MAX_INT64:
+        raise validation_error([{"field": field, "message": "must be a positive integer"}])
+    return value
 
 
 # --- responses ------------------------------------------------------------------------------------
@@ -285,6 +291,12 @@ def unstructure(value: Any) -> Any:
 def campaign_json(campaign: Campaign) -> dict[str, Any]:
     """The SPEC 3 columns, ``code_hash`` included (the plaintext is never stored)."""
     data: dict[str, Any] = converter.unstructure(campaign)
+    return data
+
+
+def purchase_json(purchase: Purchase) -> dict[str, Any]:
+    """The ``purchases`` columns of SPEC 5 (and ``review_reason`` set by payment recovery)."""
+    data: dict[str, Any] = converter.unstructure(purchase)
     return data
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import schemathesis
+from dependency_injector import providers
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -18,8 +19,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from adapters.memory import ManualClock
+from adapters.memory import InMemoryPaymentGateway, ManualClock
 from entrypoints.http import create_app
+from entrypoints.http.app import FEATURES, VIEW_MODULES
 from tests.conftest import T0
 from tests.unit.http.conftest import AUTH, Api, make_container
 
@@ -28,7 +30,9 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 
 def _app() -> Any:
-    app = create_app(make_container(ManualClock(T0)))
+    container = make_container(ManualClock(T0))
+    container.payment_gateway.override(providers.Object(InMemoryPaymentGateway()))
+    app = create_app(container)
     api = Api(app.test_client())
     api.create_campaign("AAAA1111")
     api.create_campaign("BBBB2222", promo_type="PREMIUM_GRANT", grant_plan_code="PREMIUM", grant_days=30)
@@ -37,6 +41,7 @@ def _app() -> Any:
 
 
 APP = _app()
+WIRED = [*VIEW_MODULES, *(f.module for f in FEATURES)]
 # schemathesis's WSGI client sends no client address; the allowlist needs loopback.
 LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 schema = schemathesis.openapi.from_wsgi("/internal/openapi.json", APP, headers=AUTH, environ_base=LOOPBACK)
@@ -46,6 +51,5 @@ schema = schemathesis.openapi.from_wsgi("/internal/openapi.json", APP, headers=A
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
     # The container behind APP is wired into the view modules; other tests re-wire them to theirs.
-    APP.extensions["starpromo.container"].wire(modules=["entrypoints.http.promo", "entrypoints.http.campaigns",
-                                                        "entrypoints.http.health", "entrypoints.http.openapi"])
+    APP.extensions["starpromo.container"].wire(modules=WIRED, packages=[])
     case.call_and_validate(headers=AUTH, checks=CHECKS, environ_base=LOOPBACK)

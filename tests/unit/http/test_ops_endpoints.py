@@ -1,0 +1,188 @@
+"""Refund rollback, payments refund and the dashboard over HTTP (SPEC 7 rows), on the in-memory family."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from flask import Flask
+
+from adapters.memory import InMemoryPaymentGateway, ManualClock
+from domain.model import Purchase
+from entrypoints.container import Container
+from entrypoints.http import create_app
+from tests.unit.http.conftest import Api, assert_error, make_container
+
+
+@pytest.fixture
+def gateway() -> InMemoryPaymentGateway:
+    return InMemoryPaymentGateway()
+
+
+@pytest.fixture
+def container(clock: ManualClock, gateway: InMemoryPaymentGateway) -> Container:
+    c = make_container(clock)
+    c.payment_gateway.override(providers.Object(gateway))
+    return c
+
+
+@pytest.fixture
+def app(container: Container) -> Flask:
+    return create_app(container)
+
+
+def paid_purchase(api: Api, container: Container, user_id: int = 42, code: str = "SPRING-20",
+                  with_promo: bool = True) -> Purchase:
+    """A PAID purchase of PREMIUM_30D, with a 20% promo reservation applied when ``with_promo``."""
+    checkout = container.checkout_service()
+    redemption_id = None
+    if with_promo:
+        api.create_campaign(code, discount_percent=20)
+        redemption_id = api.redeem(user_id, code, f"k-{user_id}").json["redemption"]["id"]
+    purchase = checkout.init(user_id, "PREMIUM_30D", redemption_id)
+    assert purchase.id is not None
+    checkout.mark_invoice_sent(purchase.id)
+    return checkout.successful_payment(purchase.id, f"charge-{purchase.id}", purchase.final_stars_amount).purchase
+
+
+def refund(api: Api, purchase_id: int, body: Any = None) -> Any:
+    return api.post(f"/internal/payments/{purchase_id}/refund", {} if body is None else body)
+
+
+# --- POST /internal/payments/{purchase_id}/refund ------------------------------------------------------------
+
+
+def test_refund_goes_through_telegram_and_marks_the_purchase_refunded(
+    api: Api, container: Container, gateway: InMemoryPaymentGateway
+) -> None:
+    purchase = paid_purchase(api, container)
+    r = refund(api, purchase.id or 0)
+    assert r.status_code == 200, r.json
+    body = r.json
+    assert body["id"] == purchase.id and body["status"] == "REFUNDED" and body["refunded_at"] is not None
+    assert body["final_stars_amount"] == 120 and body["discount_stars_amount"] == 30
+    assert gateway.refunds == [(42, purchase.telegram_payment_charge_id)]
+
+
+def test_refund_is_idempotent(api: Api, container: Container, gateway: InMemoryPaymentGateway) -> None:
+    purchase = paid_purchase(api, container)
+    first = refund(api, purchase.id or 0).json
+    again = refund(api, purchase.id or 0)
+    assert again.status_code == 200 and again.json == first
+    assert len(gateway.refunds) == 1
+
+
+def test_refund_accepts_an_empty_body_but_no_fields(api: Api, container: Container) -> None:
+    purchase = paid_purchase(api, container)
+    err = assert_error(refund(api, purchase.id or 0, {"amount": 5}), 400, "VALIDATION_ERROR")
+    assert err["details"] == [{"field": "amount", "message": "unknown field"}]
+    r = api.client.post(f"/internal/payments/{purchase.id}/refund", headers=api_headers())
+    assert r.status_code == 200 and r.json["status"] == "REFUNDED"
+
+
+def api_headers() -> dict[str, str]:
+    from tests.unit.http.conftest import AUTH
+
+    return dict(AUTH)
+
+
+def test_refund_of_an_unpaid_purchase_is_409(api: Api, container: Container) -> None:
+    purchase = container.checkout_service().init(7, "PREMIUM_7D")
+    err = assert_error(refund(api, purchase.id or 0), 409, "INVALID_PURCHASE_STATE")
+    assert err["details"] == {"status": "CREATED"}
+
+
+def test_refund_of_an_unknown_purchase_is_404(api: Api) -> None:
+    assert_error(refund(api, 999), 404, "NOT_FOUND")
+
+
+def test_refund_refused_by_telegram_is_502_and_changes_nothing(
+    api: Api, container: Container, gateway: InMemoryPaymentGateway
+) -> None:
+    purchase = paid_purchase(api, container)
+    gateway.refuse_refunds = True
+    assert_error(refund(api, purchase.id or 0), 502, "PAYMENT_REFUND_FAILED")
+    assert container.checkout_service().get(purchase.id or 0).status.value == "PAID"
+
+
+def test_without_a_payment_gateway_the_refund_route_is_not_served(clock: ManualClock) -> None:
+    app = create_app(make_container(clock))
+    api = Api(app.test_client())
+    assert_error(api.post("/internal/payments/1/refund", {}), 404, "NOT_FOUND")
+    assert "/internal/payments/{purchase_id}/refund" not in api.get("/internal/openapi.json").json["paths"]
+
+
+# --- POST /internal/promo/refund-rollback ---------------------------------------------------------------------
+
+
+def test_refund_rollback_revokes_the_promo_redemption(api: Api, container: Container) -> None:
+    purchase = paid_purchase(api, container)
+    assert refund(api, purchase.id or 0).status_code == 200
+    r = api.post("/internal/promo/refund-rollback", {"purchase_id": purchase.id})
+    assert r.status_code == 200
+    assert r.json == {"purchase_id": purchase.id, "redemption_id": purchase.promo_redemption_id,
+                      "status": "REVOKED", "replayed": False}
+    again = api.post("/internal/promo/refund-rollback", {"purchase_id": purchase.id})
+    assert again.status_code == 200 and again.json["replayed"] is True
+
+
+def test_refund_rollback_of_a_purchase_that_is_not_refunded_is_409(api: Api, container: Container) -> None:
+    purchase = paid_purchase(api, container)
+    err = assert_error(api.post("/internal/promo/refund-rollback", {"purchase_id": purchase.id}),
+                       409, "PURCHASE_NOT_REFUNDED")
+    assert err["details"] == {"status": "PAID"}
+
+
+def test_refund_rollback_without_a_promo_is_409(api: Api, container: Container) -> None:
+    purchase = paid_purchase(api, container, with_promo=False)
+    assert refund(api, purchase.id or 0).status_code == 200
+    assert_error(api.post("/internal/promo/refund-rollback", {"purchase_id": purchase.id}), 409,
+                 "NO_PROMO_REDEMPTION")
+
+
+def test_refund_rollback_of_an_unknown_purchase_is_404(api: Api) -> None:
+    assert_error(api.post("/internal/promo/refund-rollback", {"purchase_id": 12345}), 404, "NOT_FOUND")
+
+
+def test_refund_rollback_names_a_bad_purchase_id(api: Api) -> None:
+    for bad in (0, -3, "7", None, 2**70):
+        err = assert_error(api.post("/internal/promo/refund-rollback", {"purchase_id": bad}), 400,
+                           "VALIDATION_ERROR")
+        assert [d["field"] for d in err["details"]] == ["purchase_id"], bad
+
+
+# --- GET /internal/promo/dashboard ----------------------------------------------------------------------------
+
+
+def test_dashboard_reports_the_window(api: Api) -> None:
+    api.create_campaign("SPRING-20")
+    assert api.redeem(1, "SPRING20", "a").status_code == 200
+    assert api.redeem(2, "NOPE0000", "b").status_code == 404
+    assert api.redeem(1, "SPRING20", "c").status_code == 409
+    r = api.get("/internal/promo/dashboard?window_hours=2")
+    assert r.status_code == 200
+    body = r.json
+    assert body["window"]["hours"] == 2
+    assert body["conversion"]["attempts_total"] == 3 and body["conversion"]["attempts_accepted"] == 1
+    assert body["conversion"]["acceptance_rate"] == pytest.approx(1 / 3)
+    assert body["conversion"]["reservations_total"] == 1 and body["conversion"]["reservation_apply_rate"] == 0
+    assert body["failures"]["by_result"]["INVALID"] == 1 and body["failures"]["by_result"]["ALREADY_USED"] == 1
+    assert body["failures"]["by_result"]["PAUSED"] == 0
+    assert body["guard"] == {"candidate_abusive_hashes": [], "paused_campaigns_total": 0,
+                             "paused_campaigns_recent": 0}
+
+
+def test_dashboard_defaults_to_24_hours(api: Api) -> None:
+    assert api.get("/internal/promo/dashboard").json["window"]["hours"] == 24
+
+
+@pytest.mark.parametrize("bad", ["0", "721", "abc", "-1", "1.5", ""])
+def test_dashboard_window_hours_must_be_1_to_720(api: Api, bad: str) -> None:
+    err = assert_error(api.get(f"/internal/promo/dashboard?window_hours={bad}"), 400, "VALIDATION_ERROR")
+    assert err["details"][0]["field"] == "window_hours"
+
+
+def test_dashboard_window_edges_are_accepted(api: Api) -> None:
+    assert api.get("/internal/promo/dashboard?window_hours=1").status_code == 200
+    assert api.get("/internal/promo/dashboard?window_hours=720").status_code == 200
