@@ -75,3 +75,23 @@ def test_a_due_periodic_job_is_moved_to_the_queue_and_stays_scheduled_for_its_ne
     assert Queue(QUEUE_NAME, connection=redis).job_ids == [job_id]
     assert collections.Counter(scheduled_job_ids(redis))[job_id] == 1  # rescheduled, not duplicated
     assert redis.zscore("rq:scheduler:scheduled_jobs", job_id) > 0
+
+
+def test_starting_the_scheduler_command_twice_registers_each_job_once(redis_url: str, redis: Redis) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/5", "DATABASE_URL": "memory://",
+           "PROMO_SECRET_PEPPER": "p"}
+    starpromo = os.path.join(os.path.dirname(sys.executable), "starpromo")
+    outputs = []
+    for _ in range(2):
+        proc = subprocess.run([starpromo, "scheduler", "--burst"], env=env, capture_output=True, text=True,
+                              timeout=60)
+        assert proc.returncode == 0, proc.stderr
+        outputs.append(json.loads(proc.stdout.splitlines()[0]))
+    assert set(outputs[0]["jobs"].values()) == {"created"}
+    assert set(outputs[1]["jobs"].values()) == {"unchanged"}
+    assert collections.Counter(scheduled_job_ids(redis)) == {JOB_ID_PREFIX + name: 1 for name in SPEC_TABLE}
