@@ -7,7 +7,6 @@ codes and a curl line that works as pasted.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import secrets
 import shlex
@@ -48,8 +47,8 @@ def register(cli: click.Group) -> None:
 
 
 def sql_available() -> bool:
-    """Whether the SQL adapter family has landed in this build."""
-    return importlib.util.find_spec("adapters.sql.migrations_api") is not None
+    """Whether this build wires the SQL adapter family (``DATABASE_URL=sqlite:///...``)."""
+    return "sql" in Container.uow_factory.providers
 
 
 def demo_settings(environ: Mapping[str, str]) -> tuple[Settings, bool]:
@@ -77,11 +76,14 @@ def seed(campaigns: CampaignService) -> list[tuple[DemoCampaign, bool]]:
 
 
 def migrate(container: Container) -> None:
+    """``starpromo db upgrade`` on the demo's database (the same command ops run)."""
     if container.settings().adapter_family != "sql":
         return
-    from adapters.sql.migrations_api import upgrade  # type: ignore[import-not-found,unused-ignore]
+    from entrypoints.cli.main import cli
 
-    upgrade(container.settings().database_url)
+    if "db" not in cli.commands:
+        raise click.ClickException("this build has no `starpromo db upgrade`; set DATABASE_URL=memory://")
+    cli.main(["db", "upgrade"], obj=container, standalone_mode=False)
 
 
 def start_jobs(container: Container) -> bool:
