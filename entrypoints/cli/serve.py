@@ -75,6 +75,8 @@ def base_url(server: Any) -> str:
 def serve(ctx: click.Context, host: str, port: int, threads: int) -> None:
     """Serve the internal HTTP API (needs INTERNAL_API_TOKEN and PROMO_SECRET_PEPPER)."""
     configure_json_logging()
-    app = create_app(get_container(ctx))
+    container = get_container(ctx)
+    container.alert_policy()  # a bad OPS_ALERT_ESCALATION_POLICY_JSON stops start-up, naming the variable
+    app = create_app(container)
     server = make_server(app, host, port, threads)
     run_server(server, threads)

@@ -56,3 +56,13 @@ def test_a_bad_escalation_policy_stops_start_up_naming_the_variable(command: lis
     assert code == 2
     assert "OPS_ALERT_ESCALATION_POLICY_JSON" in stderr and message in stderr
     assert stdout == ""
+
+
+def test_serve_refuses_to_start_with_a_bad_escalation_policy() -> None:
+    from domain.errors import ConfigurationError
+
+    container = build_container(Settings.from_env({
+        "DATABASE_URL": "memory://", "PROMO_SECRET_PEPPER": PEPPER, "INTERNAL_API_TOKEN": "t",
+        "OPS_ALERT_ESCALATION_POLICY_JSON": '{"promo_campaign_auto_paused": {"channels": ["email"]}}'}))
+    with pytest.raises(ConfigurationError, match=r"OPS_ALERT_ESCALATION_POLICY_JSON.*unknown channel 'email'"):
+        CliRunner().invoke(cli, ["serve", "--port", "0"], obj=container, catch_exceptions=False)
