@@ -64,8 +64,11 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         pass
 
 
-def configure_json_logging(level: int = logging.INFO, stream: IO[str] | None = None) -> None:
-    """Route every logger (ours, rq's, rq-scheduler's) to one JSON-lines handler (stderr by default)."""
+def configure_json_logging(level: int = logging.INFO, stream: IO[str] | None = None, *, force: bool = True) -> None:
+    """Route every logger (ours, rq's, rq-scheduler's) to one JSON-lines handler (stderr by default).
+    ``force=False`` leaves a root logger that already has handlers alone (a host's, a test runner's)."""
+    if not force and logging.getLogger().handlers:
+        return
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
     handler.setFormatter(JsonLineFormatter())
     root = logging.getLogger()

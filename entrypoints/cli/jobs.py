@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
@@ -41,7 +40,7 @@ def worker(ctx: click.Context, burst: bool) -> None:
     With REDIS_URL: an RQ worker on the ``starpromo`` queue (fed by ``starpromo scheduler``).
     Without it: the periodic jobs on an in-process timer, in the foreground.
     """
-    configure_json_logging()
+    configure_json_logging(force=False)
     container = _started(ctx)
     redis_url = container.settings().redis_url
     if redis_url:
@@ -71,7 +70,7 @@ def scheduler(ctx: click.Context, burst: bool, interval: int) -> None:
 
     Needs REDIS_URL; without Redis, ``starpromo worker`` runs the jobs on an in-process timer.
     """
-    configure_json_logging()
+    configure_json_logging(force=False)
     container = _started(ctx)
     redis_url = container.settings().redis_url
     if not redis_url:
@@ -105,7 +104,7 @@ def run(ctx: click.Context, name: str) -> None:
     """Run job NAME once now and print its JSON summary line (counts, duration_ms)."""
     if name not in JOBS:
         fail(f"error: NAME: unknown job {name!r}; known jobs: {', '.join(JOBS)}", EXIT_USAGE)
-    configure_json_logging(stream=sys.stderr)
+    configure_json_logging(force=False)
     container = _started(ctx)
     with cli_errors():
         summary = run_job(name, container)

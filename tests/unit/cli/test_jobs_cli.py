@@ -66,3 +66,38 @@ def test_serve_refuses_to_start_with_a_bad_escalation_policy() -> None:
         "OPS_ALERT_ESCALATION_POLICY_JSON": '{"promo_campaign_auto_paused": {"channels": ["email"]}}'}))
     with pytest.raises(ConfigurationError, match=r"OPS_ALERT_ESCALATION_POLICY_JSON.*unknown channel 'email'"):
         CliRunner().invoke(cli, ["serve", "--port", "0"], obj=container, catch_exceptions=False)
+
+
+def test_jobs_run_the_guard_prints_one_json_summary_line_and_exits_0(run: Cli) -> None:
+    import json
+
+    from domain.campaigns import CampaignSpec
+    from domain.model import Attempt, CampaignStatus, PromoType, RedeemResult
+
+    c = run.container
+    campaign = c.campaign_service().create(CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=10),
+                                           "SPRING-2026")
+    with c.uow_factory()() as uow:
+        for i in range(20):
+            uow.attempts.add(Attempt(user_id=1 + i % 5, normalized_code_hash=campaign.code_hash,
+                                     code_prefix="SPRI", result=RedeemResult.NOT_APPLICABLE,
+                                     attempted_at=c.clock().now()))
+        uow.commit()
+    result = run("jobs", "run", "run_promo_bruteforce_guard")
+    assert result.exit_code == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    summary = json.loads(line)
+    assert summary["job"] == "run_promo_bruteforce_guard"
+    assert summary["paused"] == [campaign.id]
+    assert isinstance(summary["duration_ms"], int)
+    assert c.campaign_service().get(campaign.id).status is CampaignStatus.PAUSED
+    assert "SPRING-2026" not in result.stdout + result.stderr  # no plaintext code in output or logs
+
+
+@pytest.mark.parametrize("name", JOB_NAMES)
+def test_jobs_run_runs_each_job_on_an_empty_store(run: Cli, name: str) -> None:
+    import json
+
+    result = run("jobs", "run", name)
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["job"] == name
