@@ -14,6 +14,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.demo",
     "entrypoints.cli.codes",
     "entrypoints.cli.campaigns",
+    "entrypoints.cli.dashboard",
     "entrypoints.cli.serve",
     "entrypoints.cli.jobs",
 )

@@ -1,0 +1,66 @@
+"""SPEC 10 `starpromo dashboard`: the SPEC 7 metrics as a readable summary or JSON."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from adapters.memory import ManualClock
+from domain.campaigns import CampaignSpec
+from domain.model import CampaignStatus, PromoType, RedeemResult
+from entrypoints.cli.main import cli
+from entrypoints.container import Container
+from tests.unit.cli.conftest import Cli
+
+
+def seed(container: Container, clock: ManualClock) -> None:
+    campaigns = container.campaign_service()
+    campaigns.create(CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=20), "SPRING-2026")
+    gift = campaigns.create(CampaignSpec("gift", PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=7),
+                            "GIFT-2026")
+    redeem = container.redemption_service().redeem
+    assert redeem(1, "spring-2026", "k1").result is RedeemResult.ACCEPTED
+    assert redeem(2, "NOPE-1234", "k2").result is RedeemResult.INVALID
+    assert redeem(3, "GIFT 2026", "k3").result is RedeemResult.ACCEPTED
+    assert gift.id is not None
+    campaigns.set_status(gift.id, CampaignStatus.PAUSED)
+    clock.advance(minutes=5)
+
+
+def test_json_is_the_dashboard_document(run: Cli, container: Container, clock: ManualClock) -> None:
+    seed(container, clock)
+    result = run("dashboard", "--window-hours", "2", "--json")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data == container.dashboard_service().metrics(2)
+    assert data["window"]["hours"] == 2
+    assert data["conversion"]["attempts_total"] == 3 and data["conversion"]["attempts_accepted"] == 2
+    assert data["conversion"]["reservations_total"] == 1 and data["conversion"]["reservations_applied"] == 0
+    assert data["failures"]["by_result"]["INVALID"] == 1
+    assert data["guard"]["paused_campaigns_total"] == 1
+
+
+def test_summary_is_readable(run: Cli, container: Container, clock: ManualClock) -> None:
+    seed(container, clock)
+    result = run("dashboard")
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("window ") and lines[0].endswith("(24 h)")
+    assert [line.split() for line in lines if line.strip().startswith(("attempts", "reservations"))] == [
+        ["attempts", "3", "accepted", "2", "(66.7", "%)"],
+        ["reservations", "1", "applied", "0", "(0.0", "%)"],
+    ]
+    assert "  INVALID                1" in lines
+    assert any(line.split()[:1] == ["failures"] and line.split()[1] == "1" for line in lines)
+    assert any(line.split()[:3] == ["paused", "campaigns", "1"] for line in lines)
+
+
+def test_window_out_of_range_names_the_flag(run: Cli) -> None:
+    result = run("dashboard", "--window-hours", "0")
+    assert result.exit_code == 2 and "--window-hours" in result.stderr
+
+
+def test_dashboard_has_help() -> None:
+    result = CliRunner().invoke(cli, ["dashboard", "--help"])
+    assert result.exit_code == 0 and "--window-hours" in result.stdout and "--json" in result.stdout
