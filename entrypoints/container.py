@@ -106,9 +106,10 @@ class Container(containers.DeclarativeContainer):
 
     redemption_service = providers.Factory(RedemptionService, uow_factory, clock, hasher, policy)
     campaign_service = providers.Factory(CampaignService, uow_factory, clock, hasher)
-    batch_service = providers.Factory(BatchService, uow_factory, clock, hasher)
 
     products = providers.Singleton(_products, settings)
+    # Bulk imports refuse unknown products: a typo there would make thousands of codes apply to nothing.
+    batch_service = providers.Factory(BatchService, uow_factory, clock, hasher, products.provided.codes)
     checkout_service = providers.Factory(CheckoutService, uow_factory, clock, products, policy)
     maintenance_service = providers.Factory(MaintenanceService, uow_factory, clock, policy, notifier, alert_policy)
     dashboard_service = providers.Factory(DashboardService, uow_factory, clock, policy)

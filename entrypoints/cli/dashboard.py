@@ -32,7 +32,8 @@ def render(data: dict[str, Any]) -> str:
         "",
         f"failures        {sum(fail['by_result'].values()):>10}   ({_pct(fail['failure_rate'])} of attempts)",
     ]
-    lines += [f"  {result:<16}{count:>8}" for result, count in fail["by_result"].items()]
+    width = max((len(r) for r in fail["by_result"]), default=0)
+    lines += [f"  {result:<{width}} {count:>{max(23 - width, 1)}}" for result, count in fail["by_result"].items()]
     hashes = guard["candidate_abusive_hashes"]
     lines += [
         "",

@@ -199,3 +199,11 @@ def test_help_describes_every_campaign_flag() -> None:
                  "--grant-plan-code", "--grant-days", "--target-scope", "--valid-from", "--valid-until",
                  "--max-total-uses", "--applicable-products", "--out"):
         assert flag in result.stdout
+
+
+def test_unknown_products_of_the_catalog_are_refused(run: Cli, container: Container, tmp_path: Path) -> None:
+    result = run(*DISCOUNT_ARGS, "--count", "5", "--applicable-products", "PREMIUM_7D,GOLD_1Y",
+                 "--out", str(tmp_path / "r.csv"))
+    assert result.exit_code == 2
+    assert result.stderr == "error: --applicable-products: unknown product(s): GOLD_1Y\n"
+    assert list(tmp_path.iterdir()) == [] and stored(container) == {}

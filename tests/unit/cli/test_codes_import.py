@@ -196,3 +196,12 @@ def test_large_imports_are_inserted_in_chunks_in_one_transaction(run: Cli, conta
     with out.open(newline="") as f:
         ids = [int(r["promo_code_id"]) for r in csv.DictReader(f)]
     assert len(ids) == 100 and sorted(ids) == sorted(stored(container))
+
+
+def test_unknown_products_name_their_line(run: Cli, container: Container, tmp_path: Path) -> None:
+    path = write(tmp_path, "code,campaign_name,promo_type,discount_percent,applicable_products",
+                 "ABCD1234,a,PERCENT_DISCOUNT,10,PREMIUM_30D", "ABCD1235,a,PERCENT_DISCOUNT,10,PREMUIM_30D")
+    result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
+    assert result.exit_code == 1
+    assert "line 3: applicable_products: unknown product(s): PREMUIM_30D" in result.stderr
+    assert stored(container) == {}

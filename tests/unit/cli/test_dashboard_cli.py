@@ -51,7 +51,9 @@ def test_summary_is_readable(run: Cli, container: Container, clock: ManualClock)
         ["attempts", "3", "accepted", "2", "(66.7", "%)"],
         ["reservations", "1", "applied", "0", "(0.0", "%)"],
     ]
-    assert "  INVALID                1" in lines
+    assert ["INVALID", "1"] in [line.split() for line in lines]
+    counts = [line for line in lines if line.split()[:1] in (["INVALID"], ["IDEMPOTENCY_KEY_REUSED"])]
+    assert len({len(line) for line in counts}) == 1  # right-aligned counts
     assert any(line.split()[:1] == ["failures"] and line.split()[1] == "1" for line in lines)
     assert any(line.split()[:3] == ["paused", "campaigns", "1"] for line in lines)
 
