@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -118,3 +122,14 @@ def test_an_unknown_campaign_is_not_found(run: Cli) -> None:
 def test_every_command_has_help(args: list[str]) -> None:
     result = CliRunner().invoke(cli, [*args, "--help"])
     assert result.exit_code == 0 and result.stdout.startswith("Usage:")
+
+
+def test_the_installed_command_reports_errors_on_stderr_with_exit_codes() -> None:
+    starpromo = str(Path(sys.executable).parent / "starpromo")
+    env = {**os.environ, "DATABASE_URL": "memory://", "PROMO_SECRET_PEPPER": "p"}
+    proc = subprocess.run([starpromo, "campaigns", "pause", "5"], env=env, capture_output=True, text=True,
+                          timeout=60)
+    assert (proc.returncode, proc.stdout, proc.stderr) == (1, "", "error: NOT_FOUND: campaign 5 not found\n")
+    env.pop("PROMO_SECRET_PEPPER")
+    proc = subprocess.run([starpromo, "campaigns", "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "PROMO_SECRET_PEPPER" in proc.stderr and proc.stdout == ""
