@@ -54,7 +54,7 @@ def slack_body(alert: RoutedAlert) -> dict[str, Any]:
     blocks.append({"type": "context",
                    "elements": [{"type": "mrkdwn", "text": f"dedup_key: `{_escape(alert.dedup_key)}`"}]})
     return {
-        "text": f"[{severity}] {alert.tier}: {_clip(alert.summary, MAX_SUMMARY_CHARS)}",
+        "text": f"[{severity}] {_escape(alert.tier)}: {_escape(_clip(alert.summary, MAX_SUMMARY_CHARS))}",
         "blocks": blocks,
     }
 

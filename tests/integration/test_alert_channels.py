@@ -99,6 +99,7 @@ def test_slack_escapes_markup_and_keeps_at_most_ten_details() -> None:
                         dedup_key="d")
     with receiving() as rx:
         SlackChannel(rx.url, FAST).send(alert)
+    assert rx.bodies[0]["text"] == "[ERROR] ops_l1: a &lt;b&gt; &amp; c"
     blocks = rx.bodies[0]["blocks"]
     assert blocks[0]["text"]["text"] == ":large_orange_circle: *[ERROR]* a &lt;b&gt; &amp; c"
     assert len(blocks[2]["fields"]) == 10
