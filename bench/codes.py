@@ -1,0 +1,89 @@
+"""``starpromo codes generate --count 1000000`` into PostgreSQL with the report (a subprocess).
+
+Measured: wall time and peak RSS (``wait4``'s ``ru_maxrss``, tracked by the kernel). Baseline: a raw
+``COPY promo_codes FROM STDIN`` of exactly the rows that run inserted, into a fresh database with
+the same schema and indexes — the database's limit for loading them.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+
+from bench.app import query
+from bench.core import Check, Context, WorkloadResult, app_env, libpq_url, log, run_measured, starpromo_cmd
+
+NAME = "codes_generate"
+COPY_BLOCK = 1 << 20
+
+
+def _dump(url: str, path: Path) -> None:
+    with psycopg.connect(libpq_url(url)) as conn, path.open("wb") as f, \
+            conn.cursor().copy("COPY promo_codes TO STDOUT") as copy:
+        for block in copy:
+            f.write(block)
+
+
+def _load(url: str, path: Path) -> float:
+    """Seconds for COPY FROM of ``path`` into ``promo_codes``, committed."""
+    with psycopg.connect(libpq_url(url)) as conn:
+        t0 = time.perf_counter()
+        with conn.cursor().copy("COPY promo_codes FROM STDIN") as copy, path.open("rb") as f:
+            while block := f.read(COPY_BLOCK):
+                copy.write(block)
+        conn.commit()
+        return time.perf_counter() - t0
+
+
+def run(ctx: Context) -> WorkloadResult:
+    cfg = ctx.config
+    count = 100_000 if cfg.quick else 1_000_000
+    res = WorkloadResult(NAME, f"codes generate --count {count:,} into PostgreSQL with the report")
+    wall: list[float] = []
+    rss: list[float] = []
+    copy_s: list[float] = []
+    tmp = Path(tempfile.mkdtemp(prefix="bench-codes-"))
+    report = tmp / "report.csv"
+    dump = tmp / "rows.copy"
+    try:
+        for i in range(cfg.runs):
+            url = ctx.databases.fresh("bench_codes")
+            log(f"{NAME}: run {i + 1}/{cfg.runs} starpromo codes generate --count {count}")
+            cmd = [*starpromo_cmd(), "codes", "generate", "--campaign-name", "bench-generate", "--count", str(count),
+                   "--type", "PERCENT_DISCOUNT", "--discount-percent", "15", "--out", str(report), "--overwrite"]
+            seconds, peak_mb, _, err, rc = run_measured(cmd, app_env(url), timeout=600)
+            if rc != 0:
+                raise RuntimeError(f"codes generate failed (rc={rc}): {err[-2000:]}")
+            rows = query(url, "SELECT count(*) FROM promo_codes")[0][0]
+            lines = sum(1 for _ in report.open("rb")) - 1
+            if rows != count or lines != count:
+                raise RuntimeError(f"codes generate inserted {rows} rows, report has {lines} lines; wanted {count}")
+            wall.append(seconds)
+            rss.append(peak_mb)
+            res.runs.append({"seconds": round(seconds, 2), "peak_rss_mb": round(peak_mb, 1), "rows": rows,
+                             "report_mb": round(report.stat().st_size / 1e6, 1),
+                             "throughput_per_s": round(count / seconds, 0)})
+            _dump(url, dump)
+            ctx.databases.drop("bench_codes")
+            target = ctx.databases.fresh("bench_codes_copy")
+            log(f"{NAME}: run {i + 1}/{cfg.runs} raw COPY of the same {count} rows")
+            secs = _load(target, dump)
+            copy_s.append(secs)
+            res.baseline_runs.append({"seconds": round(secs, 2), "rows": count,
+                                      "throughput_per_s": round(count / secs, 0)})
+            ctx.databases.drop("bench_codes_copy")
+    finally:
+        for p in (report, dump):
+            p.unlink(missing_ok=True)
+        tmp.rmdir()
+    res.checks = [
+        Check("wall time", "s", "<=", 30, wall, "raw COPY of the same rows", copy_s),
+        Check("peak memory (RSS)", "MB", "<=", 300, rss),
+    ]
+    res.notes.append("Peak RSS is the generate process's ru_maxrss (wait4). The baseline loads a dump of the very "
+                     "rows the run inserted with COPY FROM STDIN into an empty promo_codes with the same indexes; "
+                     "it neither draws codes, hashes them, checks collisions nor writes the report.")
+    return res

@@ -1,0 +1,221 @@
+"""Redeem through the domain service on PostgreSQL, 16 workers; distinct codes and one hot campaign.
+
+Baseline: pgbench driving the very statements one redeem issues (captured from SQLAlchemy while a
+redeem runs), in the same transactions, with 16 clients — the database's limit for this work.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import threading
+from collections import Counter
+from typing import Any
+
+from bench.app import container_for, query, seed_campaigns
+from bench.core import Check, Context, LoadRun, WorkloadResult, drive, log, median
+from bench.pgbench import Capture, StatementCapture, key, pgbench_script, run_pgbench
+from bench.profiling import profile_calls
+from domain.campaigns import CampaignSpec
+from domain.model import PromoType
+from domain.redemption import RedemptionService
+
+DISTINCT = "redeem_distinct"
+HOT = "redeem_hot"
+NAMES = (DISTINCT, HOT)
+HOT_CAP = 50_000_000
+UID_BASE = 10_000_000_000
+_uid_block = itertools.count(1)
+
+
+def _uid_base() -> int:
+    """A fresh block of user ids: 10^9 per worker per run, never reused."""
+    return UID_BASE + next(_uid_block) * 10**12
+
+
+def _spec(name: str, cap: int | None = None) -> CampaignSpec:
+    return CampaignSpec(campaign_name=name, promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=10,
+                        max_total_uses=cap)
+
+
+def _run_domain(services: list[RedemptionService], codes: list[tuple[int, str]], seconds: float,
+                key_prefix: str) -> tuple[LoadRun, Counter[str]]:
+    n = len(codes)
+    base = _uid_base()
+    results: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def op(w: int, seq: int) -> bool:
+        # Spread the workers over the campaigns so that no two of them hit the same row at once.
+        _, code = codes[(seq * len(services) + w) * 7919 % n]
+        out = services[w].redeem(base + w * 10**9 + seq, code, f"{key_prefix}-{base}-{w}-{seq}")
+        if not out.accepted:
+            with lock:
+                results[out.result.value] += 1
+        return out.accepted
+
+    run = drive(len(services), seconds, op)
+    return run, results
+
+
+def _capture(service: RedemptionService, code: str, uid: int, idem: str) -> tuple[Capture, Any]:
+    with StatementCapture() as cap:
+        out = service.redeem(uid, code, idem)
+    if not out.accepted or out.campaign is None:
+        raise RuntimeError(f"capture redeem was not accepted: {out.result}")
+    return cap, out
+
+
+def _script(cap: Capture, out: Any, uid: int, idem: str, cid_expr: str) -> str:
+    campaign = out.campaign
+    substitute = {
+        key(uid): ":uid",
+        key(idem): "('pgb-' || :k)",
+        key(campaign.code_hash): "(SELECT code_hash FROM promo_codes WHERE id = :cid)",
+        key(campaign.id): ":cid",
+    }
+    preamble = [
+        "\\set uid random(1000000000000000, 8999999999999999999)",
+        "\\set k random(1, 9000000000000000000)",
+        f"\\set cid {cid_expr}",
+    ]
+    return pgbench_script(cap, substitute, preamble)
+
+
+def run(ctx: Context, wanted: set[str]) -> list[WorkloadResult]:
+    cfg = ctx.config
+    workers = cfg.workers
+    n_codes = 2_000 if cfg.quick else 10_000
+    url = ctx.databases.fresh("bench_redeem")
+    container = container_for(url)
+    log(f"redeem: seeding {n_codes} distinct campaigns and one hot campaign")
+    codes = seed_campaigns(container, _spec("bench-distinct"), n_codes)
+    hot_id, hot_code = seed_campaigns(container, _spec("bench-hot", HOT_CAP), 1)[0]
+    services = [container.redemption_service() for _ in range(workers)]
+    query(url, "ANALYZE")
+
+    # Warm-up: fill the pool, let psycopg prepare the statements, touch the indexes.
+    drive(workers, 2.0 if not cfg.quick else 1.0,
+          lambda w, s: services[w].redeem(_uid_base() + s, codes[(s * workers + w) % n_codes][1],
+                                          f"warm-{os.getpid()}-{w}-{s}-{next(_uid_block)}").accepted)
+
+    results: list[WorkloadResult] = []
+    if DISTINCT in wanted:
+        results.append(_distinct(ctx, url, services, codes))
+    if HOT in wanted:
+        results.append(_hot(ctx, url, services, hot_id, hot_code))
+    container.shutdown_resources()
+    return results
+
+
+def _distinct(
+    ctx: Context, url: str, services: list[RedemptionService], codes: list[tuple[int, str]]
+) -> WorkloadResult:
+    cfg = ctx.config
+    res = WorkloadResult(DISTINCT, f"Redeem via the domain service, PostgreSQL, {cfg.workers} workers, distinct codes")
+    _, cap_code = codes[-1]
+    uid, idem = 7_000_000_000_123, "bench-capture-distinct"
+    cap, out = _capture(services[0], cap_code, uid, idem)
+    script = _script(cap, out, uid, idem, f"random({codes[0][0]}, {codes[-1][0]})")
+    res.notes.append(f"One redeem (PERCENT_DISCOUNT, accepted) issues {len(cap.statements)} SQL statements in "
+                     f"{cap.transactions} transaction(s): {cap.round_trips()} round trips with BEGIN/COMMIT.")
+    res.notes.append("Statements of one redeem: " + " | ".join(cap.describe()))
+    domain_tp: list[float] = []
+    domain_p99: list[float] = []
+    base_tp: list[float] = []
+    base_p99: list[float] = []
+    shares: list[float] = []
+    failures: Counter[str] = Counter()
+    last_per_stmt: list[tuple[float, str]] = []
+    for i in range(cfg.runs):
+        log(f"{DISTINCT}: run {i + 1}/{cfg.runs} domain")
+        run_d, bad = _run_domain(services, codes, cfg.duration, f"d{i}")
+        failures.update(bad)
+        log(f"{DISTINCT}: run {i + 1}/{cfg.runs} pgbench")
+        pg = run_pgbench(ctx.services, url, script, cfg.workers, cfg.duration)
+        last_per_stmt = pg.per_statement_ms
+        res.runs.append(run_d.summary())
+        res.baseline_runs.append(pg.run.summary())
+        domain_tp.append(run_d.throughput)
+        domain_p99.append(run_d.summary()["p99_ms"])
+        base_tp.append(pg.run.throughput)
+        base_p99.append(pg.run.summary()["p99_ms"])
+        shares.append(run_d.throughput / pg.run.throughput if pg.run.throughput else 0.0)
+    label = f"pgbench, same statements, {cfg.workers} clients"
+    res.checks = [
+        Check("throughput", "redemptions/s", ">=", 1500, domain_tp, label, base_tp),
+        Check("p99 latency", "ms", "<=", 20, domain_p99, label, base_p99),
+        Check("share of the pgbench rate", "x", ">=", 0.5, shares),
+    ]
+    if failures:
+        res.notes.append(f"Non-accepted results during the runs: {dict(failures)}")
+    res.notes.append("pgbench per-statement latency (ms, last run): "
+                     + "; ".join(f"{ms:.3f} {sql[:70]}" for ms, sql in last_per_stmt))
+    _check_invariants(url, res)
+    if cfg.profile:
+        log(f"{DISTINCT}: profiling one thread")
+        base = _uid_base()
+        n = len(codes)
+        res.profile = profile_calls(
+            lambda i: services[0].redeem(base + i, codes[(i * 7919) % n][1], f"prof-{base}-{i}"),
+            300 if cfg.quick else 1500)
+    res.notes.append(f"pgbench script:\n{script}")
+    return res
+
+
+def _hot(ctx: Context, url: str, services: list[RedemptionService], hot_id: int, hot_code: str) -> WorkloadResult:
+    cfg = ctx.config
+    res = WorkloadResult(HOT, f"Redeem, {cfg.workers} workers all on one campaign (one hot row)")
+    hot = [(hot_id, hot_code)]
+    uid, idem = 7_000_000_000_456, "bench-capture-hot"
+    cap, out = _capture(services[0], hot_code, uid, idem)
+    script = _script(cap, out, uid, idem, str(hot_id))
+    tp: list[float] = []
+    base_tp: list[float] = []
+    accepted = 0
+    failures: Counter[str] = Counter()
+    for i in range(cfg.runs):
+        log(f"{HOT}: run {i + 1}/{cfg.runs} domain")
+        run_d, bad = _run_domain(services, hot, cfg.duration, f"hd{i}")
+        failures.update(bad)
+        accepted += run_d.ok
+        log(f"{HOT}: run {i + 1}/{cfg.runs} pgbench")
+        pg = run_pgbench(ctx.services, url, script, cfg.workers, cfg.duration)
+        res.runs.append(run_d.summary())
+        res.baseline_runs.append(pg.run.summary())
+        tp.append(run_d.throughput)
+        base_tp.append(pg.run.throughput)
+    used_total, max_uses = query(url, "SELECT used_total, max_total_uses FROM promo_codes WHERE id = %s",
+                                 [hot_id])[0]
+    live = query(url, "SELECT count(*) FROM promo_redemptions WHERE promo_code_id = %s "
+                      "AND status IN ('RESERVED', 'APPLIED', 'REVOKED')", [hot_id])[0][0]
+    domain_rows = query(url, "SELECT count(*) FROM promo_redemptions WHERE promo_code_id = %s "
+                             "AND idempotency_key LIKE 'hd%%'", [hot_id])[0][0]
+    over = max(0, used_total - live) + max(0, used_total - (max_uses or used_total)) + abs(domain_rows - accepted)
+    res.checks = [
+        Check("throughput", "redemptions/s", ">=", 800, tp, f"pgbench, same statements, {cfg.workers} clients, "
+                                                             "same row", base_tp),
+        Check("over-redemption", "units", "<=", 0, [float(over)]),
+    ]
+    res.notes.append(f"Hot row after the runs: used_total={used_total}, live redemptions={live}, "
+                     f"accepted by the domain runs={accepted}, their rows={domain_rows} "
+                     "(used_total == live rows and accepted == rows: zero over-redemption).")
+    if failures:
+        res.notes.append(f"Non-accepted results during the runs: {dict(failures)}")
+    res.notes.append(f"Median domain p99 {median([r['p99_ms'] for r in res.runs]):.2f} ms, pgbench p99 "
+                     f"{median([r['p99_ms'] for r in res.baseline_runs]):.2f} ms.")
+    return res
+
+
+def _check_invariants(url: str, res: WorkloadResult) -> None:
+    """SPEC 4: used_total equals the campaign's RESERVED/APPLIED/REVOKED redemptions, for every campaign."""
+    bad = query(url, """
+        SELECT count(*) FROM promo_codes c
+        LEFT JOIN (SELECT promo_code_id, count(*) AS n FROM promo_redemptions
+                   WHERE status IN ('RESERVED', 'APPLIED', 'REVOKED') GROUP BY promo_code_id) r
+          ON r.promo_code_id = c.id
+        WHERE c.used_total <> coalesce(r.n, 0)""")[0][0]
+    res.notes.append(f"Invariant used_total == live redemptions: {'holds' if bad == 0 else f'BROKEN on {bad}'} "
+                     "for every campaign after the runs.")
+    if bad:
+        res.error = f"invariant broken: used_total differs from live redemptions on {bad} campaigns"
