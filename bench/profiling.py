@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from pyinstrument import Profiler
+
+# A frame line of pyinstrument's text output (the banner and footer lines are dropped).
+_FRAME = re.compile(r"^[\s|`\-]*\d+(\.\d+)?%")
 
 
 def profile_calls(fn: Callable[[int], object], calls: int, top: int = 25) -> str:
@@ -17,11 +21,8 @@ def profile_calls(fn: Callable[[int], object], calls: int, top: int = 25) -> str
     total = session.duration
     flat = profiler.output_text(unicode=False, color=False, flat=True, time="percent_of_total").splitlines()
     tree = profiler.output_text(unicode=False, color=False, time="percent_of_total").splitlines()
-    body_flat = [ln for ln in flat if ln.strip() and not ln.lstrip().startswith(("_", "Recorded", "Samples",
-                                                                                    "Duration", "Program",
-                                                                                    "To view", "pyinstrument"))]
-    body_tree = [ln for ln in tree if ln.strip() and not ln.lstrip().startswith(("_", "Recorded", "Program",
-                                                                                    "To view", "pyinstrument"))]
+    body_flat = [ln for ln in flat if _FRAME.match(ln)]
+    body_tree = [ln for ln in tree if _FRAME.match(ln)]
     per_call_ms = total / calls * 1000 if calls else 0.0
     return "\n".join([
         f"{calls} calls on one thread, {total:.2f} s wall, {per_call_ms:.3f} ms per call",
