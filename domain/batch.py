@@ -419,7 +419,12 @@ class BatchService:
                 codes = self._fresh_codes(uow, n, length, norm_prefix)
                 campaigns = [build_campaign(spec, h, code_prefix(c), now) for c, h in codes]
                 ids = uow.promo_codes.add_many(campaigns)
-                sink.write([report_row(i, c, c, camp) for i, (c, _), camp in zip(ids, codes, campaigns, strict=True)])
+                # Every row of a generated batch shares its campaign fields: format them once.
+                shared = report_row(0, "", "", campaigns[0])
+                sink.write([
+                    {**shared, "promo_code_id": str(i), "code": c, "normalized_code": c, "code_prefix": code_prefix(c)}
+                    for i, (c, _) in zip(ids, codes, strict=True)
+                ])
                 remaining -= n
                 if progress is not None:
                     progress(n)
