@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = [d["name"] for d in docs if not d["met"]]
     log(f"wrote {md} and {js} in {meta['seconds']:.0f} s; "
         + ("all targets met" if not missed else f"missed: {', '.join(missed)}"))
-    return 0
+    return 1 if any(d.get("error") for d in docs) else 0
 
 
 if __name__ == "__main__":

@@ -37,7 +37,8 @@ def summary_table(workloads: list[dict[str, Any]]) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for w in workloads:
         if w.get("error"):
-            lines.append(f"| {w['title']} | — | — | error: {w['error'][:200]} | — | — | **MISSED** |")
+            error = " ".join(str(w["error"]).split()).replace("|", "/")[:240]
+            lines.append(f"| {w['title']} | — | — | error: {error} | — | — | **MISSED** |")
         for c in w["checks"]:
             lines.append(_check_row(w, c))
     return lines
