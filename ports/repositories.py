@@ -206,6 +206,18 @@ class Purchases(Protocol):
     def count_in_review(self) -> int: ...
 
 
+class ProcessedUpdates(Protocol):
+    """The ``processed_updates`` table: Telegram ``update_id``s already taken in (webhook dedup)."""
+
+    def add(self, update_id: int, now: datetime) -> bool:
+        """Record ``update_id``; False when it was recorded before (a duplicate delivery)."""
+        ...
+
+    def delete_before(self, cutoff: datetime, limit: int) -> int:
+        """Forget ids recorded before ``cutoff`` (housekeeping); returns how many were removed."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``__exit__`` rolls back whatever was not committed."""
 
@@ -215,6 +227,7 @@ class UnitOfWork(Protocol):
     purchases: Purchases
     entitlements: Entitlements
     ledger: EntitlementLedger
+    processed_updates: ProcessedUpdates
 
     def __enter__(self) -> Self: ...
 

@@ -45,6 +45,7 @@ from ports.repositories import (
     CampaignFilter,
     HashFailureStats,
     PrefixFailureStats,
+    ProcessedUpdates,
     PromoCodes,
     Purchases,
     Redemptions,
@@ -65,6 +66,8 @@ class MemoryStore:
         self.entitlements: dict[int, Entitlement] = {}
         self.ledger: list[LedgerEntry] = []
         self.kv: dict[str, Any] = {}
+        self.processed_updates: dict[int, datetime] = {}
+        self.code_hashes: dict[str, int] = {}
         self._ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
 
     def next_id(self, table: str) -> int:
@@ -102,17 +105,17 @@ class InMemoryPromoCodes:
         self._u = undo
 
     def add(self, campaign: Campaign) -> Campaign:
-        if any(c.code_hash == campaign.code_hash for c in self._s.campaigns.values()):
+        if campaign.code_hash in self._s.code_hashes:
             raise DuplicateCodeHash(campaign.code_hash)
         stored = attrs.evolve(campaign, id=self._s.next_id("promo_codes"))
         assert stored.id is not None
         self._u.set(self._s.campaigns, stored.id, stored)
+        self._u.set(self._s.code_hashes, stored.code_hash, stored.id)
         return stored
 
     def add_many(self, campaigns: Sequence[Campaign]) -> list[int]:
-        hashes = {c.code_hash for c in self._s.campaigns.values()}
         batch = [c.code_hash for c in campaigns]
-        if len(set(batch)) != len(batch) or hashes.intersection(batch):
+        if len(set(batch)) != len(batch) or any(h in self._s.code_hashes for h in batch):
             raise DuplicateCodeHash("duplicate code hash in bulk insert")
         return [self.add(c).id for c in campaigns]  # type: ignore[misc]
 
@@ -120,15 +123,14 @@ class InMemoryPromoCodes:
         return self._s.campaigns.get(promo_code_id)
 
     def get_by_hashes(self, code_hashes: Sequence[str]) -> Campaign | None:
-        by_hash = {c.code_hash: c for c in self._s.campaigns.values() if c.code_hash in code_hashes}
         for h in code_hashes:
-            if h in by_hash:
-                return by_hash[h]
+            cid = self._s.code_hashes.get(h)
+            if cid is not None:
+                return self._s.campaigns[cid]
         return None
 
     def existing_hashes(self, code_hashes: Sequence[str]) -> set[str]:
-        wanted = set(code_hashes)
-        return {c.code_hash for c in self._s.campaigns.values() if c.code_hash in wanted}
+        return {h for h in code_hashes if h in self._s.code_hashes}
 
     def search(self, flt: CampaignFilter, limit: int, after_id: int | None) -> list[Campaign]:
         out = []
@@ -478,6 +480,25 @@ class InMemoryLedger:
         return [e for e in self._s.ledger if e.user_id == user_id]
 
 
+class InMemoryProcessedUpdates:
+    def __init__(self, store: MemoryStore, undo: _Undo) -> None:
+        self._s = store
+        self._u = undo
+
+    def add(self, update_id: int, now: datetime) -> bool:
+        if update_id in self._s.processed_updates:
+            return False
+        self._u.set(self._s.processed_updates, update_id, now)
+        return True
+
+    def delete_before(self, cutoff: datetime, limit: int) -> int:
+        old = [u for u, at in self._s.processed_updates.items() if at < cutoff][:limit]
+        for u in old:
+            self._u.set(self._s.processed_updates, u, self._s.processed_updates[u])
+            del self._s.processed_updates[u]
+        return len(old)
+
+
 class InMemoryUnitOfWork:
     """One serializable transaction over a :class:`MemoryStore`."""
 
@@ -490,6 +511,7 @@ class InMemoryUnitOfWork:
         self.purchases: Purchases = InMemoryPurchases(store, self._undo)
         self.entitlements: Entitlements = InMemoryEntitlements(store, self._undo)
         self.ledger: EntitlementLedger = InMemoryLedger(store, self._undo)
+        self.processed_updates: ProcessedUpdates = InMemoryProcessedUpdates(store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

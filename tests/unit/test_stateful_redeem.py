@@ -216,6 +216,7 @@ class RedeemMachine(RuleBasedStateMachine):
         cid, code = self.ids[idx], self.codes[idx]
         snapshot = MemoryStore()
         snapshot.campaigns = dict(self.store.campaigns)
+        snapshot.code_hashes = dict(self.store.code_hashes)
         snapshot.redemptions = dict(self.store.redemptions)
         snapshot.attempts = list(self.store.attempts)
         snapshot.purchases = dict(self.store.purchases)
