@@ -71,6 +71,12 @@ class ConfigurationError(DomainError):
     code = "CONFIGURATION_ERROR"
 
 
+class StorageUnavailable(DomainError):
+    """The database could not be reached or dropped the connection; nothing of the operation was kept."""
+
+    code = "STORAGE_UNAVAILABLE"
+
+
 # Raised by repositories when a database (or the in-memory equivalent) constraint refuses a write.
 class ConstraintViolation(Exception):
     pass

@@ -7,6 +7,8 @@ from dependency_injector import containers, providers
 from adapters.alerts import DeliveryOptions, RoutingNotifier, build_channels
 from adapters.alerts.dispatcher import AlertChannel
 from adapters.memory import InlineJobQueue, InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
+from adapters.sql.engine import EngineHolder
+from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.alerts import AlertPolicy
 from domain.batch import BatchService
 from domain.campaigns import CampaignService
@@ -92,9 +94,12 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Callable(lambda s: s.policy, settings)
 
     memory_store = providers.Singleton(MemoryStore)
+    # Lazy and fork-safe: the engine is built on first use, and again in a forked child (RQ's work horse).
+    sql_engines = providers.Singleton(EngineHolder, settings.provided.database_url, settings.provided.db_pool_size)
     uow_factory = providers.Selector(
         providers.Callable(_family, settings),
         memory=providers.Singleton(InMemoryUnitOfWorkFactory, memory_store),
+        sql=providers.Singleton(SqlUnitOfWorkFactory, sql_engines),
     )
 
     alert_channels = providers.Singleton(_alert_channels, settings)

@@ -6,6 +6,7 @@ A bad value raises :class:`domain.errors.ConfigurationError` whose message names
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -27,7 +28,8 @@ IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 @attrs.frozen
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = attrs.field(default=DEFAULT_DATABASE_URL, repr=False)
+    db_pool_size: int = 20
     redis_url: str | None = None
     promo_secret_pepper: str = attrs.field(default="", repr=False)
     promo_secret_pepper_previous: tuple[str, ...] = attrs.field(default=(), repr=False)
@@ -77,7 +79,8 @@ class Settings:
             "job_batch_size": r.integer("PROMO_JOB_BATCH_SIZE", 500, minimum=1),
         }
         return cls(
-            database_url=r.text("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            database_url=r.parse("DATABASE_URL", _database_url, DEFAULT_DATABASE_URL),
+            db_pool_size=r.integer("STARPROMO_DB_POOL_SIZE", 20, minimum=1),
             redis_url=r.text("REDIS_URL"),
             promo_secret_pepper=pepper,
             promo_secret_pepper_previous=tuple(p for p in (r.text("PROMO_SECRET_PEPPER_PREVIOUS") or "").split(",")
@@ -113,9 +116,18 @@ def _parse_cidrs(raw: str) -> tuple[IpNetwork, ...]:
 
 def _positive_float(raw: str) -> float:
     value = float(raw)
-    if value <= 0:
-        raise ValueError("must be > 0")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError("must be a finite number > 0")
     return value
+
+
+DATABASE_SCHEMES = ("memory://", "sqlite://", "postgresql://", "postgresql+psycopg://", "postgres://")
+
+
+def _database_url(raw: str) -> str:
+    if not raw.startswith(DATABASE_SCHEMES):
+        raise ValueError("expected sqlite:///PATH, postgresql+psycopg://USER:PASSWORD@HOST/DB or memory://")
+    return raw
 
 
 class _Reader:
@@ -135,7 +147,8 @@ class _Reader:
         try:
             return parse(raw)
         except (ValueError, TypeError) as exc:
-            raise ConfigurationError(f"{name}: invalid value {raw!r} ({exc})") from None
+            shown = repr(raw.split("@")[-1]) if name == "DATABASE_URL" else repr(raw)  # never echo a password
+            raise ConfigurationError(f"{name}: invalid value {shown} ({exc})") from None
 
     def integer(self, name: str, default: int, minimum: int) -> int:
         def parse(raw: str) -> int:

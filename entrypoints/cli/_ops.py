@@ -18,18 +18,20 @@ from dependency_injector import containers
 from domain.errors import ConfigurationError, DomainError, ValidationError
 from domain.model import Campaign
 from entrypoints.container import Container, build_container
+from entrypoints.settings import Settings
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def get_container(ctx: click.Context) -> Container:
+def get_container(ctx: click.Context, *, require_pepper: bool = True) -> Container:
     """The container of this invocation: the one a caller passed as ``obj`` (tests), else built once
-    from the environment and kept on the root context for the rest of the invocation."""
+    from the environment and kept on the root context for the rest of the invocation. Commands that
+    never hash a code (``db upgrade``) pass ``require_pepper=False``."""
     root = ctx.find_root()
     # ``Container()`` returns a dynamic copy of the declarative class, hence the base-class check.
     if not isinstance(root.obj, containers.Container):
-        root.obj = build_container()
+        root.obj = build_container(None if require_pepper else Settings.from_env(require_pepper=False))
     return cast(Container, root.obj)
 
 

@@ -12,6 +12,7 @@ from domain.errors import ConfigurationError, DomainError
 # Modules exposing ``register(cli: click.Group)``; each owns its commands.
 COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.demo",
+    "entrypoints.cli.db",
     "entrypoints.cli.codes",
     "entrypoints.cli.campaigns",
     "entrypoints.cli.dashboard",

@@ -43,6 +43,7 @@ DOMAIN_STATUSES: tuple[tuple[type[domain_errors.DomainError], int], ...] = (
     (domain_errors.CheckoutError, 409),
     (domain_errors.PaymentRefundError, 502),
     (domain_errors.ConfigurationError, 500),
+    (domain_errors.StorageUnavailable, 503),
 )
 
 

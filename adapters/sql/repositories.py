@@ -1,0 +1,689 @@
+"""SQL repositories over one connection (the unit of work's transaction).
+
+Every conditional method of the ports is one ``UPDATE ... WHERE <expected state> ... RETURNING``;
+unique violations map back to the domain's ``ConstraintViolation`` subclasses by constraint name
+(PostgreSQL) or by column list (SQLite). Job queries lock their batch with ``FOR UPDATE SKIP LOCKED``
+on PostgreSQL (SQLite serializes writers with ``BEGIN IMMEDIATE`` instead).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from adapters.sql.tables import (
+    entitlement_ledger,
+    entitlements,
+    processed_updates,
+    promo_attempts,
+    promo_codes,
+    promo_redemptions,
+    purchases,
+)
+from domain.errors import (
+    ConstraintViolation,
+    DuplicateChargeId,
+    DuplicateCodeHash,
+    DuplicateIdempotencyKey,
+    LiveRedemptionExists,
+    OpenPurchaseExists,
+)
+from domain.model import (
+    FAILURE_RESULTS,
+    OPEN_PURCHASE_STATUSES,
+    Attempt,
+    Campaign,
+    CampaignFilter,
+    CampaignStatus,
+    Entitlement,
+    HashFailureStats,
+    LedgerEntry,
+    LedgerSource,
+    PausedReason,
+    PrefixFailureStats,
+    PromoType,
+    Purchase,
+    PurchaseStatus,
+    RedeemResult,
+    Redemption,
+    RedemptionStatus,
+    TargetScope,
+)
+
+# Constraint name (PostgreSQL) and "table.col, table.col" (SQLite's message) -> domain error.
+_VIOLATIONS: dict[str, type[ConstraintViolation]] = {
+    "uq_promo_codes_code_hash": DuplicateCodeHash,
+    "promo_codes.code_hash": DuplicateCodeHash,
+    "uq_promo_redemptions_idempotency_key": DuplicateIdempotencyKey,
+    "promo_redemptions.idempotency_key": DuplicateIdempotencyKey,
+    "uq_promo_redemptions_live_per_user": LiveRedemptionExists,
+    "promo_redemptions.promo_code_id, promo_redemptions.user_id": LiveRedemptionExists,
+    "uq_purchases_open_per_user_product": OpenPurchaseExists,
+    "purchases.user_id, purchases.product_code": OpenPurchaseExists,
+    "uq_purchases_telegram_payment_charge_id": DuplicateChargeId,
+    "purchases.telegram_payment_charge_id": DuplicateChargeId,
+}
+
+# SQLite allows 32766 bound parameters; stay well below for IN lists.
+_IN_CHUNK = 900
+
+
+def constraint_violation(exc: sa.exc.IntegrityError) -> ConstraintViolation | None:
+    """The domain error a unique violation stands for, or None for any other integrity error."""
+    orig = exc.orig
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name is None:
+        text = str(orig)
+        marker = "UNIQUE constraint failed: "
+        name = text.split(marker, 1)[1].strip() if marker in text else None
+    cls = _VIOLATIONS.get(name) if name else None
+    return cls(name) if cls is not None else None
+
+
+class _Repo:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._c = conn
+        self._pg = conn.dialect.name == "postgresql"
+
+    def _insert(self, stmt: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
+        try:
+            return self._c.execute(stmt, params)
+        except sa.exc.IntegrityError as exc:
+            violation = constraint_violation(exc)
+            if violation is None:
+                raise
+            raise violation from None
+
+    def _locked(self, stmt: sa.Select[Any], *of: sa.Table) -> sa.Select[Any]:
+        if self._pg:
+            return stmt.with_for_update(skip_locked=True, of=list(of) or None)
+        return stmt
+
+
+def _v(value: Any) -> Any:
+    """Enum members as their plain string value (drivers need not know StrEnum)."""
+    return value.value if hasattr(value, "value") else value
+
+
+def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
+    for i in range(0, len(values), _IN_CHUNK):
+        yield list(values[i:i + _IN_CHUNK])
+
+
+# -- promo_codes -------------------------------------------------------------------------------------------
+
+_CAMPAIGN_COLS = [c for c in promo_codes.c if c.name != "id"]
+
+
+def campaign_row(c: Campaign) -> dict[str, Any]:
+    return {
+        "campaign_name": c.campaign_name,
+        "code_hash": c.code_hash,
+        "code_prefix": c.code_prefix,
+        "promo_type": c.promo_type.value,
+        "grant_plan_code": c.grant_plan_code,
+        "grant_days": c.grant_days,
+        "discount_percent": c.discount_percent,
+        "applicable_products": list(c.applicable_products),
+        "target_scope": c.target_scope.value,
+        "status": c.status.value,
+        "paused_reason": _v(c.paused_reason),
+        "valid_from": c.valid_from,
+        "valid_until": c.valid_until,
+        "max_total_uses": c.max_total_uses,
+        "used_total": c.used_total,
+        "created_at": c.created_at,
+        "updated_at": c.updated_at,
+    }
+
+
+def to_campaign(r: Any) -> Campaign:
+    return Campaign(
+        id=r.id,
+        campaign_name=r.campaign_name,
+        code_hash=r.code_hash,
+        code_prefix=r.code_prefix,
+        promo_type=PromoType(r.promo_type),
+        grant_plan_code=r.grant_plan_code,
+        grant_days=r.grant_days,
+        discount_percent=r.discount_percent,
+        applicable_products=tuple(r.applicable_products or ()),
+        target_scope=TargetScope(r.target_scope),
+        status=CampaignStatus(r.status),
+        paused_reason=PausedReason(r.paused_reason) if r.paused_reason else None,
+        valid_from=r.valid_from,
+        valid_until=r.valid_until,
+        max_total_uses=r.max_total_uses,
+        used_total=r.used_total,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+class SqlPromoCodes(_Repo):
+    t = promo_codes
+
+    def _one(self, stmt: sa.Executable) -> Campaign | None:
+        row = self._c.execute(stmt).first()
+        return to_campaign(row) if row is not None else None
+
+    def _many(self, stmt: sa.Executable) -> list[Campaign]:
+        return [to_campaign(r) for r in self._c.execute(stmt)]
+
+    def add(self, campaign: Campaign) -> Campaign:
+        row = self._insert(sa.insert(self.t).values(campaign_row(campaign)).returning(self.t)).one()
+        return to_campaign(row)
+
+    def add_many(self, campaigns: Sequence[Campaign]) -> list[int]:
+        if not campaigns:
+            return []
+        if self._pg:
+            return self._copy_many(campaigns)
+        # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so ids after max(id) are ours.
+        start = self._c.execute(sa.select(sa.func.coalesce(sa.func.max(self.t.c.id), 0))).scalar_one()
+        ids = list(range(start + 1, start + 1 + len(campaigns)))
+        rows = [{"id": i, **campaign_row(c)} for i, c in zip(ids, campaigns, strict=True)]
+        self._insert(sa.insert(self.t), rows)
+        return ids
+
+    def _copy_many(self, campaigns: Sequence[Campaign]) -> list[int]:
+        """PostgreSQL: ids drawn from the sequence in one round trip, rows streamed with ``COPY``."""
+        import psycopg.errors
+        from psycopg.types.json import Jsonb
+
+        ids = list(self._c.execute(
+            sa.text("SELECT nextval(pg_get_serial_sequence('promo_codes', 'id')) FROM generate_series(1, :n)"),
+            {"n": len(campaigns)},
+        ).scalars())
+        names = ["id", *(c.name for c in _CAMPAIGN_COLS)]
+        dbapi = cast("psycopg.Connection[Any]", self._c.connection.dbapi_connection)
+        try:
+            with dbapi.cursor() as cur, cur.copy(f"COPY promo_codes ({', '.join(names)}) FROM STDIN") as copy:
+                for i, c in zip(ids, campaigns, strict=True):
+                    copy.write_row((
+                        i, c.campaign_name, c.code_hash, c.code_prefix, c.promo_type.value, c.grant_plan_code,
+                        c.grant_days, c.discount_percent, Jsonb(list(c.applicable_products)), c.target_scope.value,
+                        c.status.value, _v(c.paused_reason), c.valid_from, c.valid_until, c.max_total_uses,
+                        c.used_total, c.created_at, c.updated_at,
+                    ))
+        except psycopg.errors.UniqueViolation as exc:
+            raise DuplicateCodeHash(str(exc.diag.constraint_name)) from None
+        return ids
+
+    def get(self, promo_code_id: int) -> Campaign | None:
+        return self._one(sa.select(self.t).where(self.t.c.id == promo_code_id))
+
+    def get_by_hashes(self, code_hashes: Sequence[str]) -> Campaign | None:
+        if not code_hashes:
+            return None
+        if len(code_hashes) == 1:
+            return self._one(sa.select(self.t).where(self.t.c.code_hash == code_hashes[0]))
+        found = {c.code_hash: c for c in self._many(sa.select(self.t).where(self.t.c.code_hash.in_(code_hashes)))}
+        return next((found[h] for h in code_hashes if h in found), None)
+
+    def existing_hashes(self, code_hashes: Sequence[str]) -> set[str]:
+        out: set[str] = set()
+        for chunk in _chunks(code_hashes):
+            stmt = sa.select(self.t.c.code_hash).where(self.t.c.code_hash.in_(chunk))
+            out.update(self._c.execute(stmt).scalars())
+        return out
+
+    def search(self, flt: CampaignFilter, limit: int, after_id: int | None) -> list[Campaign]:
+        stmt = sa.select(self.t).order_by(self.t.c.id).limit(limit)
+        if after_id is not None:
+            stmt = stmt.where(self.t.c.id > after_id)
+        if flt.status is not None:
+            stmt = stmt.where(self.t.c.status == flt.status.value)
+        if flt.promo_type is not None:
+            stmt = stmt.where(self.t.c.promo_type == flt.promo_type.value)
+        if flt.name_contains:
+            escaped = flt.name_contains.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = stmt.where(sa.func.lower(self.t.c.campaign_name).like(f"%{escaped}%", escape="\\"))
+        return self._many(stmt)
+
+    def set_status(
+        self,
+        promo_code_id: int,
+        expected: Sequence[CampaignStatus],
+        status: CampaignStatus,
+        paused_reason: PausedReason | None,
+        now: datetime,
+    ) -> Campaign | None:
+        reason = paused_reason.value if status is CampaignStatus.PAUSED and paused_reason is not None else None
+        return self._one(
+            sa.update(self.t)
+            .where(self.t.c.id == promo_code_id, self.t.c.status.in_([s.value for s in expected]))
+            .values(status=status.value, paused_reason=reason, updated_at=now)
+            .returning(self.t)
+        )
+
+    def claim_capacity(self, promo_code_id: int, now: datetime) -> Campaign | None:
+        t = self.t
+        return self._one(
+            sa.update(t)
+            .where(
+                t.c.id == promo_code_id,
+                t.c.status == CampaignStatus.ACTIVE.value,
+                sa.or_(t.c.max_total_uses.is_(None), t.c.used_total < t.c.max_total_uses),
+            )
+            .values(used_total=t.c.used_total + 1, updated_at=now)
+            .returning(t)
+        )
+
+    def release_capacity(self, promo_code_id: int, now: datetime) -> None:
+        t = self.t
+        self._c.execute(
+            sa.update(t).where(t.c.id == promo_code_id, t.c.used_total > 0)
+            .values(used_total=t.c.used_total - 1, updated_at=now)
+        )
+
+    def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
+        t = self.t
+        stmt = (
+            sa.select(t)
+            .where(t.c.status.in_([CampaignStatus.ACTIVE.value, CampaignStatus.PAUSED.value]),
+                   t.c.valid_until.is_not(None), t.c.valid_until <= now)
+            .order_by(t.c.id).limit(limit)
+        )
+        return self._many(self._locked(stmt, t))
+
+    def due_for_depletion(self, limit: int) -> list[Campaign]:
+        t, r = self.t, promo_redemptions
+        reserved = sa.select(r.c.id).where(r.c.promo_code_id == t.c.id, r.c.status == RedemptionStatus.RESERVED.value)
+        stmt = (
+            sa.select(t)
+            .where(t.c.status == CampaignStatus.ACTIVE.value, t.c.max_total_uses.is_not(None),
+                   t.c.used_total >= t.c.max_total_uses, ~reserved.exists())
+            .order_by(t.c.id).limit(limit)
+        )
+        return self._many(self._locked(stmt, t))
+
+    def active_with_prefix(self, code_prefix: str) -> list[Campaign]:
+        t = self.t
+        return self._many(sa.select(t).where(t.c.code_prefix == code_prefix, t.c.status == CampaignStatus.ACTIVE.value)
+                          .order_by(t.c.id))
+
+    def active_with_hashes(self, code_hashes: Sequence[str]) -> list[Campaign]:
+        out: list[Campaign] = []
+        for chunk in _chunks(code_hashes):
+            out.extend(self._many(sa.select(self.t).where(
+                self.t.c.code_hash.in_(chunk), self.t.c.status == CampaignStatus.ACTIVE.value).order_by(self.t.c.id)))
+        return out
+
+    def count_paused(self, since: datetime | None = None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self.t).where(self.t.c.status == CampaignStatus.PAUSED.value)
+        if since is not None:
+            stmt = stmt.where(self.t.c.updated_at >= since)
+        return int(self._c.execute(stmt).scalar_one())
+
+
+# -- promo_redemptions -------------------------------------------------------------------------------------
+
+def to_redemption(r: Any) -> Redemption:
+    return Redemption(
+        id=r.id,
+        promo_code_id=r.promo_code_id,
+        user_id=r.user_id,
+        idempotency_key=r.idempotency_key,
+        status=RedemptionStatus(r.status),
+        discount_percent=r.discount_percent,
+        reserved_until=r.reserved_until,
+        purchase_id=r.purchase_id,
+        applied_purchase_id=r.applied_purchase_id,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        revoked_at=r.revoked_at,
+    )
+
+
+class SqlRedemptions(_Repo):
+    t = promo_redemptions
+
+    def _one(self, stmt: sa.Executable) -> Redemption | None:
+        row = self._c.execute(stmt).first()
+        return to_redemption(row) if row is not None else None
+
+    def _update(self, redemption_id: int, *where: Any, **values: Any) -> Redemption | None:
+        return self._one(sa.update(self.t).where(self.t.c.id == redemption_id, *where).values(**values)
+                         .returning(self.t))
+
+    def add(self, redemption: Redemption) -> Redemption:
+        values = {
+            "promo_code_id": redemption.promo_code_id,
+            "user_id": redemption.user_id,
+            "idempotency_key": redemption.idempotency_key,
+            "status": redemption.status.value,
+            "discount_percent": redemption.discount_percent,
+            "reserved_until": redemption.reserved_until,
+            "purchase_id": redemption.purchase_id,
+            "applied_purchase_id": redemption.applied_purchase_id,
+            "created_at": redemption.created_at,
+            "updated_at": redemption.updated_at,
+            "revoked_at": redemption.revoked_at,
+        }
+        return to_redemption(self._insert(sa.insert(self.t).values(values).returning(self.t)).one())
+
+    def get(self, redemption_id: int) -> Redemption | None:
+        return self._one(sa.select(self.t).where(self.t.c.id == redemption_id))
+
+    def get_by_idempotency_key(self, idempotency_key: str) -> Redemption | None:
+        return self._one(sa.select(self.t).where(self.t.c.idempotency_key == idempotency_key))
+
+    def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
+        t = self.t
+        return self._one(sa.select(t).where(t.c.promo_code_id == promo_code_id, t.c.user_id == user_id,
+                                            t.c.status != RedemptionStatus.EXPIRED.value))
+
+    def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
+        t = self.t
+        return self._update(
+            redemption_id,
+            t.c.status == RedemptionStatus.RESERVED.value,
+            t.c.reserved_until > now,
+            sa.or_(t.c.purchase_id.is_(None), t.c.purchase_id == purchase_id),
+            purchase_id=purchase_id, updated_at=now,
+        )
+
+    def unbind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> None:
+        t = self.t
+        self._update(redemption_id, t.c.purchase_id == purchase_id, t.c.status == RedemptionStatus.RESERVED.value,
+                     purchase_id=None, updated_at=now)
+
+    def apply(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
+        return self._update(redemption_id, self.t.c.status == RedemptionStatus.RESERVED.value,
+                            status=RedemptionStatus.APPLIED.value, applied_purchase_id=purchase_id,
+                            purchase_id=purchase_id, updated_at=now)
+
+    def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
+        t = self.t
+        return self._update(redemption_id, t.c.status == RedemptionStatus.RESERVED.value, t.c.purchase_id.is_(None),
+                            t.c.reserved_until <= now, status=RedemptionStatus.EXPIRED.value, updated_at=now)
+
+    def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
+        t = self.t
+        return self._update(
+            redemption_id, t.c.status.in_([RedemptionStatus.RESERVED.value, RedemptionStatus.APPLIED.value]),
+            status=RedemptionStatus.REVOKED.value, revoked_at=now, updated_at=now,
+        )
+
+    def due_for_expiry(self, now: datetime, limit: int) -> list[Redemption]:
+        t = self.t
+        stmt = (
+            sa.select(t)
+            .where(t.c.status == RedemptionStatus.RESERVED.value, t.c.purchase_id.is_(None), t.c.reserved_until <= now)
+            .order_by(t.c.reserved_until, t.c.id).limit(limit)
+        )
+        return [to_redemption(r) for r in self._c.execute(self._locked(stmt, t))]
+
+    def count_created(self, since: datetime, until: datetime, reservations_only: bool) -> int:
+        t = self.t
+        stmt = sa.select(sa.func.count()).select_from(t).where(t.c.created_at >= since, t.c.created_at < until)
+        if reservations_only:
+            stmt = stmt.where(t.c.discount_percent.is_not(None))
+        return int(self._c.execute(stmt).scalar_one())
+
+    def count_applied_reservations(self, since: datetime, until: datetime) -> int:
+        t = self.t
+        stmt = sa.select(sa.func.count()).select_from(t).where(
+            t.c.created_at >= since, t.c.created_at < until, t.c.discount_percent.is_not(None),
+            t.c.applied_purchase_id.is_not(None))
+        return int(self._c.execute(stmt).scalar_one())
+
+    def count_by_status(self, promo_code_id: int) -> dict[RedemptionStatus, int]:
+        t = self.t
+        out = dict.fromkeys(RedemptionStatus, 0)
+        stmt = sa.select(t.c.status, sa.func.count()).where(t.c.promo_code_id == promo_code_id).group_by(t.c.status)
+        for status, n in self._c.execute(stmt):
+            out[RedemptionStatus(status)] = int(n)
+        return out
+
+
+# -- promo_attempts ----------------------------------------------------------------------------------------
+
+_FAILURES = sorted(r.value for r in FAILURE_RESULTS)
+
+
+class SqlAttempts(_Repo):
+    t = promo_attempts
+
+    def add(self, attempt: Attempt) -> None:
+        self._c.execute(sa.insert(self.t).values(
+            user_id=attempt.user_id,
+            normalized_code_hash=attempt.normalized_code_hash,
+            code_prefix=attempt.code_prefix,
+            result=attempt.result.value,
+            attempted_at=attempt.attempted_at,
+        ))
+
+    def failure_stats(self, user_id: int, since: datetime) -> tuple[int, datetime | None]:
+        t = self.t
+        row = self._c.execute(
+            sa.select(sa.func.count(), sa.func.max(t.c.attempted_at))
+            .where(t.c.user_id == user_id, t.c.attempted_at >= since, t.c.result.in_(_FAILURES))
+        ).one()
+        return int(row[0]), self._ts(row[1]) if row[1] is not None else None
+
+    def hash_failures(self, since: datetime, min_failures: int, min_users: int) -> list[HashFailureStats]:
+        t = self.t
+        failures = sa.func.count().label("failures")
+        users = sa.func.count(sa.distinct(t.c.user_id)).label("users")
+        last = sa.func.max(t.c.attempted_at).label("last_seen")
+        stmt = (
+            sa.select(t.c.normalized_code_hash, failures, users, last)
+            .where(t.c.attempted_at >= since, t.c.result.in_(_FAILURES), t.c.normalized_code_hash.is_not(None))
+            .group_by(t.c.normalized_code_hash)
+            .having(sa.and_(sa.func.count() >= min_failures, sa.func.count(sa.distinct(t.c.user_id)) >= min_users))
+        )
+        out = [HashFailureStats(r[0], int(r[1]), int(r[2]), self._ts(r[3])) for r in self._c.execute(stmt)]
+        return sorted(out, key=lambda s: (-s.failures, s.normalized_code_hash))
+
+    def invalid_prefix_failures(self, since: datetime, min_failures: int) -> list[PrefixFailureStats]:
+        t = self.t
+        stmt = (
+            sa.select(t.c.code_prefix, sa.func.count(), sa.func.count(sa.distinct(t.c.user_id)),
+                      sa.func.max(t.c.attempted_at))
+            .where(t.c.attempted_at >= since, t.c.result == RedeemResult.INVALID.value, t.c.code_prefix.is_not(None))
+            .group_by(t.c.code_prefix)
+            .having(sa.func.count() >= min_failures)
+        )
+        out = [PrefixFailureStats(r[0], int(r[1]), int(r[2]), self._ts(r[3])) for r in self._c.execute(stmt)]
+        return sorted(out, key=lambda s: (-s.failures, s.code_prefix))
+
+    def counts_by_result(self, since: datetime, until: datetime) -> dict[RedeemResult, int]:
+        t = self.t
+        stmt = (sa.select(t.c.result, sa.func.count())
+                .where(t.c.attempted_at >= since, t.c.attempted_at < until).group_by(t.c.result))
+        return {RedeemResult(r): int(n) for r, n in self._c.execute(stmt)}
+
+    def _ts(self, value: Any) -> datetime:
+        out = promo_attempts.c.attempted_at.type.process_result_value(  # type: ignore[attr-defined]
+            datetime.fromisoformat(value) if isinstance(value, str) else value, self._c.dialect)
+        assert isinstance(out, datetime)
+        return out
+
+
+# -- purchases ---------------------------------------------------------------------------------------------
+
+def to_purchase(r: Any) -> Purchase:
+    return Purchase(
+        id=r.id,
+        user_id=r.user_id,
+        product_code=r.product_code,
+        base_stars_amount=r.base_stars_amount,
+        discount_stars_amount=r.discount_stars_amount,
+        final_stars_amount=r.final_stars_amount,
+        promo_redemption_id=r.promo_redemption_id,
+        status=PurchaseStatus(r.status),
+        telegram_payment_charge_id=r.telegram_payment_charge_id,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+        paid_at=r.paid_at,
+        refunded_at=r.refunded_at,
+        review_reason=r.review_reason,
+    )
+
+
+_OPEN = sorted(s.value for s in OPEN_PURCHASE_STATUSES)
+
+
+class SqlPurchases(_Repo):
+    t = purchases
+
+    def _one(self, stmt: sa.Executable) -> Purchase | None:
+        row = self._c.execute(stmt).first()
+        return to_purchase(row) if row is not None else None
+
+    def _many(self, stmt: sa.Executable) -> list[Purchase]:
+        return [to_purchase(r) for r in self._c.execute(stmt)]
+
+    def add(self, purchase: Purchase) -> Purchase:
+        values = {
+            "user_id": purchase.user_id,
+            "product_code": purchase.product_code,
+            "base_stars_amount": purchase.base_stars_amount,
+            "discount_stars_amount": purchase.discount_stars_amount,
+            "final_stars_amount": purchase.final_stars_amount,
+            "promo_redemption_id": purchase.promo_redemption_id,
+            "status": purchase.status.value,
+            "telegram_payment_charge_id": purchase.telegram_payment_charge_id,
+            "created_at": purchase.created_at,
+            "updated_at": purchase.updated_at,
+            "paid_at": purchase.paid_at,
+            "refunded_at": purchase.refunded_at,
+            "review_reason": purchase.review_reason,
+        }
+        return to_purchase(self._insert(sa.insert(self.t).values(values).returning(self.t)).one())
+
+    def get(self, purchase_id: int) -> Purchase | None:
+        return self._one(sa.select(self.t).where(self.t.c.id == purchase_id))
+
+    def get_open(self, user_id: int, product_code: str) -> Purchase | None:
+        t = self.t
+        return self._one(sa.select(t).where(t.c.user_id == user_id, t.c.product_code == product_code,
+                                            t.c.status.in_(_OPEN)))
+
+    def get_by_charge_id(self, telegram_payment_charge_id: str) -> Purchase | None:
+        return self._one(sa.select(self.t).where(self.t.c.telegram_payment_charge_id == telegram_payment_charge_id))
+
+    def user_has_paid(self, user_id: int) -> bool:
+        t = self.t
+        stmt = sa.select(sa.exists().where(
+            t.c.user_id == user_id, t.c.status.in_([PurchaseStatus.PAID.value, PurchaseStatus.REFUNDED.value])))
+        return bool(self._c.execute(stmt).scalar_one())
+
+    def set_status(
+        self,
+        purchase_id: int,
+        expected: Sequence[PurchaseStatus],
+        status: PurchaseStatus,
+        now: datetime,
+        telegram_payment_charge_id: str | None = None,
+    ) -> Purchase | None:
+        values: dict[str, Any] = {"status": status.value, "updated_at": now}
+        if telegram_payment_charge_id is not None:
+            values["telegram_payment_charge_id"] = telegram_payment_charge_id
+        if status is PurchaseStatus.PAID:
+            values["paid_at"] = now
+        if status is PurchaseStatus.REFUNDED:
+            values["refunded_at"] = now
+        stmt = (sa.update(self.t).where(self.t.c.id == purchase_id, self.t.c.status.in_([s.value for s in expected]))
+                .values(values).returning(self.t))
+        row = self._insert(stmt).first()
+        return to_purchase(row) if row is not None else None
+
+    def mark_review(self, purchase_id: int, reason: str, now: datetime) -> Purchase | None:
+        return self._one(sa.update(self.t).where(self.t.c.id == purchase_id)
+                         .values(review_reason=reason, updated_at=now).returning(self.t))
+
+    def stale_open(self, cutoff: datetime, limit: int) -> list[Purchase]:
+        t = self.t
+        stmt = sa.select(t).where(t.c.status.in_(_OPEN), t.c.created_at < cutoff).order_by(t.c.id).limit(limit)
+        return self._many(self._locked(stmt, t))
+
+    def refunded_needing_rollback(self, limit: int) -> list[Purchase]:
+        t, r = self.t, promo_redemptions
+        stmt = (
+            sa.select(t).join(r, r.c.id == t.c.promo_redemption_id)
+            .where(t.c.status == PurchaseStatus.REFUNDED.value, r.c.status != RedemptionStatus.REVOKED.value)
+            .order_by(t.c.id).limit(limit)
+        )
+        return self._many(self._locked(stmt, t))
+
+    def in_window(self, since: datetime, until: datetime) -> list[Purchase]:
+        t = self.t
+        return self._many(sa.select(t).where(t.c.created_at >= since, t.c.created_at < until).order_by(t.c.id))
+
+    def count_in_review(self) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self.t).where(self.t.c.review_reason.is_not(None))
+        return int(self._c.execute(stmt).scalar_one())
+
+
+# -- entitlements, ledger, processed updates ---------------------------------------------------------------
+
+class SqlEntitlements(_Repo):
+    t = entitlements
+
+    def get(self, user_id: int) -> Entitlement | None:
+        row = self._c.execute(sa.select(self.t).where(self.t.c.user_id == user_id)).first()
+        if row is None:
+            return None
+        return Entitlement(user_id=row.user_id, plan_code=row.plan_code, expires_at=row.expires_at,
+                           updated_at=row.updated_at)
+
+    def put(self, entitlement: Entitlement) -> None:
+        values = {"user_id": entitlement.user_id, "plan_code": entitlement.plan_code,
+                  "expires_at": entitlement.expires_at, "updated_at": entitlement.updated_at}
+        insert = pg_dialect.insert(self.t) if self._pg else sqlite_dialect.insert(self.t)
+        stmt = insert.values(values)
+        self._c.execute(stmt.on_conflict_do_update(
+            index_elements=[self.t.c.user_id],
+            set_={"plan_code": stmt.excluded.plan_code, "expires_at": stmt.excluded.expires_at,
+                  "updated_at": stmt.excluded.updated_at},
+        ))
+
+
+class SqlLedger(_Repo):
+    t = entitlement_ledger
+
+    def add(self, entry: LedgerEntry) -> LedgerEntry:
+        new_id = self._c.execute(sa.insert(self.t).values(
+            user_id=entry.user_id, plan_code=entry.plan_code, days=entry.days, source=entry.source.value,
+            promo_redemption_id=entry.promo_redemption_id, purchase_id=entry.purchase_id,
+            expires_at_after=entry.expires_at_after, created_at=entry.created_at,
+        ).returning(self.t.c.id)).scalar_one()
+        return LedgerEntry(
+            user_id=entry.user_id, plan_code=entry.plan_code, days=entry.days, source=entry.source,
+            promo_redemption_id=entry.promo_redemption_id, purchase_id=entry.purchase_id,
+            expires_at_after=entry.expires_at_after, created_at=entry.created_at, id=new_id,
+        )
+
+    def for_user(self, user_id: int) -> list[LedgerEntry]:
+        rows = self._c.execute(sa.select(self.t).where(self.t.c.user_id == user_id).order_by(self.t.c.id))
+        return [
+            LedgerEntry(user_id=r.user_id, plan_code=r.plan_code, days=r.days, source=LedgerSource(r.source),
+                        promo_redemption_id=r.promo_redemption_id, purchase_id=r.purchase_id,
+                        expires_at_after=r.expires_at_after, created_at=r.created_at, id=r.id)
+            for r in rows
+        ]
+
+
+class SqlProcessedUpdates(_Repo):
+    t = processed_updates
+
+    def add(self, update_id: int, now: datetime) -> bool:
+        insert = pg_dialect.insert(self.t) if self._pg else sqlite_dialect.insert(self.t)
+        stmt = insert.values(update_id=update_id, processed_at=now).on_conflict_do_nothing(
+            index_elements=[self.t.c.update_id]).returning(self.t.c.update_id)
+        return self._c.execute(stmt).first() is not None
+
+    def delete_before(self, cutoff: datetime, limit: int) -> int:
+        t = self.t
+        old = sa.select(t.c.update_id).where(t.c.processed_at < cutoff).order_by(t.c.processed_at).limit(limit)
+        result = self._c.execute(sa.delete(t).where(t.c.update_id.in_(old.scalar_subquery())))
+        return int(result.rowcount)

@@ -1,0 +1,232 @@
+"""SQLAlchemy 2 Core tables: the exact names of SPEC sections 3-5, one metadata for PostgreSQL and SQLite.
+
+The database enforces the SPEC 4/5 invariants itself: a unique ``code_hash``, a unique ``idempotency_key``,
+one live redemption per ``(promo_code_id, user_id)`` (partial unique index ``WHERE status <> 'EXPIRED'``),
+one open purchase per ``(user_id, product_code)`` and a unique ``telegram_payment_charge_id``.
+Constraint names come from the naming convention, so errors map back to domain exceptions by name.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+
+from domain.model import (
+    CampaignStatus,
+    LedgerSource,
+    PausedReason,
+    PromoType,
+    PurchaseStatus,
+    RedeemResult,
+    RedemptionStatus,
+    TargetScope,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.types.TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out: ``timestamptz`` on PostgreSQL; on SQLite (no time zones) the UTC
+    wall time as text in one fixed format, so text comparison is time comparison."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Integer ids: BIGINT identity on PostgreSQL, the rowid alias (INTEGER PRIMARY KEY) on SQLite.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+Json = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def _in(column: str, values: Any) -> str:
+    return f"{column} IN ({', '.join(repr(str(v.value)) for v in values)})"
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", BigId, sa.Identity(), primary_key=True)
+
+
+promo_codes = sa.Table(
+    "promo_codes",
+    metadata,
+    _id(),
+    sa.Column("campaign_name", sa.String(200), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("code_prefix", sa.String(4), nullable=False),
+    sa.Column("promo_type", sa.String(20), nullable=False),
+    sa.Column("grant_plan_code", sa.String(64)),
+    sa.Column("grant_days", sa.Integer),
+    sa.Column("discount_percent", sa.Integer),
+    sa.Column("applicable_products", Json, nullable=False),
+    sa.Column("target_scope", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("paused_reason", sa.String(32)),
+    sa.Column("valid_from", UTCDateTime, nullable=False),
+    sa.Column("valid_until", UTCDateTime),
+    sa.Column("max_total_uses", sa.Integer),
+    sa.Column("used_total", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("code_hash"),
+    sa.CheckConstraint(_in("promo_type", PromoType), name="promo_type"),
+    sa.CheckConstraint(_in("target_scope", TargetScope), name="target_scope"),
+    sa.CheckConstraint(_in("status", CampaignStatus), name="status"),
+    sa.CheckConstraint(f"paused_reason IS NULL OR {_in('paused_reason', PausedReason)}", name="paused_reason"),
+    sa.CheckConstraint("discount_percent IS NULL OR discount_percent BETWEEN 1 AND 99", name="discount_percent"),
+    sa.CheckConstraint("used_total >= 0", name="used_total_not_negative"),
+    sa.CheckConstraint("max_total_uses IS NULL OR used_total <= max_total_uses", name="used_total_within_capacity"),
+)
+# Rollover (status + valid_until), guard by prefix.
+sa.Index(None, promo_codes.c.status, promo_codes.c.valid_until)
+sa.Index(None, promo_codes.c.code_prefix, promo_codes.c.status)
+
+promo_redemptions = sa.Table(
+    "promo_redemptions",
+    metadata,
+    _id(),
+    sa.Column("promo_code_id", BigId, sa.ForeignKey("promo_codes.id"), nullable=False),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("idempotency_key", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("discount_percent", sa.Integer),
+    sa.Column("reserved_until", UTCDateTime),
+    sa.Column("purchase_id", BigId),
+    sa.Column("applied_purchase_id", BigId),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime),
+    sa.UniqueConstraint("idempotency_key"),
+    sa.CheckConstraint(_in("status", RedemptionStatus), name="status"),
+)
+# One live redemption per user and campaign: the database, not the code, guarantees it.
+sa.Index(
+    "uq_promo_redemptions_live_per_user",
+    promo_redemptions.c.promo_code_id,
+    promo_redemptions.c.user_id,
+    unique=True,
+    postgresql_where=sa.text("status <> 'EXPIRED'"),
+    sqlite_where=sa.text("status <> 'EXPIRED'"),
+)
+# Reservation expiry: only RESERVED rows, by deadline.
+sa.Index(
+    "ix_promo_redemptions_reserved_until",
+    promo_redemptions.c.reserved_until,
+    postgresql_where=sa.text("status = 'RESERVED'"),
+    sqlite_where=sa.text("status = 'RESERVED'"),
+)
+sa.Index(None, promo_redemptions.c.created_at)
+
+promo_attempts = sa.Table(
+    "promo_attempts",
+    metadata,
+    _id(),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("normalized_code_hash", sa.String(64)),
+    sa.Column("code_prefix", sa.String(4)),
+    sa.Column("result", sa.String(32), nullable=False),
+    sa.Column("attempted_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("result", [r for r in RedeemResult if r is not RedeemResult.IDEMPOTENCY_KEY_REUSED]),
+                       name="result"),
+)
+# Throttling: one user's trailing window. Guard and dashboard: the time window, covering the grouped columns.
+sa.Index(None, promo_attempts.c.user_id, promo_attempts.c.attempted_at)
+sa.Index(
+    "ix_promo_attempts_window",
+    promo_attempts.c.attempted_at,
+    promo_attempts.c.result,
+    promo_attempts.c.normalized_code_hash,
+    promo_attempts.c.user_id,
+    promo_attempts.c.code_prefix,
+)
+
+purchases = sa.Table(
+    "purchases",
+    metadata,
+    _id(),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("product_code", sa.String(64), nullable=False),
+    sa.Column("base_stars_amount", sa.Integer, nullable=False),
+    sa.Column("discount_stars_amount", sa.Integer, nullable=False),
+    sa.Column("final_stars_amount", sa.Integer, nullable=False),
+    sa.Column("promo_redemption_id", BigId, sa.ForeignKey("promo_redemptions.id")),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("telegram_payment_charge_id", sa.String(255)),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("paid_at", UTCDateTime),
+    sa.Column("refunded_at", UTCDateTime),
+    sa.Column("review_reason", sa.String(500)),
+    sa.UniqueConstraint("telegram_payment_charge_id"),
+    sa.CheckConstraint(_in("status", PurchaseStatus), name="status"),
+    sa.CheckConstraint("final_stars_amount >= 1", name="final_stars_amount_positive"),
+)
+sa.Index(
+    "uq_purchases_open_per_user_product",
+    purchases.c.user_id,
+    purchases.c.product_code,
+    unique=True,
+    postgresql_where=sa.text("status IN ('CREATED', 'INVOICE_SENT')"),
+    sqlite_where=sa.text("status IN ('CREATED', 'INVOICE_SENT')"),
+)
+sa.Index(None, purchases.c.created_at)
+sa.Index(None, purchases.c.status, purchases.c.user_id)
+
+entitlements = sa.Table(
+    "entitlements",
+    metadata,
+    sa.Column("user_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("plan_code", sa.String(64), nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+entitlement_ledger = sa.Table(
+    "entitlement_ledger",
+    metadata,
+    _id(),
+    sa.Column("user_id", sa.BigInteger, nullable=False),
+    sa.Column("plan_code", sa.String(64), nullable=False),
+    sa.Column("days", sa.Integer, nullable=False),
+    sa.Column("source", sa.String(32), nullable=False),
+    sa.Column("promo_redemption_id", BigId),
+    sa.Column("purchase_id", BigId),
+    sa.Column("expires_at_after", UTCDateTime, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(_in("source", LedgerSource), name="source"),
+)
+sa.Index(None, entitlement_ledger.c.user_id)
+
+processed_updates = sa.Table(
+    "processed_updates",
+    metadata,
+    sa.Column("update_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("processed_at", UTCDateTime, nullable=False),
+)
+sa.Index(None, processed_updates.c.processed_at)
