@@ -1,0 +1,21 @@
+"""Telegram Bot API adapter (pyTelegramBotAPI): messages, Stars invoices, refunds, transactions."""
+
+from adapters.telegram.client import (
+    STARS_CURRENCY,
+    Button,
+    TelegramApiError,
+    TelegramBotApi,
+    star_transaction,
+    use_api_url,
+)
+from adapters.telegram.payments import TelegramPaymentGateway
+
+__all__ = [
+    "STARS_CURRENCY",
+    "Button",
+    "TelegramApiError",
+    "TelegramBotApi",
+    "TelegramPaymentGateway",
+    "star_transaction",
+    "use_api_url",
+]

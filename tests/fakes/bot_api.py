@@ -1,0 +1,467 @@
+"""A fake Telegram Bot API served over real HTTP on 127.0.0.1, for tests.
+
+Point ``TELEGRAM_API_URL`` at :attr:`FakeBotApi.url`; calls arrive at ``/bot<token>/<method>``
+exactly as the real Bot API receives them (telebot sends parameters in the query string, JSON-encoded
+where the Bot API wants objects; form and JSON bodies are read too). Every call is recorded
+(:attr:`FakeBotApi.calls`) for assertions, errors can be injected per method (:meth:`FakeBotApi.fail`),
+and ``getStarTransactions`` pages over :attr:`FakeBotApi.star_transactions` with ``offset``/``limit``.
+
+    with FakeBotApi() as api:
+        os.environ["TELEGRAM_API_URL"] = api.url
+        ...
+        api.wait_for("sendInvoice")
+        assert api.last("sendInvoice").json("prices") == [{"label": "...", "amount": 120}]
+
+:class:`Updates` builds the Telegram updates a test feeds to the webhook (or to ``getUpdates`` via
+:meth:`FakeBotApi.push_update` for polling).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+
+BOT_ID = 7000000001
+BOT_USERNAME = "starpromo_test_bot"
+
+
+@attrs.frozen
+class Call:
+    """One recorded Bot API call. ``params`` are the raw string values as sent."""
+
+    token: str
+    method: str
+    params: dict[str, str]
+    http_method: str
+    at: float
+
+    def json(self, name: str) -> Any:
+        """A JSON-encoded parameter (``prices``, ``reply_markup``, ...) decoded."""
+        return json.loads(self.params[name])
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        return self.params.get(name, default)
+
+
+@attrs.define
+class _Failure:
+    description: str
+    error_code: int
+    http_status: int
+    remaining: int | None  # None: every call fails
+    raw_body: bytes | None = None
+
+
+class FakeBotApi:
+    """A threaded HTTP server answering Bot API methods. Thread-safe; use as a context manager."""
+
+    def __init__(self, token: str | None = None) -> None:
+        # With ``token`` set, calls with another token get 401 like the real API.
+        self.token = token
+        self.calls: list[Call] = []
+        self.star_transactions: list[dict[str, Any]] = []
+        self.refunded_charges: set[str] = set()
+        self.webhook: dict[str, str] = {}
+        # Refunds add an outgoing transaction to ``star_transactions`` (newest first), as Telegram does.
+        self.record_refund_transactions = True
+        self._updates: list[dict[str, Any]] = []
+        self._failures: dict[str, list[_Failure]] = {}
+        self._handlers: dict[str, Callable[[Call], Any]] = {}
+        self._message_ids = itertools.count(1000)
+        self._lock = threading.Condition()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The base URL to use as ``TELEGRAM_API_URL``."""
+        assert self._server is not None, "start() the fake first"
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def start(self) -> FakeBotApi:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                fake._serve(self)
+
+            def do_POST(self) -> None:
+                fake._serve(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeBotApi:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- scripting -----------------------------------------------------------------------------------
+
+    def fail(self, method: str, description: str = "Internal Server Error", error_code: int = 500,
+             times: int | None = 1, http_status: int | None = None, raw_body: bytes | None = None) -> None:
+        """The next ``times`` calls of ``method`` (every call with ``times=None``) answer
+        ``{"ok": false, "error_code", "description"}`` with HTTP ``http_status`` (default: the error code),
+        or ``raw_body`` verbatim (e.g. an HTML error page)."""
+        with self._lock:
+            self._failures.setdefault(method, []).append(
+                _Failure(description, error_code, http_status or error_code, times, raw_body))
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    def on(self, method: str, handler: Callable[[Call], Any]) -> None:
+        """Answer ``method`` with ``handler(call)`` as the ``result`` (overrides the built-in answer)."""
+        with self._lock:
+            self._handlers[method] = handler
+
+    def push_update(self, update: dict[str, Any]) -> None:
+        """Queue an update for ``getUpdates`` (polling)."""
+        with self._lock:
+            self._updates.append(update)
+            self._lock.notify_all()
+
+    def add_payment(self, charge_id: str, amount: int, user_id: int, payload: str | None = None,
+                    date: datetime | None = None) -> dict[str, Any]:
+        """An incoming Star payment (``source`` = TransactionPartnerUser), newest first."""
+        source: dict[str, Any] = {"type": "user", "transaction_type": "invoice_payment", "user": _user(user_id)}
+        if payload is not None:
+            source["invoice_payload"] = payload
+        tx = {"id": charge_id, "amount": amount, "date": _ts(date), "source": source}
+        with self._lock:
+            self.star_transactions.insert(0, tx)
+        return tx
+
+    def add_refund(self, charge_id: str, amount: int, user_id: int, date: datetime | None = None) -> dict[str, Any]:
+        """An outgoing refund (``receiver`` = TransactionPartnerUser), newest first."""
+        tx = {"id": charge_id, "amount": amount, "date": _ts(date),
+              "receiver": {"type": "user", "user": _user(user_id)}}
+        with self._lock:
+            self.star_transactions.insert(0, tx)
+        return tx
+
+    # --- assertions ----------------------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[Call]:
+        with self._lock:
+            return [c for c in self.calls if c.method == method]
+
+    def last(self, method: str) -> Call:
+        calls = self.calls_to(method)
+        assert calls, f"no {method} call; calls so far: {[c.method for c in self.calls]}"
+        return calls[-1]
+
+    def wait_for(self, method: str, count: int = 1, timeout: float = 10.0) -> list[Call]:
+        """Block until ``method`` has been called ``count`` times; its calls."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                calls = [c for c in self.calls if c.method == method]
+                if len(calls) >= count:
+                    return calls
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"expected {count} {method} call(s), got {len(calls)}; "
+                                         f"calls: {[c.method for c in self.calls]}")
+                self._lock.wait(min(left, 0.1))
+
+    def texts(self, chat_id: int | None = None) -> list[str]:
+        """The texts of every ``sendMessage`` (to ``chat_id`` when given), in order."""
+        return [c.params.get("text", "") for c in self.calls_to("sendMessage")
+                if chat_id is None or c.params.get("chat_id") == str(chat_id)]
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    # --- the server side -----------------------------------------------------------------------------
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        parts = urlsplit(h.path)
+        segments = parts.path.strip("/").split("/")
+        params = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        length = int(h.headers.get("Content-Length") or 0)
+        body = h.rfile.read(length) if length else b""
+        params.update(_body_params(h.headers.get("Content-Type", ""), body))
+        if len(segments) != 2 or not segments[0].startswith("bot"):
+            self._reply(h, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
+            return
+        token, method = segments[0][3:], segments[1]
+        call = Call(token=token, method=method, params=params, http_method=h.command, at=time.time())
+        with self._lock:
+            self.calls.append(call)
+            self._lock.notify_all()
+            failure = self._take_failure(method)
+            handler = self._handlers.get(method)
+        if self.token is not None and token != self.token:
+            self._reply(h, 401, {"ok": False, "error_code": 401, "description": "Unauthorized"})
+            return
+        if failure is not None:
+            if failure.raw_body is not None:
+                self._reply_raw(h, failure.http_status, failure.raw_body, "text/html")
+            else:
+                self._reply(h, failure.http_status, {"ok": False, "error_code": failure.error_code,
+                                                     "description": failure.description})
+            return
+        try:
+            result = handler(call) if handler is not None else self._answer(call)
+        except _ApiError as exc:
+            self._reply(h, exc.error_code, {"ok": False, "error_code": exc.error_code,
+                                            "description": exc.description})
+            return
+        self._reply(h, 200, {"ok": True, "result": result})
+
+    def _take_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue[0]
+        if failure.remaining is not None:
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                queue.pop(0)
+        return failure
+
+    def _reply(self, h: BaseHTTPRequestHandler, status: int, payload: dict[str, Any]) -> None:
+        self._reply_raw(h, status, json.dumps(payload).encode(), "application/json")
+
+    @staticmethod
+    def _reply_raw(h: BaseHTTPRequestHandler, status: int, raw: bytes, content_type: str) -> None:
+        try:
+            h.send_response(status)
+            h.send_header("Content-Type", content_type)
+            h.send_header("Content-Length", str(len(raw)))
+            h.end_headers()
+            h.wfile.write(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _answer(self, call: Call) -> Any:
+        p = call.params
+        m = call.method
+        if m == "getMe":
+            return {"id": BOT_ID, "is_bot": True, "first_name": "starpromo test", "username": BOT_USERNAME,
+                    "can_join_groups": False, "can_read_all_group_messages": False,
+                    "supports_inline_queries": False}
+        if m == "sendMessage":
+            _require(p, "chat_id", "text")
+            message = self._message(p["chat_id"])
+            message["text"] = p["text"]
+            if "reply_markup" in p:
+                message["reply_markup"] = json.loads(p["reply_markup"])
+            return message
+        if m == "sendInvoice":
+            _require(p, "chat_id", "title", "description", "payload", "currency", "prices")
+            prices = json.loads(p["prices"])
+            if p["currency"] == "XTR" and (len(prices) != 1 or p.get("provider_token", "") != ""):
+                raise _ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
+            message = self._message(p["chat_id"])
+            message["invoice"] = {"title": p["title"], "description": p["description"], "start_parameter": "",
+                                  "currency": p["currency"], "total_amount": sum(x["amount"] for x in prices)}
+            return message
+        if m == "answerPreCheckoutQuery":
+            _require(p, "pre_checkout_query_id", "ok")
+            if p["ok"] not in ("True", "true") and not p.get("error_message"):
+                raise _ApiError(400, "Bad Request: error_message is required when ok is false")
+            return True
+        if m == "answerCallbackQuery":
+            _require(p, "callback_query_id")
+            return True
+        if m == "refundStarPayment":
+            _require(p, "user_id", "telegram_payment_charge_id")
+            charge = p["telegram_payment_charge_id"]
+            with self._lock:
+                paid = next((t for t in self.star_transactions if t["id"] == charge and "source" in t), None)
+                if charge in self.refunded_charges:
+                    raise _ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+                self.refunded_charges.add(charge)
+            if self.record_refund_transactions:
+                self.add_refund(charge, paid["amount"] if paid else 0, int(p["user_id"]))
+            return True
+        if m == "getStarTransactions":
+            offset = int(p.get("offset") or 0)
+            limit = int(p.get("limit") or 100)
+            if not 1 <= limit <= 100:
+                raise _ApiError(400, "Bad Request: limit must be 1..100")
+            with self._lock:
+                page = [dict(t) for t in self.star_transactions[offset:offset + limit]]
+            return {"transactions": page}
+        if m == "setWebhook":
+            _require(p, "url")
+            with self._lock:
+                self.webhook = dict(p)
+            return True
+        if m == "deleteWebhook":
+            with self._lock:
+                self.webhook = {}
+            return True
+        if m == "getWebhookInfo":
+            with self._lock:
+                return {"url": self.webhook.get("url", ""), "has_custom_certificate": False,
+                        "pending_update_count": 0}
+        if m == "getUpdates":
+            return self._get_updates(p)
+        raise _ApiError(404, "Not Found: method not found")
+
+    def _get_updates(self, p: dict[str, str]) -> list[dict[str, Any]]:
+        offset = int(p.get("offset") or 0)
+        limit = int(p.get("limit") or 100)
+        wait = min(float(p.get("timeout") or 0), 1.0)  # long polling, kept short for tests
+        deadline = time.monotonic() + wait
+        with self._lock:
+            while True:
+                # As Telegram does: an offset confirms (forgets) every earlier update.
+                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                if self._updates or time.monotonic() >= deadline:
+                    return self._updates[:limit]
+                self._lock.wait(min(0.05, max(deadline - time.monotonic(), 0.001)))
+
+    def _message(self, chat_id: str) -> dict[str, Any]:
+        chat = int(chat_id)
+        return {"message_id": next(self._message_ids), "date": int(time.time()),
+                "chat": {"id": chat, "type": "private" if chat > 0 else "group"},
+                "from": {"id": BOT_ID, "is_bot": True, "first_name": "starpromo test", "username": BOT_USERNAME}}
+
+
+class _ApiError(Exception):
+    def __init__(self, error_code: int, description: str) -> None:
+        super().__init__(description)
+        self.error_code = error_code
+        self.description = description
+
+
+def _require(p: dict[str, str], *names: str) -> None:
+    missing = [n for n in names if n not in p]
+    if missing:
+        raise _ApiError(400, f"Bad Request: {missing[0]} is required")
+
+
+def _body_params(content_type: str, body: bytes) -> dict[str, str]:
+    if not body:
+        return {}
+    if content_type.startswith("application/json"):
+        data = json.loads(body)
+        return {k: v if isinstance(v, str) else json.dumps(v) for k, v in data.items()}
+    if content_type.startswith("application/x-www-form-urlencoded"):
+        return {k: v[-1] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    return {}  # multipart (file uploads): not needed by starpromo
+
+
+def _ts(date: datetime | None) -> int:
+    return int((date or datetime.now(UTC)).timestamp())
+
+
+def _user(user_id: int, language_code: str | None = None, first_name: str = "Test") -> dict[str, Any]:
+    user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
+    if language_code is not None:
+        user["language_code"] = language_code
+    return user
+
+
+class Updates:
+    """Builds Telegram updates with increasing ``update_id``s and message ids."""
+
+    def __init__(self, first_update_id: int = 500_000_000) -> None:
+        self._update_ids = itertools.count(first_update_id)
+        self._message_ids = itertools.count(1)
+
+    def next_update_id(self) -> int:
+        return next(self._update_ids)
+
+    def _wrap(self, key: str, obj: dict[str, Any], update_id: int | None) -> dict[str, Any]:
+        return {"update_id": self.next_update_id() if update_id is None else update_id, key: obj}
+
+    def message(self, user_id: int, text: str | None = None, language_code: str | None = "de",
+                chat_id: int | None = None, message_id: int | None = None, update_id: int | None = None,
+                **extra: Any) -> dict[str, Any]:
+        """A private-chat message (a command when ``text`` starts with ``/``)."""
+        msg: dict[str, Any] = {
+            "message_id": next(self._message_ids) if message_id is None else message_id,
+            "date": int(time.time()),
+            "chat": {"id": user_id if chat_id is None else chat_id, "type": "private", "first_name": "Test"},
+            "from": _user(user_id, language_code),
+        }
+        if text is not None:
+            msg["text"] = text
+            if text.startswith("/"):
+                length = len(text.split()[0]) if text.split() else len(text)
+                msg["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
+        msg.update(extra)
+        return self._wrap("message", msg, update_id)
+
+    def promo(self, user_id: int, code: str | None, language_code: str | None = "de",
+              **kw: Any) -> dict[str, Any]:
+        return self.message(user_id, "/promo" if code is None else f"/promo {code}", language_code, **kw)
+
+    def callback(self, user_id: int, data: str, language_code: str | None = "de",
+                 update_id: int | None = None, callback_id: str | None = None) -> dict[str, Any]:
+        cq = {
+            "id": callback_id or f"cb{self.next_update_id()}",
+            "from": _user(user_id, language_code),
+            "chat_instance": "42",
+            "data": data,
+            "message": {"message_id": next(self._message_ids), "date": int(time.time()),
+                        "chat": {"id": user_id, "type": "private"},
+                        "from": {"id": BOT_ID, "is_bot": True, "first_name": "starpromo test"},
+                        "text": "..."},
+        }
+        return self._wrap("callback_query", cq, update_id)
+
+    def pre_checkout(self, user_id: int, payload: str, total_amount: int, currency: str = "XTR",
+                     language_code: str | None = "de", query_id: str | None = None,
+                     update_id: int | None = None) -> dict[str, Any]:
+        q = {"id": query_id or f"pcq{self.next_update_id()}", "from": _user(user_id, language_code),
+             "currency": currency, "total_amount": total_amount, "invoice_payload": payload}
+        return self._wrap("pre_checkout_query", q, update_id)
+
+    def successful_payment(self, user_id: int, payload: str, total_amount: int, charge_id: str,
+                           currency: str = "XTR", language_code: str | None = "de",
+                           update_id: int | None = None) -> dict[str, Any]:
+        sp = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload,
+              "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}
+        return self.message(user_id, None, language_code, update_id=update_id, successful_payment=sp)
+
+    def refunded_payment(self, user_id: int, payload: str, total_amount: int, charge_id: str,
+                         currency: str = "XTR", language_code: str | None = "de",
+                         update_id: int | None = None) -> dict[str, Any]:
+        rp = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload,
+              "telegram_payment_charge_id": charge_id}
+        return self.message(user_id, None, language_code, update_id=update_id, refunded_payment=rp)
+
+
+def free_port_url() -> str:
+    """A base URL on which nothing listens (an unreachable Bot API)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
