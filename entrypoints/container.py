@@ -9,6 +9,7 @@ from adapters.alerts.dispatcher import AlertChannel
 from adapters.memory import InlineJobQueue, InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
 from adapters.sql.engine import EngineHolder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from adapters.telegram import TelegramBotApi, TelegramPaymentGateway
 from domain.alerts import AlertPolicy
 from domain.batch import BatchService
 from domain.campaigns import CampaignService
@@ -31,6 +32,12 @@ def _hasher(settings: Settings) -> CodeHasher:
 
 def _family(settings: Settings) -> str:
     return settings.adapter_family
+
+
+def _telegram_api(settings: Settings) -> TelegramBotApi:
+    if not settings.telegram_bot_token:
+        raise ConfigurationError("TELEGRAM_BOT_TOKEN is required for the Telegram bot and Stars payments")
+    return TelegramBotApi(settings.telegram_bot_token, settings.telegram_api_url)
 
 
 # Alert delivery (SPEC 8) and the job queue (SPEC 6): RQ when REDIS_URL is set, in-process otherwise.
@@ -122,10 +129,27 @@ class Container(containers.DeclarativeContainer):
     # undefined, the HTTP payments refund route is not served (entrypoints.http.app.FEATURES).
     payment_gateway: providers.Dependency[PaymentGateway] = providers.Dependency()
 
+    # The Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL); provide_telegram() makes it the payment gateway.
+    telegram_api = providers.Singleton(_telegram_api, settings)
+    telegram_payment_gateway = providers.Singleton(TelegramPaymentGateway, telegram_api)
+
 
 def build_container(settings: Settings | None = None) -> Container:
     """A container over ``settings`` (read from the environment when omitted)."""
     container = Container()
     if settings is not None:
         container.settings.override(providers.Object(settings))
+    provide_telegram(container)
     return container
+
+
+def provide_telegram(container: Container) -> None:
+    """With ``TELEGRAM_BOT_TOKEN`` set, Telegram is the ``payment_gateway`` (refunds, reconciliation).
+
+    Bad settings are left for the command to report when it reads them."""
+    try:
+        settings = container.settings()
+    except ConfigurationError:
+        return
+    if settings.telegram_bot_token and not container.payment_gateway.is_defined:
+        container.payment_gateway.override(container.telegram_payment_gateway)
