@@ -137,6 +137,8 @@ class CheckoutService:
                         # Bound to the user's open purchase of another product: the newest choice wins.
                         other = uow.purchases.get(reservation.purchase_id)
                         if other is not None and other.is_open and other.user_id == user_id:
+                            if other.product_code == product.code:
+                                continue  # a racing init of this very purchase committed: return it next round
                             superseded.append(other)
                 if not self._supersede(uow, superseded, now):
                     uow.rollback()

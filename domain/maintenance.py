@@ -161,7 +161,8 @@ class MaintenanceService:
         def batch(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, int]:
             due = uow.redemptions.due_for_expiry(now, limit)
             expired = 0
-            for r in due:
+            # Campaign rows are locked in id order, so two runs at once can never deadlock on them.
+            for r in sorted(due, key=lambda r: (r.promo_code_id, r.id or 0)):
                 assert r.id is not None
                 if uow.redemptions.expire(r.id, now) is not None:
                     uow.promo_codes.release_capacity(r.promo_code_id, now)

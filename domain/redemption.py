@@ -141,7 +141,11 @@ class RedemptionService:
             if campaign.status is CampaignStatus.DEPLETED or campaign.capacity_used_up():
                 return failed(RedeemResult.DEPLETED)
             # 7. one live redemption per user and campaign
-            if uow.redemptions.get_live(campaign.id, user_id) is not None:
+            live = uow.redemptions.get_live(campaign.id, user_id)
+            if live is not None:
+                if live.idempotency_key == key:
+                    # The same request committed after check 1 read: answer as its replay.
+                    raise _RetryFromTheTop()
                 return failed(RedeemResult.ALREADY_USED)
             # 8. first purchase only
             if campaign.target_scope is TargetScope.FIRST_PURCHASE_ONLY and uow.purchases.user_has_paid(user_id):
@@ -157,7 +161,12 @@ class RedemptionService:
                 uow.rollback()
                 raise _RetryFromTheTop() from None
             except LiveRedemptionExists:
+                # A racing request of this user won (the database decided, and its row is committed
+                # now). When that request carried this very key, this one is its replay.
                 uow.rollback()
+                winner = uow.redemptions.get_by_idempotency_key(key)
+                if winner is not None:
+                    return self._replay_or_reuse(uow, winner, user_id, hashes)
                 return failed(RedeemResult.ALREADY_USED)
             uow.attempts.add(Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
                                      result=RedeemResult.ACCEPTED, attempted_at=now))
