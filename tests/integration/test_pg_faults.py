@@ -1,0 +1,137 @@
+"""SPEC 13 faults on real PostgreSQL: the connection killed (``pg_terminate_backend``) in the middle of a
+redeem leaves no partial redemption or capacity claim, and the error is reported cleanly (HTTP 503 JSON)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from dependency_injector import providers
+
+from adapters.memory import ManualClock
+from adapters.sql.engine import EngineHolder
+from adapters.sql.unit_of_work import SqlUnitOfWork, SqlUnitOfWorkFactory
+from domain.campaigns import CampaignService, CampaignSpec
+from domain.codes import CodeHasher
+from domain.errors import StorageUnavailable
+from domain.model import PromoType, RedeemResult
+from domain.redemption import RedemptionService
+from entrypoints.container import build_container
+from entrypoints.http import create_app
+from entrypoints.settings import Settings
+from tests.conftest import PEPPER, T0, required_env
+from tests.sql import live_units_mismatch, pg_engines
+
+TOKEN = "fault-test-token-0123456789"
+
+
+@pytest.fixture
+def engines() -> Iterator[EngineHolder]:
+    with pg_engines("starpromo_fault") as holder:
+        yield holder
+
+
+class _KillingUnitOfWork(SqlUnitOfWork):
+    def __init__(self, engine: sa.Engine, factory: KillAfterClaim) -> None:
+        super().__init__(engine)
+        self._factory = factory
+
+    def __enter__(self) -> _KillingUnitOfWork:
+        super().__enter__()
+        pid = self.connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        claim: Callable[..., Any] = self.promo_codes.claim_capacity
+        factory = self._factory
+
+        def claim_then_die(*args: Any) -> Any:
+            result = claim(*args)
+            if factory.armed:
+                with factory.admin.connect() as admin:
+                    admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                factory.kills += 1
+            return result
+
+        self.promo_codes.claim_capacity = claim_then_die  # type: ignore[method-assign]
+        return self
+
+
+class KillAfterClaim(SqlUnitOfWorkFactory):
+    """Units of work whose connection the server terminates right after the capacity claim (the
+    UPDATE ran, the redemption INSERT and the commit have not), as long as ``armed`` is set."""
+
+    def __init__(self, engines: EngineHolder) -> None:
+        super().__init__(engines)
+        self.armed = True
+        self.kills = 0
+        self.admin = sa.create_engine(required_env("STARPROMO_TEST_PG_ADMIN_URL"), isolation_level="AUTOCOMMIT")
+
+    def __call__(self) -> SqlUnitOfWork:
+        return _KillingUnitOfWork(self.engines.engine, self)
+
+    def close(self) -> None:
+        self.admin.dispose()
+
+
+def counts(engines: EngineHolder) -> tuple[int, int, int, int]:
+    with engines.engine.connect() as conn:
+        return tuple(int(conn.execute(sa.text(sql)).scalar_one()) for sql in (  # type: ignore[return-value]
+            "SELECT coalesce(sum(used_total), 0) FROM promo_codes",
+            "SELECT count(*) FROM promo_redemptions",
+            "SELECT count(*) FROM entitlements",
+            "SELECT count(*) FROM entitlement_ledger",
+        ))
+
+
+def test_connection_killed_mid_redeem_leaves_nothing_half_written_and_the_retry_succeeds(
+    engines: EngineHolder,
+) -> None:
+    clock = ManualClock(T0)
+    hasher = CodeHasher(PEPPER)
+    CampaignService(SqlUnitOfWorkFactory(engines), clock, hasher).create(
+        CampaignSpec("fault", PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=7, max_total_uses=3),
+        "FAULTCODE1")
+    killing = KillAfterClaim(engines)
+    try:
+        service = RedemptionService(killing, clock, hasher)
+        with pytest.raises(StorageUnavailable):
+            service.redeem(1, "FAULTCODE1", "fault-1")
+        assert killing.kills == 1
+        assert counts(engines) == (0, 0, 0, 0)  # no capacity claim, no redemption, no grant
+        killing.armed = False
+        out = service.redeem(1, "FAULTCODE1", "fault-1")  # the client retries with the same key
+        assert out.result is RedeemResult.ACCEPTED and not out.replayed
+        assert counts(engines) == (1, 1, 1, 1)
+        assert service.redeem(1, "FAULTCODE1", "fault-1").replayed
+        assert live_units_mismatch(engines) == []
+    finally:
+        killing.close()
+
+
+def test_connection_killed_mid_redeem_over_http_is_a_503_json_error_and_the_api_recovers(
+    engines: EngineHolder,
+) -> None:
+    settings = Settings.from_env({"DATABASE_URL": engines.url, "PROMO_SECRET_PEPPER": PEPPER,
+                                  "INTERNAL_API_TOKEN": TOKEN})
+    container = build_container(settings)
+    killing = KillAfterClaim(engines)
+    container.uow_factory.override(providers.Object(killing))
+    try:
+        client = create_app(container).test_client()
+        headers = {"X-Internal-Token": TOKEN}
+        created = client.post("/internal/promo/campaigns", headers=headers, json={
+            "code": "HTTPFAULT1", "campaign_name": "fault", "promo_type": "PERCENT_DISCOUNT",
+            "discount_percent": 10, "max_total_uses": 2})
+        assert created.status_code == 201, created.json
+        body = {"user_id": 5, "code": "HTTPFAULT1", "idempotency_key": "h-1"}
+        r = client.post("/internal/promo/redeem", headers=headers, json=body)
+        assert r.status_code == 503
+        assert r.is_json and r.json is not None and r.json["error"]["code"] == "STORAGE_UNAVAILABLE"
+        assert "Traceback" not in r.get_data(as_text=True)
+        assert counts(engines) == (0, 0, 0, 0)
+        killing.armed = False
+        r = client.post("/internal/promo/redeem", headers=headers, json=body)
+        assert r.status_code == 200 and r.json is not None and r.json["result"] == "ACCEPTED"
+        assert live_units_mismatch(engines) == []
+    finally:
+        killing.close()
