@@ -32,8 +32,13 @@ as_pg() {
 
 cleanup() {
   as_pg "$PG_BIN/pg_ctl" -D "$PGDATA" -m immediate stop >/dev/null 2>&1 || true
-  if [ -f "$WORK/redis.pid" ]; then kill "$(cat "$WORK/redis.pid")" 2>/dev/null || true; fi
-  rm -rf "$WORK"
+  if [ -f "$WORK/redis.pid" ]; then
+    pid="$(cat "$WORK/redis.pid")"
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  fi
+  # A server still flushing its files can refill the directory for a moment: retry briefly.
+  for _ in 1 2 3 4 5; do rm -rf "$WORK" 2>/dev/null && break; sleep 0.5; done
 }
 trap cleanup EXIT INT TERM
 
