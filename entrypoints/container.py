@@ -20,10 +20,14 @@ from domain.errors import ConfigurationError
 from domain.maintenance import MaintenanceService
 from domain.products import ProductCatalog, parse_products
 from domain.redemption import RedemptionService
+from entrypoints.bot.handlers import PromoBot
+from entrypoints.bot.intake import UpdateIntake
 from entrypoints.settings import Settings
+from ports.clock import Clock
 from ports.jobs import JobQueue
 from ports.notifier import Notifier
 from ports.payments import PaymentGateway
+from ports.repositories import UnitOfWorkFactory
 
 
 def _hasher(settings: Settings) -> CodeHasher:
@@ -38,6 +42,11 @@ def _telegram_api(settings: Settings) -> TelegramBotApi:
     if not settings.telegram_bot_token:
         raise ConfigurationError("TELEGRAM_BOT_TOKEN is required for the Telegram bot and Stars payments")
     return TelegramBotApi(settings.telegram_bot_token, settings.telegram_api_url)
+
+
+def _telegram_intake(settings: Settings, bot: PromoBot, uow_factory: UnitOfWorkFactory, clock: Clock,
+                     queue: JobQueue) -> UpdateIntake:
+    return UpdateIntake(bot, uow_factory, clock, queue if settings.redis_url else None)
 
 
 # Alert delivery (SPEC 8) and the job queue (SPEC 6): RQ when REDIS_URL is set, in-process otherwise.
@@ -132,6 +141,11 @@ class Container(containers.DeclarativeContainer):
     # The Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL); provide_telegram() makes it the payment gateway.
     telegram_api = providers.Singleton(_telegram_api, settings)
     telegram_payment_gateway = providers.Singleton(TelegramPaymentGateway, telegram_api)
+    telegram_promo_bot = providers.Singleton(PromoBot, telegram_api, redemption_service, checkout_service, clock)
+    # Defined by provide_telegram() when TELEGRAM_BOT_TOKEN is set; the webhook is served only then.
+    telegram_bot: providers.Dependency[PromoBot] = providers.Dependency()
+    # Webhook updates go to the RQ queue when REDIS_URL is set, else they are handled in the request.
+    telegram_intake = providers.Factory(_telegram_intake, settings, telegram_bot, uow_factory, clock, job_queue)
 
 
 def build_container(settings: Settings | None = None) -> Container:
@@ -151,5 +165,9 @@ def provide_telegram(container: Container) -> None:
         settings = container.settings()
     except ConfigurationError:
         return
-    if settings.telegram_bot_token and not container.payment_gateway.is_defined:
+    if not settings.telegram_bot_token:
+        return
+    if not container.payment_gateway.is_defined:
         container.payment_gateway.override(container.telegram_payment_gateway)
+    if not container.telegram_bot.is_defined:
+        container.telegram_bot.override(container.telegram_promo_bot)

@@ -27,6 +27,8 @@ log = logging.getLogger("starpromo.telegram")
 
 DEFAULT_API_URL = "https://api.telegram.org"
 STARS_CURRENCY = "XTR"
+# The update kinds the bot handles (messages carry commands and payment service messages).
+ALLOWED_UPDATES = ("message", "callback_query", "pre_checkout_query")
 # Bot API connect/read timeouts (seconds): a slow Telegram never holds a webhook worker for long.
 CONNECT_TIMEOUT = 5
 READ_TIMEOUT = 15
@@ -137,11 +139,17 @@ class TelegramBotApi:
         items = raw.get("transactions", []) if isinstance(raw, dict) else []
         return [tx for tx in (star_transaction(item) for item in items) if tx is not None]
 
-    # --- webhook -------------------------------------------------------------------------------------
+    # --- updates: webhook and polling ---------------------------------------------------------------
 
     def set_webhook(self, url: str, secret_token: str | None) -> None:
         self._call("setWebhook", self.bot.set_webhook, url=url, secret_token=secret_token,
-                   allowed_updates=["message", "callback_query", "pre_checkout_query"])
+                   allowed_updates=list(ALLOWED_UPDATES))
+
+    def get_updates(self, offset: int, long_polling_timeout: int, limit: int = 100) -> list[dict[str, Any]]:
+        """Raw updates (JSON objects) from ``offset`` on, waiting up to ``long_polling_timeout`` seconds."""
+        raw = self._call("getUpdates", apihelper.get_updates, self._token, offset or None, limit, None,
+                         list(ALLOWED_UPDATES), max(1, long_polling_timeout))
+        return [u for u in raw if isinstance(u, dict)] if isinstance(raw, list) else []
 
     def delete_webhook(self) -> None:
         self._call("deleteWebhook", self.bot.remove_webhook)

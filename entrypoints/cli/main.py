@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.dashboard",
     "entrypoints.cli.serve",
     "entrypoints.cli.jobs",
+    "entrypoints.cli.bot",
 )
 
 

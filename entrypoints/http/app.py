@@ -45,6 +45,7 @@ FEATURES: tuple[Feature, ...] = (
     Feature("refund_rollback", "entrypoints.http.refunds", ("maintenance_service",)),
     Feature("payments", "entrypoints.http.payments", ("checkout_service", "payment_gateway")),
     Feature("dashboard", "entrypoints.http.dashboard", ("dashboard_service",)),
+    Feature("telegram_webhook", "entrypoints.http.webhook", ("telegram_bot",)),
 )
 
 

@@ -469,6 +469,26 @@ FEATURE_PATHS: dict[str, dict[str, Any]] = {
             ),
         },
     },
+    "telegram_webhook": {
+        "/webhook/telegram": {
+            "post": {
+                "summary": "Telegram delivers a bot update (served when TELEGRAM_BOT_TOKEN is set)",
+                "operationId": "telegramWebhook", "tags": ["telegram"], "security": [],
+                "parameters": [{"name": "X-Telegram-Bot-Api-Secret-Token", "in": "header", "required": True,
+                                "schema": {"type": "string"}}],
+                "requestBody": {"required": True, "content": {JSON: {"schema": {
+                    "type": "object", "required": ["update_id"],
+                    "properties": {"update_id": {"type": "integer", "minimum": 0}}}}}},
+                "responses": {
+                    "200": _json({"type": "object"}, "Taken in: processed, queued, duplicate or ignored"),
+                    "403": _error("Missing or wrong X-Telegram-Bot-Api-Secret-Token"),
+                    "413": _error("Body over 64 KiB"),
+                    "500": _error("Unexpected error"),
+                    "503": _error("Database unreachable; Telegram delivers again"),
+                },
+            },
+        },
+    },
 }
 
 

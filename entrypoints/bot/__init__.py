@@ -1,0 +1,1 @@
+"""The Telegram bot entrypoint: handlers, message catalog, update intake (webhook/polling) and its RQ job."""

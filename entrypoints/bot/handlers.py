@@ -1,0 +1,341 @@
+"""The bot's handlers (SPEC 9): ``/promo``, buy buttons, Stars invoices, pre-checkout, payments, refunds.
+
+Handlers are registered on telebot's dispatcher (``TeleBot.process_new_updates``), run in the caller's
+thread (webhook request, RQ job or polling loop) and never raise: a failure is logged with the update's
+ids and answered with the catalog's ``error`` text, so one poison update cannot stall the bot.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+from telebot import types
+
+from adapters.jsonlog import log_event
+from adapters.telegram import Button, TelegramApiError, TelegramBotApi
+from domain.checkout import CheckoutService, discounted_price
+from domain.errors import CheckoutError, InvalidPurchaseState, NotFound, ValidationError
+from domain.model import Campaign, Product, PromoType, PurchaseStatus, RedeemResult, Redemption, RedemptionStatus
+from domain.products import DEFAULT_PRODUCTS
+from domain.redemption import RedeemOutcome, RedemptionService
+from entrypoints.bot import messages
+from entrypoints.bot.messages import language_of
+from ports.clock import Clock
+
+log = logging.getLogger("starpromo.bot")
+
+CALLBACK_DATA_MAX_BYTES = 64
+PURCHASE_PAYLOAD = re.compile(r"^purchase:([1-9][0-9]{0,18})$")
+BUY_DATA = re.compile(r"^buy:([A-Z0-9_]{1,32})(?::([1-9][0-9]{0,18}))?$")
+PROMO_OPEN = "promo:open"
+_DEFAULT_TITLES = {(p.code, p.title) for p in DEFAULT_PRODUCTS}
+
+F = TypeVar("F", bound=Callable[..., None])
+
+
+@attrs.frozen
+class BuyRequest:
+    product_code: str
+    redemption_id: int | None
+
+
+def buy_callback_data(product_code: str, redemption_id: int | None) -> str:
+    """``buy:<product>[:<redemption_id>]``; a ValueError when it would exceed Telegram's 64 bytes."""
+    data = f"buy:{product_code}" + (f":{redemption_id}" if redemption_id is not None else "")
+    if len(data.encode()) > CALLBACK_DATA_MAX_BYTES:
+        raise ValueError(f"callback_data over {CALLBACK_DATA_MAX_BYTES} bytes: {data!r}")
+    return data
+
+
+def parse_buy(data: str) -> BuyRequest | None:
+    m = BUY_DATA.fullmatch(data)
+    if m is None:
+        return None
+    return BuyRequest(m.group(1), int(m.group(2)) if m.group(2) else None)
+
+
+def parse_purchase_payload(payload: object) -> int | None:
+    """The purchase id of an invoice payload ``purchase:<id>``; None for anything else."""
+    if not isinstance(payload, str):
+        return None
+    m = PURCHASE_PAYLOAD.fullmatch(payload)
+    return int(m.group(1)) if m else None
+
+
+def promo_argument(text: str | None) -> str:
+    """What follows ``/promo`` (or ``/promo@bot``); empty when nothing does."""
+    parts = (text or "").split(maxsplit=1)
+    return parts[1].strip() if len(parts) == 2 else ""
+
+
+def _never_raise(kind: str) -> Callable[[F], F]:
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def handler(self: PromoBot, obj: Any) -> None:
+            try:
+                fn(self, obj)
+            except Exception as exc:
+                user = getattr(obj, "from_user", None)
+                log_event(log, "telegram_handler_failed", level=logging.ERROR, handler=kind,
+                          user_id=getattr(user, "id", None), error=type(exc).__name__,
+                          message=str(exc)[:300], exc_info=True)
+                self._tell_error(obj)
+
+        return handler  # type: ignore[return-value]
+
+    return wrap
+
+
+class PromoBot:
+    """Turns Telegram updates into redeem/checkout calls and answers in the user's language."""
+
+    def __init__(self, api: TelegramBotApi, redemptions: RedemptionService, checkout: CheckoutService,
+                 clock: Clock) -> None:
+        self.api = api
+        self._redemptions = redemptions
+        self._checkout = checkout
+        self._clock = clock
+        bot = api.bot
+        bot.register_message_handler(self.on_promo, commands=["promo"])
+        bot.register_message_handler(self.on_successful_payment, content_types=["successful_payment"])
+        bot.register_callback_query_handler(self.on_callback, func=lambda _call: True)
+        bot.register_pre_checkout_query_handler(self.on_pre_checkout, func=lambda _query: True)
+
+    def dispatch(self, update: types.Update) -> None:
+        """Run the handler registered for ``update`` (none: ignored)."""
+        message = update.message
+        if message is not None and message.refunded_payment is not None:
+            # telebot sets no content_type for this service message, so no content filter can match it.
+            self.on_refunded_payment(message)
+            return
+        self.api.bot.process_new_updates([update])
+
+    # --- /promo --------------------------------------------------------------------------------------
+
+    @_never_raise("promo")
+    def on_promo(self, message: types.Message) -> None:
+        user = message.from_user
+        if user is None or user.is_bot:
+            return
+        lang = language_of(user.language_code)
+        chat_id = message.chat.id
+        code = promo_argument(message.text)
+        if not code:
+            self.api.send_message(chat_id, messages.text(lang, "promo_hint"))
+            return
+        key = f"tg:{chat_id}:{message.message_id}"
+        try:
+            outcome = self._redemptions.redeem(user.id, code, key)
+        except ValidationError as exc:
+            log_event(log, "telegram_promo_rejected", level=logging.WARNING, user_id=user.id,
+                      fields=[e["field"] for e in exc.errors])
+            self.api.send_message(chat_id, messages.text(lang, "result_INVALID"))
+            return
+        log_event(log, "telegram_promo_redeemed", user_id=user.id, result=outcome.result.value,
+                  replayed=outcome.replayed,
+                  redemption_id=outcome.redemption.id if outcome.redemption is not None else None)
+        text, buttons = self._redeem_answer(lang, outcome)
+        self.api.send_message(chat_id, text, buttons)
+
+    def _redeem_answer(self, lang: str, outcome: RedeemOutcome) -> tuple[str, list[list[Button]]]:
+        if outcome.result is RedeemResult.RATE_LIMITED:
+            until = outcome.retry_after or self._clock.now()
+            minutes = max(1, math.ceil((until - self._clock.now()).total_seconds() / 60))
+            return messages.text(lang, "result_RATE_LIMITED", until=messages.when(lang, until), minutes=minutes), []
+        if outcome.result is not RedeemResult.ACCEPTED or outcome.redemption is None or outcome.campaign is None:
+            return messages.text(lang, f"result_{outcome.result.value}"), []
+        campaign, redemption = outcome.campaign, outcome.redemption
+        if campaign.promo_type is PromoType.PREMIUM_GRANT:
+            return messages.text(lang, "grant_accepted", plan=campaign.grant_plan_code, days=campaign.grant_days), []
+        if redemption.status is not RedemptionStatus.RESERVED:
+            return messages.text(lang, "discount_done", status=redemption.status.value), []
+        return self._discount_offer(lang, campaign, redemption)
+
+    def _discount_offer(self, lang: str, campaign: Campaign,
+                        redemption: Redemption) -> tuple[str, list[list[Button]]]:
+        percent = redemption.discount_percent or 0
+        rows: list[list[Button]] = []
+        for product in self._checkout.catalog:
+            if not campaign.applies_to(product.code):
+                continue
+            _, final = discounted_price(product.stars, percent)
+            try:
+                data = buy_callback_data(product.code, redemption.id)
+            except ValueError:
+                log_event(log, "telegram_button_skipped", level=logging.WARNING, product_code=product.code)
+                continue
+            label = messages.text(lang, "discount_button", product=self._name(lang, product), final=final,
+                                  base=product.stars)
+            rows.append([Button(label, data)])
+        if not rows:
+            return messages.text(lang, "discount_no_products", percent=percent), []
+        until = redemption.reserved_until or self._clock.now()
+        return messages.text(lang, "discount_offer", percent=percent, until=messages.when(lang, until)), rows
+
+    @staticmethod
+    def _name(lang: str, product: Product) -> str:
+        default_title = (product.code, product.title) in _DEFAULT_TITLES
+        return messages.product_name(lang, product.title, product.days, default_title)
+
+    # --- callbacks -----------------------------------------------------------------------------------
+
+    @_never_raise("callback")
+    def on_callback(self, call: types.CallbackQuery) -> None:
+        user = call.from_user
+        lang = language_of(user.language_code)
+        chat_id = call.message.chat.id if call.message is not None else user.id
+        data = call.data or ""
+        if data == PROMO_OPEN:
+            self.api.answer_callback_query(call.id)
+            self.api.send_message(chat_id, messages.text(lang, "promo_open_hint"))
+            return
+        buy = parse_buy(data)
+        if buy is None:
+            self.api.answer_callback_query(call.id, messages.text(lang, "unknown_action"))
+            return
+        self._buy(call, lang, chat_id, user.id, buy)
+
+    def _buy(self, call: types.CallbackQuery, lang: str, chat_id: int, user_id: int, buy: BuyRequest) -> None:
+        product = self._checkout.catalog.get(buy.product_code)
+        if product is None:
+            self._refuse(call, chat_id, messages.text(lang, "checkout_UNKNOWN_PRODUCT"))
+            return
+        try:
+            purchase = self._checkout.init(user_id, product.code, buy.redemption_id)
+        except CheckoutError as exc:
+            log_event(log, "telegram_checkout_refused", user_id=user_id, product_code=product.code, code=exc.code)
+            key = f"checkout_{exc.code}"
+            self._refuse(call, chat_id, messages.text(lang, key if messages.has(key) else "error"))
+            return
+        if purchase.status is not PurchaseStatus.CREATED:
+            # A replayed or repeated tap: the open purchase already has its invoice.
+            log_event(log, "telegram_invoice_not_repeated", user_id=user_id, purchase_id=purchase.id,
+                      status=purchase.status.value)
+            self.api.answer_callback_query(call.id, messages.text(lang, "invoice_already_sent"))
+            return
+        name = self._name(lang, product)
+        if purchase.discount_stars_amount:
+            description = messages.text(lang, "invoice_description_discount", product=name,
+                                        final=purchase.final_stars_amount, base=purchase.base_stars_amount)
+        else:
+            description = messages.text(lang, "invoice_description", product=name, final=purchase.final_stars_amount)
+        # Invoice first, then INVOICE_SENT: a failed send leaves the purchase CREATED, so a new tap retries it.
+        self.api.send_invoice(chat_id, messages.text(lang, "invoice_title", product=name), description,
+                              f"purchase:{purchase.id}", name, purchase.final_stars_amount)
+        assert purchase.id is not None
+        self._checkout.mark_invoice_sent(purchase.id)
+        log_event(log, "telegram_invoice_sent", user_id=user_id, purchase_id=purchase.id,
+                  product_code=product.code, final_stars_amount=purchase.final_stars_amount)
+        self.api.answer_callback_query(call.id, messages.text(lang, "invoice_sent"))
+
+    def _refuse(self, call: types.CallbackQuery, chat_id: int, text: str) -> None:
+        self.api.answer_callback_query(call.id)
+        self.api.send_message(chat_id, text)
+
+    # --- payments ------------------------------------------------------------------------------------
+
+    @_never_raise("pre_checkout")
+    def on_pre_checkout(self, query: types.PreCheckoutQuery) -> None:
+        lang = language_of(query.from_user.language_code)
+        purchase_id = parse_purchase_payload(query.invoice_payload)
+        if query.currency != "XTR":
+            code: str | None = "INVALID_CURRENCY"
+        elif purchase_id is None:
+            code = "INVALID_PAYLOAD"
+        else:
+            answer = self._checkout.precheckout(purchase_id, int(query.total_amount))
+            code = None if answer.ok else answer.error_code
+        if code is not None and not messages.has(f"precheckout_{code}"):
+            code = "PURCHASE_NOT_PAYABLE"
+        log_event(log, "telegram_pre_checkout_answered", user_id=query.from_user.id, purchase_id=purchase_id,
+                  ok=code is None, code=code)
+        self.api.answer_pre_checkout_query(
+            query.id, code is None, None if code is None else messages.text(lang, f"precheckout_{code}"))
+
+    @_never_raise("successful_payment")
+    def on_successful_payment(self, message: types.Message) -> None:
+        payment = message.successful_payment
+        user = message.from_user
+        if payment is None:
+            return
+        lang = language_of(user.language_code if user is not None else None)
+        purchase_id = parse_purchase_payload(payment.invoice_payload)
+        charge_id = payment.telegram_payment_charge_id
+        if purchase_id is None:
+            log_event(log, "payment_not_settled", level=logging.ERROR, reason="INVALID_PAYLOAD",
+                      user_id=getattr(user, "id", None))
+            self.api.send_message(message.chat.id, messages.text(lang, "payment_review"))
+            return
+        try:
+            settlement = self._checkout.successful_payment(purchase_id, charge_id, int(payment.total_amount))
+        except (CheckoutError, NotFound, ValidationError) as exc:
+            # Telegram has the money: ops must look (run_payment_recovery / reconciliation catch it too).
+            log_event(log, "payment_not_settled", level=logging.ERROR, reason=exc.code, purchase_id=purchase_id,
+                      user_id=getattr(user, "id", None))
+            self.api.send_message(message.chat.id, messages.text(lang, "payment_review"))
+            return
+        purchase = settlement.purchase
+        log_event(log, "telegram_payment_settled", purchase_id=purchase.id, user_id=purchase.user_id,
+                  replayed=settlement.replayed, review_reason=purchase.review_reason)
+        if settlement.replayed:
+            return  # the first delivery already confirmed it
+        product = self._checkout.catalog.get(purchase.product_code)
+        if purchase.review_reason is not None or product is None:
+            self.api.send_message(message.chat.id, messages.text(lang, "payment_review"))
+            return
+        self.api.send_message(message.chat.id, messages.text(
+            lang, "payment_confirmed", amount=purchase.final_stars_amount, product=self._name(lang, product),
+            days=product.days))
+
+    @_never_raise("refunded_payment")
+    def on_refunded_payment(self, message: types.Message) -> None:
+        refund = message.refunded_payment
+        user = message.from_user
+        if refund is None:
+            return
+        lang = language_of(user.language_code if user is not None else None)
+        purchase_id = parse_purchase_payload(refund.invoice_payload)
+        charge_id = refund.telegram_payment_charge_id
+        if purchase_id is None:
+            log_event(log, "telegram_refund_unmatched", level=logging.WARNING, reason="INVALID_PAYLOAD")
+            return
+        try:
+            purchase = self._checkout.get(purchase_id)
+            if purchase.telegram_payment_charge_id != charge_id:
+                log_event(log, "telegram_refund_unmatched", level=logging.WARNING, reason="CHARGE_ID_MISMATCH",
+                          purchase_id=purchase_id)
+                return
+            already = purchase.status is PurchaseStatus.REFUNDED
+            purchase = self._checkout.mark_refunded(purchase_id)
+        except (NotFound, InvalidPurchaseState) as exc:
+            log_event(log, "telegram_refund_unmatched", level=logging.WARNING, reason=exc.code,
+                      purchase_id=purchase_id)
+            return
+        log_event(log, "telegram_refund_recorded", purchase_id=purchase_id, replayed=already)
+        if already:
+            return
+        product = self._checkout.catalog.get(purchase.product_code)
+        name = self._name(lang, product) if product is not None else purchase.product_code
+        self.api.send_message(message.chat.id, messages.text(lang, "payment_refunded",
+                                                             amount=purchase.final_stars_amount, product=name))
+
+    # --- errors --------------------------------------------------------------------------------------
+
+    def _tell_error(self, obj: Any) -> None:
+        """Best effort: answer a pre-checkout query (Telegram waits for it) or tell the chat."""
+        try:
+            lang = language_of(getattr(getattr(obj, "from_user", None), "language_code", None))
+            if isinstance(obj, types.PreCheckoutQuery):
+                self.api.answer_pre_checkout_query(obj.id, False, messages.text(lang, "error"))
+            elif isinstance(obj, types.CallbackQuery):
+                self.api.answer_callback_query(obj.id, messages.text(lang, "error"))
+            elif isinstance(obj, types.Message):
+                self.api.send_message(obj.chat.id, messages.text(lang, "error"))
+        except (TelegramApiError, AttributeError):
+            log_event(log, "telegram_error_reply_failed", level=logging.WARNING)

@@ -1,0 +1,145 @@
+"""The bot stack as a user meets it: a real ``starpromo serve`` process (webhook + internal API) whose
+telebot talks to a fake Bot API over real HTTP, on a SQLite file the test can also read."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from adapters.sql.engine import EngineHolder
+from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+from tests.fakes.bot_api import FakeBotApi, Updates
+
+STARPROMO = str(Path(sys.executable).parent / "starpromo")
+PEPPER = "e2e-pepper"
+INTERNAL_TOKEN = "e2e-internal-token-0123456789abcdef"
+BOT_TOKEN = "123456789:e2e-bot-token"
+WEBHOOK_SECRET = "e2e-webhook-secret"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+AUTH = {"X-Internal-Token": INTERNAL_TOKEN}
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def stack_env(database_url: str, api_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("INTERNAL_", "PROMO_", "TRUSTED_", "REDIS_", "TELEGRAM_", "OPS_ALERT_"))}
+    env.update({"DATABASE_URL": database_url, "PROMO_SECRET_PEPPER": PEPPER, "INTERNAL_API_TOKEN": INTERNAL_TOKEN,
+                "TELEGRAM_BOT_TOKEN": BOT_TOKEN, "TELEGRAM_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "TELEGRAM_API_URL": api_url})
+    env.update(extra)
+    return env
+
+
+def starpromo(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([STARPROMO, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def sqlite_db(tmp: Path, api_url: str = "http://127.0.0.1:9") -> str:
+    url = f"sqlite:///{tmp / 'starpromo.db'}"
+    proc = starpromo(stack_env(url, api_url), "db", "upgrade")
+    assert proc.returncode == 0, proc.stderr
+    return url
+
+
+class Stack:
+    """``starpromo serve`` with the bot's webhook. ``send(update)`` delivers like Telegram does."""
+
+    def __init__(self, database_url: str, api: FakeBotApi, log_path: Path, **extra_env: str) -> None:
+        self.api = api
+        self.database_url = database_url
+        self.env = stack_env(database_url, api.url, **extra_env)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self._log = log_path.open("w", encoding="utf-8")
+        self.proc = subprocess.Popen([STARPROMO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+                                     env=self.env, stdout=self._log, stderr=subprocess.STDOUT)
+        self.updates = Updates()
+        self._engines: EngineHolder | None = None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"serve exited with {self.proc.returncode}: {log_path.read_text()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        pytest.fail("serve did not answer /healthz within 30 s")
+
+    def stop(self) -> str:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        if self._engines is not None:
+            self._engines.dispose()
+        return self.log_path.read_text(encoding="utf-8")
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8")
+
+    # --- Telegram's side -----------------------------------------------------------------------------
+
+    def send(self, update: Any, secret: str | None = WEBHOOK_SECRET, raw: bytes | None = None) -> requests.Response:
+        headers = {} if secret is None else {SECRET_HEADER: secret}
+        if raw is not None:
+            headers["Content-Type"] = "application/json"
+            return requests.post(self.url + "/webhook/telegram", data=raw, headers=headers, timeout=10)
+        return requests.post(self.url + "/webhook/telegram", json=update, headers=headers, timeout=10)
+
+    def deliver(self, update: dict[str, Any]) -> dict[str, Any]:
+        response = self.send(update)
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    # --- ops' side -----------------------------------------------------------------------------------
+
+    def post(self, path: str, body: Any) -> requests.Response:
+        return requests.post(self.url + path, json=body, headers=AUTH, timeout=10)
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.url + path, headers=AUTH, timeout=10)
+
+    def create_campaign(self, code: str, **fields: Any) -> dict[str, Any]:
+        body = {"campaign_name": f"e2e {code}", "code": code, "target_scope": "ALL",
+                "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(), **fields}
+        response = self.post("/internal/promo/campaigns", body)
+        assert response.status_code == 201, response.text
+        campaign: dict[str, Any] = response.json()
+        return campaign
+
+    def discount_campaign(self, code: str, percent: int, **fields: Any) -> dict[str, Any]:
+        return self.create_campaign(code, promo_type="PERCENT_DISCOUNT", discount_percent=percent, **fields)
+
+    def run_job(self, name: str) -> subprocess.CompletedProcess[str]:
+        proc = starpromo(self.env, "jobs", "run", name)
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    def uow(self) -> Any:
+        """A unit of work on the stack's database, to look at what the stack wrote."""
+        if self._engines is None:
+            self._engines = EngineHolder(self.database_url, 2)
+        return SqlUnitOfWorkFactory(self._engines)()
