@@ -152,7 +152,7 @@ class TelegramBotApi:
         return [u for u in raw if isinstance(u, dict)] if isinstance(raw, list) else []
 
     def delete_webhook(self) -> None:
-        self._call("deleteWebhook", self.bot.remove_webhook)
+        self._call("deleteWebhook", self.bot.delete_webhook)
 
     def get_me(self) -> dict[str, Any]:
         me = self._call("getMe", self.bot.get_me)
