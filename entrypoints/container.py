@@ -41,7 +41,10 @@ def _family(settings: Settings) -> str:
 def _telegram_api(settings: Settings) -> TelegramBotApi:
     if not settings.telegram_bot_token:
         raise ConfigurationError("TELEGRAM_BOT_TOKEN is required for the Telegram bot and Stars payments")
-    return TelegramBotApi(settings.telegram_bot_token, settings.telegram_api_url)
+    try:
+        return TelegramBotApi(settings.telegram_bot_token, settings.telegram_api_url)
+    except ValueError as exc:  # telebot's token format check (one colon, no spaces)
+        raise ConfigurationError(f"TELEGRAM_BOT_TOKEN: {exc}") from None
 
 
 def _telegram_intake(settings: Settings, bot: PromoBot, uow_factory: UnitOfWorkFactory, clock: Clock,
@@ -158,15 +161,16 @@ def build_container(settings: Settings | None = None) -> Container:
 
 
 def provide_telegram(container: Container) -> None:
-    """With ``TELEGRAM_BOT_TOKEN`` set, Telegram is the ``payment_gateway`` (refunds, reconciliation).
-
-    Bad settings are left for the command to report when it reads them."""
+    """With ``TELEGRAM_BOT_TOKEN`` set, Telegram is the ``payment_gateway`` (refunds, reconciliation) and the
+    bot is defined (the webhook is served). Raises ConfigurationError for a malformed token; other bad
+    settings are left for the command to report when it reads them."""
     try:
         settings = container.settings()
     except ConfigurationError:
         return
     if not settings.telegram_bot_token:
         return
+    container.telegram_api()  # a malformed token stops start-up here, naming the variable
     if not container.payment_gateway.is_defined:
         container.payment_gateway.override(container.telegram_payment_gateway)
     if not container.telegram_bot.is_defined:

@@ -129,3 +129,10 @@ def test_old_update_ids_are_forgotten_but_recent_ones_stay_duplicates(bot: Bot) 
     assert bot.take(bot.updates.promo(USER, None, update_id=HOUSEKEEPING_EVERY * 11)) is Intake.PROCESSED
     assert bot.take(recent) is Intake.DUPLICATE
     assert bot.take(old) is Intake.PROCESSED  # forgotten: Telegram never redelivers after 24 h
+
+
+def test_a_malformed_bot_token_stops_start_up_naming_the_variable() -> None:
+    from domain.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="TELEGRAM_BOT_TOKEN"):
+        build_container(Settings(database_url="memory://", promo_secret_pepper="p", telegram_bot_token="no colon"))
