@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
+import attrs
 from telebot import types
 
 from adapters.jsonlog import log_event
@@ -30,6 +31,18 @@ MAX_UPDATE_ID = 2**63 - 1
 DEDUP_RETENTION = timedelta(hours=48)
 HOUSEKEEPING_EVERY = 256  # ids: one cleanup pass per this many update ids
 HOUSEKEEPING_BATCH = 1000
+
+
+@attrs.frozen(repr=False)
+class SealedUpdate:
+    """A raw update travelling through the queue. Its repr names only the ``update_id``: RQ logs a job's
+    call string (``process_update(<repr>)``), and an update may carry a plaintext promo code."""
+
+    update_id: int
+    raw: dict[str, Any]
+
+    def __repr__(self) -> str:
+        return f"<telegram update {self.update_id}>"
 
 
 class Intake(enum.StrEnum):
@@ -88,7 +101,7 @@ class UpdateIntake:
             return Intake.DUPLICATE
         if self._queue is not None:
             try:
-                self._queue.enqueue(PROCESS_UPDATE_JOB, dict(raw))
+                self._queue.enqueue(PROCESS_UPDATE_JOB, SealedUpdate(update_id, dict(raw)))
                 return Intake.QUEUED
             except Exception as exc:  # Redis down must not stop the bot: handle it here instead
                 log_event(log, "telegram_update_enqueue_failed", level=logging.WARNING, update_id=update_id,

@@ -123,7 +123,7 @@ class Stack:
         return requests.get(self.url + path, headers=AUTH, timeout=10)
 
     def create_campaign(self, code: str, **fields: Any) -> dict[str, Any]:
-        body = {"campaign_name": f"e2e {code}", "code": code, "target_scope": "ALL",
+        body = {"campaign_name": "e2e campaign", "code": code, "target_scope": "ALL",
                 "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(), **fields}
         response = self.post("/internal/promo/campaigns", body)
         assert response.status_code == 201, response.text

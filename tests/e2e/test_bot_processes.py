@@ -66,15 +66,20 @@ def test_with_redis_the_webhook_answers_fast_and_a_worker_processes_the_update(
         redis.Redis.from_url(own_redis).flushdb()
         stack = Stack(database_url, api, tmp_path / "serve.log", REDIS_URL=own_redis)
         try:
-            update = stack.updates.promo(901, None)
+            update = stack.updates.promo(901, "QUEUEDSECRET7")
             assert stack.deliver(update)["result"] == "queued"
             assert stack.deliver(update)["result"] == "duplicate"
             assert api.calls_to("sendMessage") == []  # nothing happens until a worker runs the job
             worker = starpromo(stack.env, "worker", "--burst", timeout=120)
             assert worker.returncode == 0, worker.stderr
-            assert api.texts(901) == ["Sende deinen Promo-Code so: /promo DEINCODE (zum Beispiel /promo SOMMER20)."]
+            assert api.texts(901) == [
+                "Diesen Code kenne ich nicht. Prüfe die Schreibweise und sende /promo CODE erneut."]
+            # the worker logs each job's call string: the update inside never shows its code
+            assert f"<telegram update {update['update_id']}>" in worker.stdout + worker.stderr
+            assert "QUEUEDSECRET7" not in worker.stdout + worker.stderr
         finally:
-            stack.stop()
+            log = stack.stop()
+        assert "QUEUEDSECRET7" not in log
 
 
 def test_with_redis_down_the_webhook_still_processes_the_update(tmp_path: Path) -> None:

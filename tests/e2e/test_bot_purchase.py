@@ -4,6 +4,7 @@ Telegram's deliveries go to the webhook of a real `starpromo serve`, whose teleb
 from __future__ import annotations
 
 import re
+import sqlite3
 
 from domain.model import PurchaseStatus, RedemptionStatus
 from tests.e2e.stack import Stack
@@ -87,6 +88,11 @@ def test_discount_code_purchase_refund_and_rollback(stack: Stack, bot_api: FakeB
     with stack.uow() as uow:
         assert uow.redemptions.get(redemption_id).status is RedemptionStatus.REVOKED
     assert stack.get(f"/internal/promo/campaigns/{campaign['id']}").json()["used_total"] == 1
+
+    # the plaintext code reached neither the log nor any table
+    dump = "\n".join(sqlite3.connect(stack.database_url.removeprefix("sqlite:///")).iterdump())
+    for shown in ("SPRING20", "spring-20"):
+        assert shown not in stack.log() and shown not in dump
 
 
 def test_grant_code_unlocks_premium(stack: Stack, bot_api: FakeBotApi, user_id: int) -> None:
