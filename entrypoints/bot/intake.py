@@ -99,7 +99,8 @@ class UpdateIntake:
         if not self._first_delivery(update_id):
             log_event(log, "telegram_update_duplicate", update_id=update_id)
             return Intake.DUPLICATE
-        if self._queue is not None:
+        # A pre-checkout query must be answered within 10 s: never behind a queue of other work.
+        if self._queue is not None and "pre_checkout_query" not in raw:
             try:
                 self._queue.enqueue(PROCESS_UPDATE_JOB, SealedUpdate(update_id, dict(raw)))
                 return Intake.QUEUED

@@ -77,6 +77,10 @@ def test_with_redis_the_webhook_answers_fast_and_a_worker_processes_the_update(
             # the worker logs each job's call string: the update inside never shows its code
             assert f"<telegram update {update['update_id']}>" in worker.stdout + worker.stderr
             assert "QUEUEDSECRET7" not in worker.stdout + worker.stderr
+            # a pre-checkout query is answered at once, never queued (Telegram waits 10 s at most)
+            pre_checkout = stack.updates.pre_checkout(901, "purchase:777", 50, query_id="pcq-inline")
+            assert stack.deliver(pre_checkout)["result"] == "processed"
+            assert api.last("answerPreCheckoutQuery").params["pre_checkout_query_id"] == "pcq-inline"
         finally:
             log = stack.stop()
         assert "QUEUEDSECRET7" not in log
