@@ -84,7 +84,7 @@ def _never_raise(kind: str) -> Callable[[F], F]:
                 user = getattr(obj, "from_user", None)
                 log_event(log, "telegram_handler_failed", level=logging.ERROR, handler=kind,
                           user_id=getattr(user, "id", None), error=type(exc).__name__,
-                          message=str(exc)[:300], exc_info=True)
+                          message=str(exc)[:300])
                 self._tell_error(obj)
 
         return handler  # type: ignore[return-value]

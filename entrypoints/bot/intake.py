@@ -75,7 +75,7 @@ def handle_update(bot: PromoBot, raw: Mapping[str, Any]) -> bool:
         bot.dispatch(update)
     except Exception as exc:
         log_event(log, "telegram_update_failed", level=logging.ERROR, update_id=update_id,
-                  error=type(exc).__name__, exc_info=True)
+                  error=type(exc).__name__)
         return False
     return True
 
