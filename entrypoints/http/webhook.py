@@ -49,7 +49,7 @@ def telegram_webhook(
         return error_response(403, "FORBIDDEN", f"missing or wrong {SECRET_HEADER}")
     try:
         raw = json.loads(request.get_data(cache=False))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deep to parse
         log_event(log, "telegram_update_ignored", level=logging.WARNING, reason="body is not JSON")
         return jsonify({"ok": True, "result": "ignored"})
     outcome = intake.take(raw)

@@ -66,6 +66,8 @@ def test_a_replayed_buy_callback_creates_no_second_purchase_or_invoice(stack: St
     b'"from": {"id": 5, "is_bot": false, "first_name": "x"}, "text": "/promo ' + b"A" * 5000 + b'"}}',
     b'{"update_id": 911000006, "edited_message": {"message_id": 1}}',
     b"\xff\xfe\x00garbage",
+    b"[" * 60_000,
+    b'{"update_id": 911000007, "message": ' + b'{"a": ' * 5_000 + b"1" + b"}" * 5_000 + b"}",
 ])
 def test_garbage_updates_are_answered_200_without_a_500(stack: Stack, body: bytes) -> None:
     response = stack.send(None, raw=body)
