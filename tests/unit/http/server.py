@@ -25,9 +25,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def server_env(database_url: str) -> dict[str, str]:
+def server_env(database_url: str, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("INTERNAL_", "PROMO_", "TRUSTED_", "REDIS_"))}
     env.update({"DATABASE_URL": database_url, "PROMO_SECRET_PEPPER": PEPPER, "INTERNAL_API_TOKEN": TOKEN})
+    env.update(extra)
     return env
 
 
@@ -38,15 +39,17 @@ def migrate(database_url: str) -> None:
 
 
 class Server:
-    """A ``starpromo serve`` subprocess; its stderr (the JSON log) goes to ``log_path``."""
+    """A ``starpromo serve`` subprocess; its stderr (the JSON log) goes to ``log_path``. ``extra_env`` is
+    added to its environment (e.g. ``REDIS_URL``)."""
 
-    def __init__(self, database_url: str, log_path: Path) -> None:
+    def __init__(self, database_url: str, log_path: Path, **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w", encoding="utf-8")
         self.proc = subprocess.Popen([STARPROMO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                                     env=server_env(database_url), stdout=self._log, stderr=subprocess.STDOUT)
+                                     env=server_env(database_url, **extra_env), stdout=self._log,
+                                     stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
