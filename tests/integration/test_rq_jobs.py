@@ -6,26 +6,35 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from redis import Redis
 from rq import Queue, SimpleWorker
 from rq.job import Job
 
 from adapters.alerts.slack import slack_body
 from adapters.rq.queue import QUEUE_NAME, redis_connection
+from adapters.sql import tables
+from adapters.sql.engine import EngineHolder
 from domain.alerts import PROMO_CAMPAIGN_AUTO_PAUSED, RoutedAlert, dedup_key
 from domain.campaigns import CampaignSpec
-from domain.model import Attempt, Campaign, CampaignStatus, PausedReason, PromoType, RedeemResult
+from domain.model import Attempt, Campaign, CampaignStatus, PausedReason, PromoType, RedeemResult, RedemptionStatus
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from entrypoints.worker.jobs import JOBS, periodic_jobs, run_job
 from entrypoints.worker.process import use_container
 from tests.conftest import PEPPER
 from tests.integration.receivers import receiving
+from tests.sql import live_units_mismatch, pg_engines, sqlite_engines
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STARPROMO = os.path.join(os.path.dirname(sys.executable), "starpromo")
@@ -41,15 +50,30 @@ def redis_db(redis_url: str) -> Iterator[str]:
     use_container(None)
 
 
-@pytest.fixture
-def database_url() -> str:
-    return "memory://"
+_BUILT: list[Container] = []
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each family the container can run on: in-memory, a migrated SQLite file, a fresh migrated PostgreSQL."""
+    with ExitStack() as stack:
+        if request.param == "memory":
+            yield "memory://"
+        elif request.param == "sqlite":
+            yield stack.enter_context(sqlite_engines(tmp_path)).url
+        else:
+            yield stack.enter_context(pg_engines("starpromo_rq")).url
+        while _BUILT:  # close the containers' pools before the database goes away
+            c = _BUILT.pop()
+            if c.settings().adapter_family == "sql":
+                c.sql_engines().dispose()
 
 
 def _container(database_url: str, redis: str | None = None, **alerting: Any) -> Container:
     c = build_container(Settings(database_url=database_url, redis_url=redis, promo_secret_pepper=PEPPER,
                                  **alerting))
     use_container(c)
+    _BUILT.append(c)
     return c
 
 
@@ -162,29 +186,128 @@ def test_the_guard_alerts_once_per_pause_not_on_every_run(database_url: str) -> 
     assert len(generic.bodies) == 1
 
 
-def test_a_forked_rq_worker_process_runs_every_job_and_logs_one_json_line_each(redis_db: str, tmp_path: Any) -> None:
-    db = f"sqlite:///{tmp_path / 'jobs.db'}" if _has_sql() else "memory://"
-    env = {**os.environ, "REDIS_URL": redis_db, "DATABASE_URL": db, "PROMO_SECRET_PEPPER": PEPPER}
-    if db.startswith("sqlite"):
-        _migrate(env)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sql_engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineHolder]:
+    """A migrated SQL database that separate worker processes can reach too."""
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            yield stack.enter_context(sqlite_engines(tmp_path))
+        else:
+            yield stack.enter_context(pg_engines("starpromo_rqfork"))
+        while _BUILT:
+            c = _BUILT.pop()
+            if c.settings().adapter_family == "sql":
+                c.sql_engines().dispose()
+
+
+def _worker_env(redis_db: str, database_url: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMO_", "OPS_ALERT_", "REDIS_", "TELEGRAM_"))}
+    return {**env, "REDIS_URL": redis_db, "DATABASE_URL": database_url, "PROMO_SECRET_PEPPER": PEPPER, **extra}
+
+
+def _finished_lines(stderr: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("event") == "job_finished"]
+
+
+def test_a_forked_rq_worker_process_runs_every_job_and_logs_one_json_line_each(
+        redis_db: str, sql_engines: EngineHolder) -> None:
     conn = redis_connection(redis_db)
     queue = Queue(QUEUE_NAME, connection=conn)
     for job in periodic_jobs():
         queue.enqueue_call(job.func_path.replace(":", "."))
-    proc = subprocess.run([STARPROMO, "worker", "--burst"], env=env, cwd=ROOT,
+    proc = subprocess.run([STARPROMO, "worker", "--burst"], env=_worker_env(redis_db, sql_engines.url), cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert queue.failed_job_registry.count == 0, proc.stderr
-    lines = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
-    finished = [line for line in lines if line.get("event") == "job_finished"]
+    finished = _finished_lines(proc.stderr)
     assert sorted(line["job"] for line in finished) == sorted(JOBS)
     assert all(isinstance(line["duration_ms"], int) for line in finished)
 
 
-def _has_sql() -> bool:
-    return os.path.exists(os.path.join(ROOT, "adapters", "sql", "unit_of_work.py"))
+SEEDED = 240
 
 
-def _migrate(env: dict[str, str]) -> None:
-    subprocess.run([STARPROMO, "db", "upgrade"], env=env, cwd=ROOT, check=True,
-                   capture_output=True, timeout=120)
+def test_forked_workers_run_the_jobs_while_users_redeem_and_the_accounting_holds(
+        redis_db: str, sql_engines: EngineHolder) -> None:
+    """SPEC 4 + SPEC 6: two forked RQ workers run every job (reservation expiry four times at once, in small
+    batches) while users keep redeeming the same capped campaign; afterwards every due reservation expired
+    exactly once and ``used_total`` equals the live redemptions of every campaign."""
+    c = _container(sql_engines.url)
+    campaigns = c.campaign_service()
+    capped = campaigns.create(CampaignSpec("rush", PromoType.PERCENT_DISCOUNT, discount_percent=10,
+                                           max_total_uses=SEEDED), "RUSH-2026")
+    grant = campaigns.create(CampaignSpec("gift", PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=7,
+                                          max_total_uses=50), "GIFT-2026")
+    assert capped.id is not None and grant.id is not None
+    redeem = c.redemption_service()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        seeded = list(pool.map(lambda u: redeem.redeem(u, "RUSH-2026", f"seed-{u}"), range(1, SEEDED + 1)))
+    assert all(o.result is RedeemResult.ACCEPTED for o in seeded)
+    seeded_ids = [o.redemption.id for o in seeded if o.redemption is not None]
+    with sql_engines.engine.begin() as db:  # every seeded reservation is now past reserved_until
+        db.execute(sa.update(tables.promo_redemptions).values(
+            reserved_until=c.clock().now() - timedelta(minutes=1)))
+    assert campaigns.get(capped.id).used_total == SEEDED
+
+    conn = redis_connection(redis_db)
+    queue = Queue(QUEUE_NAME, connection=conn)
+    enqueued = 0
+    for job in periodic_jobs():
+        for _ in range(4 if job.name == "run_promo_reservation_expiry" else 2):
+            queue.enqueue_call(job.func_path.replace(":", "."))
+            enqueued += 1
+    # The guard would (rightly) pause the campaign on the stream of DEPLETED answers and end the race early.
+    env = _worker_env(redis_db, sql_engines.url, PROMO_JOB_BATCH_SIZE="15", PROMO_GUARD_MIN_FAILURES="1000000",
+                      PROMO_GUARD_PREFIX_MIN_FAILURES="1000000")
+
+    results: Counter[RedeemResult] = Counter()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def keep_redeeming(offset: int) -> None:
+        n = 0
+        while not stop.is_set():
+            n += 1
+            seeded_user = 1 + (offset * 7919 + n) % SEEDED  # wants its unit back once it expired
+            new_user = 100_000 + offset * 100_000 + n
+            for user, code in ((seeded_user, "RUSH-2026"), (new_user, "RUSH-2026"), (new_user, "GIFT-2026")):
+                result = redeem.redeem(user, code, f"live-{offset}-{n}-{user}-{code}").result
+                with lock:
+                    results[result] += 1
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        redeemers = [pool.submit(keep_redeeming, i) for i in range(4)]
+        workers = [subprocess.Popen([STARPROMO, "worker", "--burst"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        try:
+            outputs = [w.communicate(timeout=180)[1] for w in workers]
+        finally:
+            stop.set()
+            for w in workers:
+                if w.poll() is None:
+                    w.kill()
+        for r in redeemers:
+            r.result()  # a redeem that raised fails the test here
+
+    assert [w.returncode for w in workers] == [0, 0], outputs
+    assert queue.failed_job_registry.count == 0, outputs
+    finished = [line for out in outputs for line in _finished_lines(out)]
+    assert len(finished) == enqueued
+    expiry_runs = [line for line in finished if line["job"] == "run_promo_reservation_expiry"]
+    assert len(expiry_runs) == 4
+    assert sum(line["expired"] for line in expiry_runs) == SEEDED  # each unit given back exactly once
+    assert results[RedeemResult.DEPLETED] > 0 and results[RedeemResult.ACCEPTED] > 0
+    with sql_engines.engine.connect() as db:
+        # The campaign was full when the workers started: a unit taken back while they ran was one the
+        # expiry job had just given back — redemptions and jobs really overlapped.
+        retaken = db.execute(sa.text("SELECT count(*) FROM promo_redemptions WHERE promo_code_id = :id "
+                                     "AND idempotency_key LIKE 'live-%' AND status = 'RESERVED'"),
+                             {"id": capped.id}).scalar_one()
+    assert retaken > 0
+
+    with c.uow_factory()() as uow:
+        statuses = {uow.redemptions.get(i).status for i in seeded_ids}  # type: ignore[union-attr]
+    assert statuses == {RedemptionStatus.EXPIRED}
+    assert live_units_mismatch(sql_engines) == []
+    assert campaigns.get(capped.id).used_total <= SEEDED and campaigns.get(grant.id).used_total <= 50
