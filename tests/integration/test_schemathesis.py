@@ -1,11 +1,16 @@
 """The internal API fuzzed from its own OpenAPI document (SPEC 13): no 5xx, every response as documented.
 
-Runs against the WSGI app on the in-memory family, seeded with a few campaigns so that redeem and the
-campaign routes reach their success paths too; bounded to 25 examples per operation.
+Runs against the WSGI app on the in-memory family (25 examples per operation) and on a migrated SQLite
+file (10 per operation: real column types, constraints and integer limits), each seeded with a few
+campaigns so that redeem and the campaign routes reach their success paths too.
 """
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -20,6 +25,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from adapters.memory import InMemoryPaymentGateway, ManualClock
+from adapters.sql.engine import EngineHolder
+from adapters.sql.migrations import upgrade
 from entrypoints.http import create_app
 from entrypoints.http.app import FEATURES, VIEW_MODULES
 from tests.conftest import T0
@@ -29,8 +36,8 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance]
 
 
-def _app() -> Any:
-    container = make_container(ManualClock(T0))
+def _app(**env: str) -> Any:
+    container = make_container(ManualClock(T0), **env)
     container.payment_gateway.override(providers.Object(InMemoryPaymentGateway()))
     app = create_app(container)
     api = Api(app.test_client())
@@ -47,9 +54,31 @@ LOOPBACK = {"REMOTE_ADDR": "127.0.0.1"}
 schema = schemathesis.openapi.from_wsgi("/internal/openapi.json", APP, headers=AUTH, environ_base=LOOPBACK)
 
 
+def _sqlite_url() -> str:
+    directory = tempfile.mkdtemp(prefix="starpromo-fuzz-")
+    atexit.register(shutil.rmtree, directory, True)
+    url = f"sqlite:///{Path(directory) / 'fuzz.db'}"
+    engines = EngineHolder(url)
+    upgrade(engines)
+    engines.dispose()
+    return url
+
+
+SQLITE_APP = _app(DATABASE_URL=_sqlite_url())
+sqlite_schema = schemathesis.openapi.from_wsgi("/internal/openapi.json", SQLITE_APP, headers=AUTH,
+                                               environ_base=LOOPBACK)
+
+
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
     # The container behind APP is wired into the view modules; other tests re-wire them to theirs.
     APP.extensions["starpromo.container"].wire(modules=WIRED, packages=[])
+    case.call_and_validate(headers=AUTH, checks=CHECKS, environ_base=LOOPBACK)
+
+
+@sqlite_schema.parametrize()
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_on_sqlite_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
+    SQLITE_APP.extensions["starpromo.container"].wire(modules=WIRED, packages=[])
     case.call_and_validate(headers=AUTH, checks=CHECKS, environ_base=LOOPBACK)
