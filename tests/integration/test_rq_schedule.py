@@ -77,14 +77,15 @@ def test_a_due_periodic_job_is_moved_to_the_queue_and_stays_scheduled_for_its_ne
     assert redis.zscore("rq:scheduler:scheduled_jobs", job_id) > 0
 
 
-def test_starting_the_scheduler_command_twice_registers_each_job_once(redis_url: str, redis: Redis) -> None:
+def test_starting_the_scheduler_command_twice_registers_each_job_once(redis_url: str, redis: Redis,
+                                                                     pg_url: str) -> None:
     import json
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/5", "DATABASE_URL": "memory://",
-           "PROMO_SECRET_PEPPER": "p"}
+    env = {**os.environ, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/5", "DATABASE_URL": pg_url,
+           "PROMO_SECRET_PEPPER": "p"}  # the production configuration: PostgreSQL and Redis
     starpromo = os.path.join(os.path.dirname(sys.executable), "starpromo")
     outputs = []
     for _ in range(2):
