@@ -18,7 +18,10 @@ import sqlalchemy as sa
 
 from adapters.sql.engine import EngineHolder
 from domain.codes import hmac_hash, normalize_code
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
 from tests.conftest import required_env
+from tests.fakes.bot_api import FakeBotApi
 from tests.sql import fresh_pg_database, live_units_mismatch
 from tests.unit.http.server import AUTH, PEPPER, Server, migrate
 
@@ -334,6 +337,61 @@ def test_the_largest_ids_are_answered_by_postgresql_not_a_500(server: Server) ->
     err = error(server.post(REDEEM, {"user_id": biggest + 1, "code": "PGSBIGU4G5H", "idempotency_key": "pg-big-2"}),
                 400, "VALIDATION_ERROR")
     assert err["details"][0]["field"] == "user_id"
+
+
+def test_payments_refund_and_refund_rollback_over_http_on_postgresql(
+        database_url: str, engines: EngineHolder, tmp_path: Path) -> None:
+    """With a bot token the payments refund route is served too: Telegram ``refundStarPayment`` (a fake Bot API
+    over real HTTP), then the refund rollback revokes the promo redemption without giving its unit back."""
+    checkout = build_container(Settings.from_env({"DATABASE_URL": database_url,
+                                                  "PROMO_SECRET_PEPPER": PEPPER})).checkout_service()
+
+    def paid(user_id: int, redemption_id: int | None) -> int:
+        purchase = checkout.init(user_id, "PREMIUM_30D", redemption_id)
+        assert purchase.id is not None
+        checkout.mark_invoice_sent(purchase.id)
+        checkout.successful_payment(purchase.id, f"pg-charge-{purchase.id}", purchase.final_stars_amount)
+        return purchase.id
+
+    with FakeBotApi() as bot_api:
+        server = Server(database_url, tmp_path / "serve-bot.log", TELEGRAM_BOT_TOKEN="123456789:pg-serve-bot",
+                        TELEGRAM_API_URL=bot_api.url, TELEGRAM_WEBHOOK_SECRET="pg-serve-secret")
+        try:
+            c = create(server, "PGS-REFD-8P3L", discount_percent=20, max_total_uses=5)
+            red = redeem(server, 150, "PGSREFD8P3L", "pg-refund-1").json()["redemption"]
+            with_promo = paid(150, red["id"])
+            without_promo = paid(151, None)
+            not_refunded = paid(152, None)
+            open_purchase = checkout.init(153, "PREMIUM_7D").id
+
+            error(server.post("/internal/promo/refund-rollback", {"purchase_id": with_promo}), 409,
+                  "PURCHASE_NOT_REFUNDED")
+            r = server.post(f"/internal/payments/{with_promo}/refund", {})
+            assert r.status_code == 200 and r.json()["status"] == "REFUNDED", r.text
+            assert bot_api.last("refundStarPayment").params == {
+                "user_id": "150", "telegram_payment_charge_id": f"pg-charge-{with_promo}"}
+            assert server.post(f"/internal/payments/{with_promo}/refund", {}).json()["status"] == "REFUNDED"
+            assert len(bot_api.calls_to("refundStarPayment")) == 1  # idempotent: Telegram is asked once
+            error(server.post(f"/internal/payments/{open_purchase}/refund", {}), 409, "INVALID_PURCHASE_STATE")
+            error(server.post("/internal/payments/987654/refund", {}), 404, "NOT_FOUND")
+
+            rolled = server.post("/internal/promo/refund-rollback", {"purchase_id": with_promo})
+            assert rolled.status_code == 200, rolled.text
+            assert rolled.json() == {"purchase_id": with_promo, "redemption_id": red["id"], "status": "REVOKED",
+                                     "replayed": False}
+            assert server.post("/internal/promo/refund-rollback", {"purchase_id": with_promo}).json()["replayed"]
+
+            assert server.post(f"/internal/payments/{without_promo}/refund", {}).status_code == 200
+            error(server.post("/internal/promo/refund-rollback", {"purchase_id": without_promo}), 409,
+                  "NO_PROMO_REDEMPTION")
+            error(server.post("/internal/promo/refund-rollback", {"purchase_id": not_refunded}), 409,
+                  "PURCHASE_NOT_REFUNDED")
+        finally:
+            log = server.stop()
+    assert scalar(engines, "SELECT used_total FROM promo_codes WHERE id = :id", id=c["id"]) == 1  # not given back
+    assert live_units_mismatch(engines) == []
+    forms = set().union(*(_forms(code) for code in SENT_CODES))
+    assert not sorted(f for f in forms if f in log) and "Traceback" not in log
 
 
 # --- no plaintext anywhere ---------------------------------------------------------------------------------
