@@ -19,6 +19,13 @@ def container_for(database_url: str) -> Container:
     return build_container(settings)
 
 
+def close(container: Container) -> None:
+    """Release the container's resources and close its pooled connections (a database with open
+    sessions can be neither dropped nor used as a template)."""
+    container.shutdown_resources()
+    container.sql_engines().dispose()
+
+
 class CollectingSink:
     """A report sink that keeps (promo_code_id, code) pairs in memory."""
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import requests
 
-from bench.app import container_for, query, seed_campaigns
+from bench.app import close, container_for, execute, query, seed_campaigns
 from bench.core import (
     REPO,
     TOKEN,
@@ -271,8 +271,8 @@ def run(ctx: Context) -> WorkloadResult:
     container = container_for(url)
     log(f"{NAME}: seeding {n_codes} campaigns")
     codes = [c for _, c in seed_campaigns(container, _spec("bench-http"), n_codes)]
-    container.shutdown_resources()
-    query(url, "ANALYZE")
+    close(container)
+    execute(url, "ANALYZE")
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
     codes_file = tmp / "codes.txt"
     codes_file.write_text("\n".join(codes) + "\n")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 
-from bench.app import container_for, execute, query, seed_campaigns
+from bench.app import close, container_for, execute, query, seed_campaigns
 from bench.core import Check, Context, WorkloadResult, log, median, time_call
 from bench.pgbench import StatementCapture, replay_raw
 from bench.redeem import _spec
@@ -37,7 +37,7 @@ def _seed_attempts(url: str, n: int) -> list[str]:
     under attack in the last 5 minutes (30 failures from 10 users each). Returns those hashes."""
     container = container_for(url)
     attacked = seed_campaigns(container, _spec("bench-attacked"), 3)
-    container.shutdown_resources()
+    close(container)
     hashes = [r[0] for r in query(url, "SELECT code_hash FROM promo_codes WHERE id = ANY(%s) ORDER BY id",
                                   [[i for i, _ in attacked]])]
     rtype = _udt(url, "promo_attempts", "result")
@@ -83,7 +83,7 @@ def run_reads(ctx: Context, wanted: set[str]) -> list[WorkloadResult]:
         res.notes.append(f"attempts_total={doc['conversion']['attempts_total']}, candidate hashes="
                          f"{len(doc['guard']['candidate_abusive_hashes'])}.")
         out.append(_time_reads(res, url, reps, lambda: dash.metrics(24), 300))
-    container.shutdown_resources()
+    close(container)
     return out
 
 
@@ -110,7 +110,7 @@ def _seed_reservations(ctx: Context, n: int) -> str:
     url = ctx.databases.fresh("bench_expiry_seed")
     container = container_for(url)
     seed_campaigns(container, _spec("bench-expiry"), 1000)
-    container.shutdown_resources()
+    close(container)
     stype = _udt(url, "promo_redemptions", "status")
     execute(url, f"""
         INSERT INTO promo_redemptions (promo_code_id, user_id, idempotency_key, status, discount_percent,
@@ -151,7 +151,7 @@ def run_expiry(ctx: Context) -> WorkloadResult:
         svc = container.maintenance_service()
         log(f"{EXPIRY}: run {i + 1}/{cfg.runs} expire_reservations")
         elapsed, summary = time_call(svc.expire_reservations)
-        container.shutdown_resources()
+        close(container)
         left = query(url, "SELECT count(*) FROM promo_redemptions WHERE status = 'RESERVED'")[0][0]
         used = query(url, "SELECT coalesce(sum(used_total), 0) FROM promo_codes")[0][0]
         d = summary.as_dict()

@@ -12,7 +12,7 @@ import threading
 from collections import Counter
 from typing import Any
 
-from bench.app import container_for, query, seed_campaigns
+from bench.app import close, container_for, execute, query, seed_campaigns
 from bench.core import Check, Context, LoadRun, WorkloadResult, drive, log, median
 from bench.pgbench import Capture, StatementCapture, key, pgbench_script, run_pgbench
 from bench.profiling import profile_calls
@@ -92,7 +92,7 @@ def run(ctx: Context, wanted: set[str]) -> list[WorkloadResult]:
     codes = seed_campaigns(container, _spec("bench-distinct"), n_codes)
     hot_id, hot_code = seed_campaigns(container, _spec("bench-hot", HOT_CAP), 1)[0]
     services = [container.redemption_service() for _ in range(workers)]
-    query(url, "ANALYZE")
+    execute(url, "ANALYZE")
 
     # Warm-up: fill the pool, let psycopg prepare the statements, touch the indexes.
     drive(workers, 2.0 if not cfg.quick else 1.0,
@@ -104,7 +104,7 @@ def run(ctx: Context, wanted: set[str]) -> list[WorkloadResult]:
         results.append(_distinct(ctx, url, services, codes))
     if HOT in wanted:
         results.append(_hot(ctx, url, services, hot_id, hot_code))
-    container.shutdown_resources()
+    close(container)
     return results
 
 
