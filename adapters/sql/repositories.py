@@ -185,6 +185,24 @@ def to_campaign(r: Any) -> Campaign:
     )
 
 
+# The statements of the redeem hot path (and the per-row job updates), built once: SQLAlchemy then skips
+# building the expression and its cache key on every call (~75 us of CPU per statement).
+_pc = promo_codes
+_PC_BY_ID = sa.select(_pc).where(_pc.c.id == sa.bindparam("pid"))
+_PC_BY_HASH = sa.select(_pc).where(_pc.c.code_hash == sa.bindparam("code_hash_"))
+_PC_CLAIM = (
+    sa.update(_pc)
+    .where(_pc.c.id == sa.bindparam("pid"), _pc.c.status == CampaignStatus.ACTIVE.value,
+           sa.or_(_pc.c.max_total_uses.is_(None), _pc.c.used_total < _pc.c.max_total_uses))
+    .values(used_total=_pc.c.used_total + 1, updated_at=sa.bindparam("now_", type_=_pc.c.updated_at.type))
+    .returning(_pc)
+)
+_PC_RELEASE = (
+    sa.update(_pc).where(_pc.c.id == sa.bindparam("pid"), _pc.c.used_total > 0)
+    .values(used_total=_pc.c.used_total - 1, updated_at=sa.bindparam("now_", type_=_pc.c.updated_at.type))
+)
+
+
 class SqlPromoCodes(_Repo):
     t = promo_codes
 
@@ -247,14 +265,18 @@ class SqlPromoCodes(_Repo):
             raise DuplicateCodeHash(str(exc.diag.constraint_name)) from None
         return ids
 
+    def _one_with(self, stmt: sa.Executable, params: dict[str, Any]) -> Campaign | None:
+        row = self._c.execute(stmt, params).first()
+        return to_campaign(row) if row is not None else None
+
     def get(self, promo_code_id: int) -> Campaign | None:
-        return self._one(sa.select(self.t).where(self.t.c.id == promo_code_id))
+        return self._one_with(_PC_BY_ID, {"pid": promo_code_id})
 
     def get_by_hashes(self, code_hashes: Sequence[str]) -> Campaign | None:
         if not code_hashes:
             return None
         if len(code_hashes) == 1:
-            return self._one(sa.select(self.t).where(self.t.c.code_hash == code_hashes[0]))
+            return self._one_with(_PC_BY_HASH, {"code_hash_": code_hashes[0]})
         found = {c.code_hash: c for c in self._many(sa.select(self.t).where(self.t.c.code_hash.in_(code_hashes)))}
         return next((found[h] for h in code_hashes if h in found), None)
 
@@ -305,24 +327,10 @@ class SqlPromoCodes(_Repo):
         )
 
     def claim_capacity(self, promo_code_id: int, now: datetime) -> Campaign | None:
-        t = self.t
-        return self._one(
-            sa.update(t)
-            .where(
-                t.c.id == promo_code_id,
-                t.c.status == CampaignStatus.ACTIVE.value,
-                sa.or_(t.c.max_total_uses.is_(None), t.c.used_total < t.c.max_total_uses),
-            )
-            .values(used_total=t.c.used_total + 1, updated_at=now)
-            .returning(t)
-        )
+        return self._one_with(_PC_CLAIM, {"pid": promo_code_id, "now_": now})
 
     def release_capacity(self, promo_code_id: int, now: datetime) -> None:
-        t = self.t
-        self._c.execute(
-            sa.update(t).where(t.c.id == promo_code_id, t.c.used_total > 0)
-            .values(used_total=t.c.used_total - 1, updated_at=now)
-        )
+        self._c.execute(_PC_RELEASE, {"pid": promo_code_id, "now_": now})
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
         t = self.t
@@ -383,6 +391,21 @@ def to_redemption(r: Any) -> Redemption:
     )
 
 
+_rd = promo_redemptions
+_R_INSERT = sa.insert(_rd).returning(_rd)
+_R_BY_ID = sa.select(_rd).where(_rd.c.id == sa.bindparam("rid"))
+_R_BY_KEY = sa.select(_rd).where(_rd.c.idempotency_key == sa.bindparam("key_"))
+_R_LIVE = sa.select(_rd).where(_rd.c.promo_code_id == sa.bindparam("pid"), _rd.c.user_id == sa.bindparam("uid"),
+                               _rd.c.status != RedemptionStatus.EXPIRED.value)
+_R_EXPIRE = (
+    sa.update(_rd)
+    .where(_rd.c.id == sa.bindparam("rid"), _rd.c.status == RedemptionStatus.RESERVED.value,
+           _rd.c.purchase_id.is_(None), _rd.c.reserved_until <= sa.bindparam("now_", type_=_rd.c.updated_at.type))
+    .values(status=RedemptionStatus.EXPIRED.value, updated_at=sa.bindparam("now_", type_=_rd.c.updated_at.type))
+    .returning(_rd)
+)
+
+
 class SqlRedemptions(_Repo):
     t = promo_redemptions
 
@@ -408,18 +431,20 @@ class SqlRedemptions(_Repo):
             "updated_at": redemption.updated_at,
             "revoked_at": redemption.revoked_at,
         }
-        return to_redemption(self._insert(sa.insert(self.t).values(values).returning(self.t)).one())
+        return to_redemption(self._insert(_R_INSERT, values).one())
+
+    def _one_with(self, stmt: sa.Executable, params: dict[str, Any]) -> Redemption | None:
+        row = self._c.execute(stmt, params).first()
+        return to_redemption(row) if row is not None else None
 
     def get(self, redemption_id: int) -> Redemption | None:
-        return self._one(sa.select(self.t).where(self.t.c.id == redemption_id))
+        return self._one_with(_R_BY_ID, {"rid": redemption_id})
 
     def get_by_idempotency_key(self, idempotency_key: str) -> Redemption | None:
-        return self._one(sa.select(self.t).where(self.t.c.idempotency_key == idempotency_key))
+        return self._one_with(_R_BY_KEY, {"key_": idempotency_key})
 
     def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
-        t = self.t
-        return self._one(sa.select(t).where(t.c.promo_code_id == promo_code_id, t.c.user_id == user_id,
-                                            t.c.status != RedemptionStatus.EXPIRED.value))
+        return self._one_with(_R_LIVE, {"pid": promo_code_id, "uid": user_id})
 
     def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
         t = self.t
@@ -442,9 +467,7 @@ class SqlRedemptions(_Repo):
                             purchase_id=purchase_id, updated_at=now)
 
     def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
-        t = self.t
-        return self._update(redemption_id, t.c.status == RedemptionStatus.RESERVED.value, t.c.purchase_id.is_(None),
-                            t.c.reserved_until <= now, status=RedemptionStatus.EXPIRED.value, updated_at=now)
+        return self._one_with(_R_EXPIRE, {"rid": redemption_id, "now_": now})
 
     def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
         t = self.t
@@ -490,24 +513,29 @@ class SqlRedemptions(_Repo):
 _FAILURES = sorted(r.value for r in FAILURE_RESULTS)
 
 
+_at = promo_attempts
+_A_INSERT = sa.insert(_at).inline()  # no RETURNING id: nothing reads it
+_A_FAILURE_STATS = (
+    sa.select(sa.func.count(), sa.func.max(_at.c.attempted_at))
+    .where(_at.c.user_id == sa.bindparam("uid"), _at.c.attempted_at >= sa.bindparam("since"),
+           _at.c.result.in_(_FAILURES))
+)
+
+
 class SqlAttempts(_Repo):
     t = promo_attempts
 
     def add(self, attempt: Attempt) -> None:
-        self._c.execute(sa.insert(self.t).values(
-            user_id=attempt.user_id,
-            normalized_code_hash=attempt.normalized_code_hash,
-            code_prefix=attempt.code_prefix,
-            result=attempt.result.value,
-            attempted_at=attempt.attempted_at,
-        ))
+        self._c.execute(_A_INSERT, {
+            "user_id": attempt.user_id,
+            "normalized_code_hash": attempt.normalized_code_hash,
+            "code_prefix": attempt.code_prefix,
+            "result": attempt.result.value,
+            "attempted_at": attempt.attempted_at,
+        })
 
     def failure_stats(self, user_id: int, since: datetime) -> tuple[int, datetime | None]:
-        t = self.t
-        row = self._c.execute(
-            sa.select(sa.func.count(), sa.func.max(t.c.attempted_at))
-            .where(t.c.user_id == user_id, t.c.attempted_at >= since, t.c.result.in_(_FAILURES))
-        ).one()
+        row = self._c.execute(_A_FAILURE_STATS, {"uid": user_id, "since": since}).one()
         return int(row[0]), self._ts(row[1]) if row[1] is not None else None
 
     def hash_failures(self, since: datetime, min_failures: int, min_users: int) -> list[HashFailureStats]:
