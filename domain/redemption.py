@@ -150,28 +150,43 @@ class RedemptionService:
             # 8. first purchase only
             if campaign.target_scope is TargetScope.FIRST_PURCHASE_ONLY and uow.purchases.user_has_paid(user_id):
                 return failed(RedeemResult.NOT_APPLICABLE)
-            # 9. atomic capacity claim
-            claimed = uow.promo_codes.claim_capacity(campaign.id, now)
-            if claimed is None:
-                return failed(RedeemResult.DEPLETED)
-            # 10. grant or reserve
+            # 10. grant or reserve, then 9. the atomic capacity claim, in one transaction: the outcome is
+            # the SPEC order's (a lost claim rolls the redemption back and answers DEPLETED), but the
+            # campaign row -- the one row every redeem of a campaign contends for -- stays locked only
+            # from the claim to the commit (one round trip) instead of across the inserts as well.
             try:
-                redemption = self._create(uow, claimed, user_id, key, now)
+                redemption = self._create(uow, campaign, user_id, key, now)
             except DuplicateIdempotencyKey:
                 uow.rollback()
+                if self._claim_would_fail(uow, campaign.id, now):
+                    return failed(RedeemResult.DEPLETED)  # what claiming first would have answered
                 raise _RetryFromTheTop() from None
             except LiveRedemptionExists:
                 # A racing request of this user won (the database decided, and its row is committed
                 # now). When that request carried this very key, this one is its replay.
                 uow.rollback()
+                if self._claim_would_fail(uow, campaign.id, now):
+                    return failed(RedeemResult.DEPLETED)
                 winner = uow.redemptions.get_by_idempotency_key(key)
                 if winner is not None:
                     return self._replay_or_reuse(uow, winner, user_id, hashes)
                 return failed(RedeemResult.ALREADY_USED)
             uow.attempts.add(Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
                                      result=RedeemResult.ACCEPTED, attempted_at=now))
+            claimed = uow.promo_codes.claim_capacity(campaign.id, now)
+            if claimed is None:
+                uow.rollback()
+                return failed(RedeemResult.DEPLETED)
             uow.commit()
         return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed), None)
+
+    @staticmethod
+    def _claim_would_fail(uow: UnitOfWork, promo_code_id: int, now: datetime) -> bool:
+        """After losing a race on an insert (and rolling back): would the capacity claim (check 9) fail
+        now? Asked of the claim itself, then rolled back, so the answer is the claim's own condition."""
+        claimed = uow.promo_codes.claim_capacity(promo_code_id, now)
+        uow.rollback()
+        return claimed is None
 
     def _create(self, uow: UnitOfWork, campaign: Campaign, user_id: int, key: str, now: datetime) -> Redemption:
         assert campaign.id is not None
