@@ -35,6 +35,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs per workload (default 3, quick 1)")
     p.add_argument("--duration", type=float, help="seconds per throughput run (default 8, quick 3)")
     p.add_argument("--workers", type=int, default=16, help="concurrent workers/clients (default 16)")
+    p.add_argument("--procs", type=int, default=2,
+                   help="processes the domain-service workers are spread over (default 2: one per core of the "
+                        "reference machine; the workers are threads inside them)")
     p.add_argument("--no-profile", action="store_true", help="skip the pyinstrument profile")
     p.add_argument("--out", type=Path, default=HERE, help="directory for the report (default bench/)")
     return p.parse_args(argv)
@@ -60,7 +63,7 @@ def _meta(cfg: BenchConfig, services: Services) -> dict[str, Any]:
         "command": "make bench" if not cfg.quick else "python -m bench --quick",
         "cpus": os.cpu_count(), "cpu_model": cpu_model, "memory_gb": psutil.virtual_memory().total / 1e9,
         "python": platform.python_version(), "postgres": pg_version, "runs": cfg.runs, "duration": cfg.duration,
-        "workers": cfg.workers,
+        "workers": cfg.workers, "procs": cfg.procs,
     }
 
 
@@ -79,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = only or set(WORKLOADS)
     cfg = BenchConfig(quick=args.quick, runs=args.runs or (1 if args.quick else 3),
                       duration=args.duration or (3.0 if args.quick else 8.0), workers=args.workers,
-                      out_dir=args.out, profile=not args.no_profile)
+                      out_dir=args.out, profile=not args.no_profile, procs=max(1, min(args.procs, args.workers)))
     services = Services.from_env()
     ctx = Context(cfg, services, Databases(services))
     started = time.perf_counter()

@@ -38,6 +38,7 @@ class BenchConfig:
     workers: int
     out_dir: Path
     profile: bool = True
+    procs: int = 1
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,16 @@ redeem runs), in the same transactions, with 16 clients — the database's limit
 from __future__ import annotations
 
 import itertools
+import multiprocessing as mp
 import os
 import threading
+import time
 from collections import Counter
+from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.app import close, container_for, execute, query, seed_campaigns
-from bench.core import Check, Context, LoadRun, WorkloadResult, drive, log, median
+from bench.core import Check, Context, LoadRun, PeakRss, WorkloadResult, drive, log, median
 from bench.pgbench import Capture, StatementCapture, key, pgbench_script, run_pgbench
 from bench.profiling import profile_calls
 from domain.campaigns import CampaignSpec
@@ -39,16 +42,19 @@ def _spec(name: str, cap: int | None = None) -> CampaignSpec:
 
 
 def _run_domain(services: list[RedemptionService], codes: list[tuple[int, str]], seconds: float,
-                key_prefix: str) -> tuple[LoadRun, Counter[str]]:
+                key_prefix: str, worker_offset: int = 0, workers_total: int | None = None,
+                uid_base: int | None = None) -> tuple[LoadRun, Counter[str]]:
     n = len(codes)
-    base = _uid_base()
+    total = workers_total or len(services)
+    base = uid_base or _uid_base()
     results: Counter[str] = Counter()
     lock = threading.Lock()
 
     def op(w: int, seq: int) -> bool:
+        g = worker_offset + w  # the worker's number among all processes
         # Spread the workers over the campaigns so that no two of them hit the same row at once.
-        _, code = codes[(seq * len(services) + w) * 7919 % n]
-        out = services[w].redeem(base + w * 10**9 + seq, code, f"{key_prefix}-{base}-{w}-{seq}")
+        _, code = codes[(seq * total + g) * 7919 % n]
+        out = services[w].redeem(base + g * 10**9 + seq, code, f"{key_prefix}-{base}-{g}-{seq}")
         if not out.accepted:
             with lock:
                 results[out.result.value] += 1
@@ -56,6 +62,67 @@ def _run_domain(services: list[RedemptionService], codes: list[tuple[int, str]],
 
     run = drive(len(services), seconds, op)
     return run, results
+
+
+def _child(url: str, codes: list[tuple[int, str]], threads: int, offset: int, total: int, seconds: float,
+           key_prefix: str, start_at: float, bases: tuple[int, int], conn: Connection) -> None:
+    """One worker process: its own container and pool, warmed, then ``threads`` workers from ``start_at``."""
+    try:
+        container = container_for(url)
+        services = [container.redemption_service() for _ in range(threads)]
+        n = len(codes)
+        drive(threads, 0.5, lambda w, s: services[w].redeem(
+            bases[0] + (offset + w) * 10**9 + s, codes[(s * total + offset + w) % n][1],
+            f"warm-{bases[0]}-{offset + w}-{s}").accepted)
+        time.sleep(max(0.0, start_at - time.time()))
+        run, bad = _run_domain(services, codes, seconds, key_prefix, offset, total, bases[1])
+        close(container)
+        conn.send((run.ops, run.ok, run.seconds, run.latencies_ms, dict(bad), None))
+    except BaseException as exc:  # reported by the parent
+        conn.send((0, 0, 0.0, [], {}, f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+def _run_procs(procs: int, workers: int, url: str, codes: list[tuple[int, str]], seconds: float,
+               key_prefix: str) -> tuple[LoadRun, Counter[str]]:
+    """``workers`` domain-service workers as threads spread over ``procs`` forked processes (one GIL
+    each), started together; latencies, counts and peak RSS (all processes) combined."""
+    ctx = mp.get_context("fork")
+    per = [workers // procs + (1 if i < workers % procs else 0) for i in range(procs)]
+    start_at = time.time() + 2.0
+    bases = (_uid_base(), _uid_base())  # drawn here: a forked child's counter would repeat the parent's
+    children = []
+    offset = 0
+    for threads in per:
+        parent_end, child_end = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(url, codes, threads, offset, workers, seconds, key_prefix, start_at,
+                                                bases, child_end), daemon=True)
+        proc.start()
+        child_end.close()
+        children.append((proc, parent_end))
+        offset += threads
+    with PeakRss(children=True) as rss:
+        got = [pipe.recv() for _, pipe in children]
+    for proc, _ in children:
+        proc.join(30)
+    errors = [g[5] for g in got if g[5]]
+    if errors:
+        raise RuntimeError(f"worker process failed: {errors[0]}")
+    bad: Counter[str] = Counter()
+    for g in got:
+        bad.update(g[4])
+    run = LoadRun(ops=sum(g[0] for g in got), ok=sum(g[1] for g in got), seconds=max(g[2] for g in got),
+                  latencies_ms=[x for g in got for x in g[3]], peak_rss_mb=rss.peak_mb)
+    return run, bad
+
+
+def _load(ctx: Context, services: list[RedemptionService], url: str, codes: list[tuple[int, str]],
+          seconds: float, key_prefix: str) -> tuple[LoadRun, Counter[str]]:
+    cfg = ctx.config
+    if cfg.procs > 1:
+        return _run_procs(cfg.procs, cfg.workers, url, codes, seconds, key_prefix)
+    return _run_domain(services, codes, seconds, key_prefix)
 
 
 def _capture(service: RedemptionService, code: str, uid: int, idem: str) -> tuple[Capture, Any]:
@@ -129,7 +196,7 @@ def _distinct(
     last_per_stmt: list[tuple[float, str]] = []
     for i in range(cfg.runs):
         log(f"{DISTINCT}: run {i + 1}/{cfg.runs} domain")
-        run_d, bad = _run_domain(services, codes, cfg.duration, f"d{i}")
+        run_d, bad = _load(ctx, services, url, codes, cfg.duration, f"d{i}")
         failures.update(bad)
         log(f"{DISTINCT}: run {i + 1}/{cfg.runs} pgbench")
         pg = run_pgbench(ctx.services, url, script, cfg.workers, cfg.duration)
@@ -176,7 +243,7 @@ def _hot(ctx: Context, url: str, services: list[RedemptionService], hot_id: int,
     failures: Counter[str] = Counter()
     for i in range(cfg.runs):
         log(f"{HOT}: run {i + 1}/{cfg.runs} domain")
-        run_d, bad = _run_domain(services, hot, cfg.duration, f"hd{i}")
+        run_d, bad = _load(ctx, services, url, hot, cfg.duration, f"hd{i}")
         failures.update(bad)
         accepted += run_d.ok
         log(f"{HOT}: run {i + 1}/{cfg.runs} pgbench")
