@@ -518,7 +518,9 @@ _A_INSERT = sa.insert(_at).inline()  # no RETURNING id: nothing reads it
 _A_FAILURE_STATS = (
     sa.select(sa.func.count(), sa.func.max(_at.c.attempted_at))
     .where(_at.c.user_id == sa.bindparam("uid"), _at.c.attempted_at >= sa.bindparam("since"),
-           _at.c.result.in_(_FAILURES))
+           # The failure results as SQL literals (constants of the enum): no expanding parameter to
+           # render on every call.
+           _at.c.result.in_([sa.literal_column(f"'{r}'") for r in _FAILURES]))
 )
 
 
