@@ -9,6 +9,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 import sys
 import time
 import traceback
@@ -21,8 +22,8 @@ import psutil
 
 from bench.core import BenchConfig, Context, Databases, Services, WorkloadResult, log
 
-WORKLOADS = ("redeem_distinct", "redeem_hot", "redeem_http", "codes_generate", "bruteforce_guard", "dashboard",
-             "reservation_expiry")
+WORKLOADS = ("redeem_distinct", "redeem_hot", "redeem_http", "codes_generate", "codes_generate_100k",
+             "bruteforce_guard", "dashboard", "reservation_expiry")
 HERE = Path(__file__).resolve().parent
 
 
@@ -59,7 +60,15 @@ def _meta(cfg: BenchConfig, services: Services) -> dict[str, Any]:
                 break
     except OSError:
         pass
+    commit = "unknown"
+    try:
+        done = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=HERE.parent, capture_output=True,
+                              text=True, check=False)
+        commit = done.stdout.strip() or commit
+    except OSError:
+        pass
     return {
+        "commit": commit,
         "command": "make bench" if not cfg.quick else "python -m bench --quick",
         "cpus": os.cpu_count(), "cpu_model": cpu_model, "memory_gb": psutil.virtual_memory().total / 1e9,
         "python": platform.python_version(), "postgres": pg_version, "runs": cfg.runs, "duration": cfg.duration,
@@ -118,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         step((http.NAME,), lambda: [http.run(ctx)])
         step((maint.GUARD, maint.DASHBOARD), lambda: maint.run_reads(ctx, wanted))
         step((maint.EXPIRY,), lambda: [maint.run_expiry(ctx)])
-        step((codes.NAME,), lambda: [codes.run(ctx)])
+        step((codes.NAME, codes.NAME_100K), lambda: codes.run(ctx, wanted))
     finally:
         ctx.databases.drop_all()
 

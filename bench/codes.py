@@ -17,6 +17,8 @@ from bench.app import query
 from bench.core import Check, Context, WorkloadResult, app_env, libpq_url, log, run_measured, starpromo_cmd
 
 NAME = "codes_generate"
+NAME_100K = "codes_generate_100k"
+ANCHOR_100K_S = 60.0  # SPEC 12's published anchor: a hosted voucher API creates 100,000 vouchers in 60 s
 COPY_BLOCK = 1 << 20
 
 
@@ -38,10 +40,22 @@ def _load(url: str, path: Path) -> float:
         return time.perf_counter() - t0
 
 
-def run(ctx: Context) -> WorkloadResult:
+def run(ctx: Context, wanted: set[str] | None = None) -> list[WorkloadResult]:
+    """1,000,000 codes (the SPEC 12 target; 100,000 with --quick) and 100,000 codes (issue 8's size,
+    beside SPEC 12's published anchor of 100,000 vouchers in 60 s)."""
     cfg = ctx.config
-    count = 100_000 if cfg.quick else 1_000_000
-    res = WorkloadResult(NAME, f"codes generate --count {count:,} into PostgreSQL with the report")
+    wanted = wanted if wanted is not None else {NAME, NAME_100K}
+    out = []
+    if NAME in wanted:
+        out.append(_run(ctx, NAME, 100_000 if cfg.quick else 1_000_000))
+    if NAME_100K in wanted and not (cfg.quick and NAME in wanted):  # --quick: the first one is 100,000
+        out.append(_run(ctx, NAME_100K, 100_000))
+    return out
+
+
+def _run(ctx: Context, name: str, count: int) -> WorkloadResult:
+    cfg = ctx.config
+    res = WorkloadResult(name, f"codes generate --count {count:,} into PostgreSQL with the report")
     wall: list[float] = []
     rss: list[float] = []
     copy_s: list[float] = []
@@ -51,7 +65,7 @@ def run(ctx: Context) -> WorkloadResult:
     try:
         for i in range(cfg.runs):
             url = ctx.databases.fresh("bench_codes")
-            log(f"{NAME}: run {i + 1}/{cfg.runs} starpromo codes generate --count {count}")
+            log(f"{name}: run {i + 1}/{cfg.runs} starpromo codes generate --count {count}")
             cmd = [*starpromo_cmd(), "codes", "generate", "--campaign-name", "bench-generate", "--count", str(count),
                    "--type", "PERCENT_DISCOUNT", "--discount-percent", "15", "--out", str(report), "--overwrite"]
             seconds, peak_mb, _, err, rc = run_measured(cmd, app_env(url), timeout=600)
@@ -69,7 +83,7 @@ def run(ctx: Context) -> WorkloadResult:
             _dump(url, dump)
             ctx.databases.drop("bench_codes")
             target = ctx.databases.fresh("bench_codes_copy")
-            log(f"{NAME}: run {i + 1}/{cfg.runs} raw COPY of the same {count} rows")
+            log(f"{name}: run {i + 1}/{cfg.runs} raw COPY of the same {count} rows")
             secs = _load(target, dump)
             copy_s.append(secs)
             res.baseline_runs.append({"seconds": round(secs, 2), "rows": count,
@@ -79,10 +93,17 @@ def run(ctx: Context) -> WorkloadResult:
         for p in (report, dump):
             p.unlink(missing_ok=True)
         tmp.rmdir()
-    res.checks = [
-        Check("wall time", "s", "<=", 30, wall, "raw COPY of the same rows", copy_s),
-        Check("peak memory (RSS)", "MB", "<=", 300, rss),
-    ]
+    if name == NAME_100K:
+        res.checks = [Check("wall time (anchor: 100,000 vouchers in 60 s)", "s", "<=", ANCHOR_100K_S, wall,
+                            "raw COPY of the same rows", copy_s),
+                      Check("peak memory (RSS)", "MB", "<=", 300, rss)]
+        res.notes.append("Not a SPEC 12 row of its own: the size issue 8 asks for, beside SPEC 12's published anchor "
+                         "(a hosted voucher API creates 100,000 vouchers in 60 s).")
+    else:
+        res.checks = [
+            Check("wall time", "s", "<=", 30, wall, "raw COPY of the same rows", copy_s),
+            Check("peak memory (RSS)", "MB", "<=", 300, rss),
+        ]
     res.notes.append("Peak RSS is the generate process's ru_maxrss (wait4). The baseline loads a dump of the very "
                      "rows the run inserted with COPY FROM STDIN into an empty promo_codes with the same indexes; "
                      "it neither draws codes, hashes them, checks collisions nor writes the report.")

@@ -13,6 +13,7 @@ import time
 from bench.app import close, container_for, execute, query, seed_campaigns
 from bench.core import Check, Context, WorkloadResult, log, median, time_call
 from bench.pgbench import StatementCapture, replay_raw
+from bench.profiling import profile_calls
 from bench.redeem import _spec
 
 GUARD = "bruteforce_guard"
@@ -104,10 +105,10 @@ def _time_reads(res: WorkloadResult, url: str, reps: int, fn: object, target_ms:
     return res
 
 
-def _seed_reservations(ctx: Context, n: int) -> str:
+def _seed_reservations(ctx: Context, n: int, name: str = "bench_expiry_seed") -> str:
     """A template database with ``n`` RESERVED, unbound reservations past ``reserved_until`` spread
     over 1,000 campaigns whose ``used_total`` counts them."""
-    url = ctx.databases.fresh("bench_expiry_seed")
+    url = ctx.databases.fresh(name)
     container = container_for(url)
     seed_campaigns(container, _spec("bench-expiry"), 1000)
     close(container)
@@ -124,7 +125,7 @@ def _seed_reservations(ctx: Context, n: int) -> str:
         FROM (SELECT promo_code_id, count(*) AS n FROM promo_redemptions GROUP BY promo_code_id) r
         WHERE r.promo_code_id = c.id""")
     execute(url, "VACUUM ANALYZE")
-    return "bench_expiry_seed"
+    return name
 
 
 SET_BASED_EXPIRY = """
@@ -168,6 +169,23 @@ def run_expiry(ctx: Context) -> WorkloadResult:
         res.baseline_runs.append({"seconds": round(raw[-1], 2)})
         ctx.databases.drop("bench_expiry_raw")
     ctx.databases.drop(template)
+    if cfg.profile:
+        small = 5_000
+        log(f"{EXPIRY}: profiling one run over {small:,} due reservations")
+        url = ctx.databases.url(_seed_reservations(ctx, small, "bench_expiry_profile"))
+        container = container_for(url)
+        with StatementCapture() as cap:
+            container.maintenance_service().expire_reservations()
+        res.notes.append(f"Statements of one job run over {small:,} due reservations: {len(cap.statements)} "
+                         f"({len(cap.statements) / small:.2f} per reservation) in {cap.transactions} transactions.")
+        close(container)
+        ctx.databases.drop("bench_expiry_profile")
+        url = ctx.databases.url(_seed_reservations(ctx, small, "bench_expiry_profile"))
+        container = container_for(url)
+        svc = container.maintenance_service()
+        res.profile = profile_calls(lambda _: svc.expire_reservations(), 1)
+        close(container)
+        ctx.databases.drop("bench_expiry_profile")
     res.checks = [Check("duration", "s", "<=", 10, secs, "one set-based UPDATE (no batches)", raw)]
     batches = median([float(r.get("batches", 0)) for r in res.runs])
     res.notes.append(f"Bounded batches: {batches:.0f} batches per run (PROMO_JOB_BATCH_SIZE default); every run "

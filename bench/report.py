@@ -63,7 +63,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     lines = [
         "# starpromo benchmark results (SPEC 12)",
         "",
-        f"Written by `{meta['command']}` on {meta['finished_at']} in {meta['seconds']:.0f} s. "
+        f"Written by `{meta['command']}` at commit `{meta.get('commit', 'unknown')}` on {meta['finished_at']} in "
+        f"{meta['seconds']:.0f} s. "
         f"Machine: {meta['cpus']} CPUs ({meta['cpu_model']}), {meta['memory_gb']:.1f} GB RAM, "
         f"Python {meta['python']}, {meta['postgres']}, on loopback "
         "(the throwaway cluster of scripts/with-services.sh: fsync off, synchronous_commit off). "
