@@ -104,7 +104,8 @@ def _run(ctx: Context, name: str, count: int) -> WorkloadResult:
             Check("wall time", "s", "<=", 30, wall, "raw COPY of the same rows", copy_s),
             Check("peak memory (RSS)", "MB", "<=", 300, rss),
         ]
-    res.notes.append("Peak RSS is the generate process's ru_maxrss (wait4). The baseline loads a dump of the very "
+    res.notes.append("Peak RSS is the generate process's VmHWM (the kernel's high-water mark of its resident set), "
+                     "read every 20 ms until it exits. The baseline loads a dump of the very "
                      "rows the run inserted with COPY FROM STDIN into an empty promo_codes with the same indexes; "
                      "it neither draws codes, hashes them, checks collisions nor writes the report.")
     return res

@@ -287,33 +287,59 @@ class PeakRss:
         return self.peak_bytes / (1024 * 1024)
 
 
+def _vm_hwm_kb(pid: int) -> int:
+    """The peak RSS of ``pid``'s current program (``VmHWM``, kept by the kernel per address space)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
 def run_measured(cmd: Sequence[str], env: dict[str, str], timeout: float) -> tuple[float, float, str, str, int]:
-    """Run ``cmd``; (wall seconds, peak RSS MB from wait4 — exact, kernel-tracked, stdout, stderr, rc)."""
+    """Run ``cmd``; (wall seconds, peak RSS MB, stdout, stderr, rc).
+
+    The peak is the child's ``VmHWM`` read every 20 ms until it exits (the high-water mark only
+    grows, so the last reading is the peak up to a few ms before exit). Not ``wait4``'s
+    ``ru_maxrss``: Linux carries the spawning process's high-water mark across ``exec`` into it, so
+    it reports this (large) benchmark process instead of the command."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out: list[str] = []
     err: list[str] = []
+    peak_kb = [0]
+    done = threading.Event()
 
     def drain(stream: IO[str] | None, into: list[str]) -> None:
         if stream is not None:
             into.append(stream.read())
 
+    def sample() -> None:
+        while not done.is_set():
+            peak_kb[0] = max(peak_kb[0], _vm_hwm_kb(proc.pid))
+            done.wait(0.02)
+
     readers = [threading.Thread(target=drain, args=(proc.stdout, out), daemon=True),
                threading.Thread(target=drain, args=(proc.stderr, err), daemon=True)]
+    sampler = threading.Thread(target=sample, daemon=True)
     for r in readers:
         r.start()
+    sampler.start()
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
     finally:
         timer.cancel()
+        done.set()
     wall = time.perf_counter() - t0
+    sampler.join()
     for r in readers:
         r.join()
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # ru_maxrss is in KiB on Linux.
-    return wall, usage.ru_maxrss / 1024.0, "".join(out), "".join(err), proc.returncode
+    return wall, peak_kb[0] / 1024.0, "".join(out), "".join(err), proc.returncode
 
 
 # --- checks and results ----------------------------------------------------------------------------
