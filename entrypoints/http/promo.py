@@ -9,7 +9,7 @@ from dependency_injector.wiring import Provide, inject
 from flask import Blueprint, Response, jsonify
 
 from domain.model import RedeemResult
-from domain.redemption import RedeemOutcome, RedemptionService
+from domain.redemption import RedeemOutcome, RedemptionService, validate_redeem_input
 from entrypoints.container import Container
 from entrypoints.http._body import body_as
 from entrypoints.http.schemas import RedeemRequest, RedemptionView, unstructure
@@ -49,9 +49,15 @@ def redeem(
     service: RedemptionService = Provide[Container.redemption_service],
     clock: Clock = Provide[Container.clock],
 ) -> Response:
-    req = body_as(RedeemRequest)
+    req = body_as(RedeemRequest, value_checks=_redeem_value_checks)
     outcome = service.redeem(req.user_id, req.code, req.idempotency_key)
     return redeem_response(outcome, clock)
+
+
+def _redeem_value_checks(data: dict[str, Any]) -> list[dict[str, str]]:
+    """The SPEC 4 value rules, so a body with a missing field and a bad value reports both."""
+    errors = validate_redeem_input(data.get("user_id"), data.get("code"), data.get("idempotency_key"))
+    return [e for e in errors if e["field"] in data]
 
 
 def redeem_response(outcome: RedeemOutcome, clock: Clock) -> Response:

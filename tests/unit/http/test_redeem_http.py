@@ -116,3 +116,15 @@ def test_too_many_failures_is_429_with_retry_after(api: Api, clock: ManualClock)
 def test_redeem_needs_every_field(api: Api) -> None:
     err = assert_error(api.post("/internal/promo/redeem", {"code": "SPRING20"}), 400, "VALIDATION_ERROR")
     assert sorted(d["field"] for d in err["details"]) == ["idempotency_key", "user_id"]
+
+
+def test_a_missing_field_and_a_bad_value_are_both_reported(api: Api) -> None:
+    err = assert_error(api.post("/internal/promo/redeem", {"user_id": -1, "code": "SPRING20"}), 400,
+                       "VALIDATION_ERROR")
+    assert {d["field"]: d["message"] for d in err["details"]} == {
+        "idempotency_key": "required field missing",
+        "user_id": "must be a positive 64-bit integer",
+    }
+    err = assert_error(api.post("/internal/promo/redeem", {"user_id": "x", "code": "A", "idempotency_key": "a b"}),
+                       400, "VALIDATION_ERROR")
+    assert sorted(d["field"] for d in err["details"]) == ["idempotency_key", "user_id"]
