@@ -218,6 +218,12 @@ def _distinct(
         res.notes.append(f"Non-accepted results during the runs: {dict(failures)}")
     res.notes.append("pgbench per-statement latency (ms, last run): "
                      + "; ".join(f"{ms:.3f} {sql[:70]}" for ms, sql in last_per_stmt))
+    if cfg.procs > 1:
+        log(f"{DISTINCT}: one more run with all {cfg.workers} workers in one process (for comparison)")
+        single, _ = _run_domain(services, codes, cfg.duration, "single")
+        sm = single.summary()
+        res.notes.append(f"For comparison (not in the medians): all {cfg.workers} workers as threads of one process "
+                         f"(one GIL): {sm['throughput_per_s']}/s, p50 {sm['p50_ms']} ms, p99 {sm['p99_ms']} ms.")
     _check_invariants(url, res)
     if cfg.profile:
         log(f"{DISTINCT}: profiling one thread")
