@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import sqlalchemy as sa
@@ -108,6 +108,77 @@ class _Repo:
             return stmt.with_for_update(skip_locked=True, of=list(of) or None)
         return stmt
 
+    def _raw(self, st: _PgStatement, params: dict[str, Any]) -> Any:
+        """PostgreSQL hot path: ``st`` straight on the psycopg connection of this unit of work.
+
+        The same SQL text SQLAlchemy would send (compiled once), in the same transaction (begun through
+        SQLAlchemy, so commit and rollback stay the unit of work's), seen by ``before_cursor_execute``
+        listeners; errors come out as SQLAlchemy's ``DBAPIError`` subclasses, and a lost connection is
+        invalidated, exactly as from ``Connection.execute``. What it skips is SQLAlchemy's execution
+        context and result wrapping: ~50 us of CPU per statement, ~0.4 ms per redeem."""
+        conn = self._c
+        if not conn.in_transaction():
+            conn.begin()
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        values = {**st.defaults, **params}
+        cur = dbapi.cursor()
+        for listener in conn.dispatch.before_cursor_execute:
+            listener(conn, cur, st.sql, values, None, False)
+        try:
+            cur.execute(st.sql, values)
+        except Exception as exc:  # a psycopg.Error; anything else is re-raised as it is
+            if not isinstance(exc, conn.dialect.loaded_dbapi.Error):
+                raise
+            invalidated = bool(conn.dialect.is_disconnect(exc, dbapi, cur))
+            if invalidated:
+                conn.invalidate(exc)
+            wrapped = sa.exc.DBAPIError.instance(st.sql, values, exc, conn.dialect.loaded_dbapi.Error,
+                                                 connection_invalidated=invalidated, dialect=conn.dialect)
+            if isinstance(wrapped, sa.exc.IntegrityError):
+                violation = constraint_violation(wrapped)
+                if violation is not None:
+                    raise violation from None
+            raise wrapped from exc
+        return cur
+
+
+class _PgStatement:
+    """A Core statement compiled once for psycopg: its SQL text and its constant parameters."""
+
+    def __init__(self, stmt: sa.ClauseElement, column_keys: list[str] | None = None) -> None:
+        from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
+
+        compiled = stmt.compile(dialect=PGDialect_psycopg(), column_keys=column_keys)  # type: ignore[no-untyped-call]
+        self.sql = str(compiled)
+        self.defaults: dict[str, Any] = {k: _v(v) for k, v in compiled.params.items()}
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """psycopg's ``timestamptz`` (in the session's time zone) as UTC, like ``tables.UTCDateTime``."""
+    return value.astimezone(UTC) if value is not None else None
+
+
+def _campaign_t(r: Sequence[Any]) -> Campaign:
+    """A ``promo_codes`` row as a tuple in table column order (``SELECT promo_codes.*``)."""
+    return Campaign(
+        id=r[0], campaign_name=r[1], code_hash=r[2], code_prefix=r[3], promo_type=PromoType(r[4]),
+        grant_plan_code=r[5], grant_days=r[6], discount_percent=r[7], applicable_products=tuple(r[8] or ()),
+        target_scope=TargetScope(r[9]), status=CampaignStatus(r[10]),
+        paused_reason=PausedReason(r[11]) if r[11] else None, valid_from=r[12].astimezone(UTC),
+        valid_until=_utc(r[13]), max_total_uses=r[14], used_total=r[15], created_at=r[16].astimezone(UTC),
+        updated_at=r[17].astimezone(UTC),
+    )
+
+
+def _redemption_t(r: Sequence[Any]) -> Redemption:
+    """A ``promo_redemptions`` row as a tuple in table column order."""
+    return Redemption(
+        id=r[0], promo_code_id=r[1], user_id=r[2], idempotency_key=r[3], status=RedemptionStatus(r[4]),
+        discount_percent=r[5], reserved_until=_utc(r[6]), purchase_id=r[7], applied_purchase_id=r[8],
+        created_at=r[9].astimezone(UTC), updated_at=r[10].astimezone(UTC), revoked_at=_utc(r[11]),
+    )
+
 
 def _v(value: Any) -> Any:
     """Enum members as their plain string value (drivers need not know StrEnum)."""
@@ -201,6 +272,10 @@ _PC_RELEASE = (
     sa.update(_pc).where(_pc.c.id == sa.bindparam("pid"), _pc.c.used_total > 0)
     .values(used_total=_pc.c.used_total - 1, updated_at=sa.bindparam("now_", type_=_pc.c.updated_at.type))
 )
+_PG_PC_BY_ID = _PgStatement(_PC_BY_ID)
+_PG_PC_BY_HASH = _PgStatement(_PC_BY_HASH)
+_PG_PC_CLAIM = _PgStatement(_PC_CLAIM)
+_PG_PC_RELEASE = _PgStatement(_PC_RELEASE)
 
 
 class SqlPromoCodes(_Repo):
@@ -265,18 +340,21 @@ class SqlPromoCodes(_Repo):
             raise DuplicateCodeHash(str(exc.diag.constraint_name)) from None
         return ids
 
-    def _one_with(self, stmt: sa.Executable, params: dict[str, Any]) -> Campaign | None:
+    def _one_with(self, stmt: sa.Executable, params: dict[str, Any], pg: _PgStatement) -> Campaign | None:
+        if self._pg:
+            t = self._raw(pg, params).fetchone()
+            return _campaign_t(t) if t is not None else None
         row = self._c.execute(stmt, params).first()
         return to_campaign(row) if row is not None else None
 
     def get(self, promo_code_id: int) -> Campaign | None:
-        return self._one_with(_PC_BY_ID, {"pid": promo_code_id})
+        return self._one_with(_PC_BY_ID, {"pid": promo_code_id}, _PG_PC_BY_ID)
 
     def get_by_hashes(self, code_hashes: Sequence[str]) -> Campaign | None:
         if not code_hashes:
             return None
         if len(code_hashes) == 1:
-            return self._one_with(_PC_BY_HASH, {"code_hash_": code_hashes[0]})
+            return self._one_with(_PC_BY_HASH, {"code_hash_": code_hashes[0]}, _PG_PC_BY_HASH)
         found = {c.code_hash: c for c in self._many(sa.select(self.t).where(self.t.c.code_hash.in_(code_hashes)))}
         return next((found[h] for h in code_hashes if h in found), None)
 
@@ -327,9 +405,12 @@ class SqlPromoCodes(_Repo):
         )
 
     def claim_capacity(self, promo_code_id: int, now: datetime) -> Campaign | None:
-        return self._one_with(_PC_CLAIM, {"pid": promo_code_id, "now_": now})
+        return self._one_with(_PC_CLAIM, {"pid": promo_code_id, "now_": now}, _PG_PC_CLAIM)
 
     def release_capacity(self, promo_code_id: int, now: datetime) -> None:
+        if self._pg:
+            self._raw(_PG_PC_RELEASE, {"pid": promo_code_id, "now_": now})
+            return
         self._c.execute(_PC_RELEASE, {"pid": promo_code_id, "now_": now})
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
@@ -404,6 +485,13 @@ _R_EXPIRE = (
     .values(status=RedemptionStatus.EXPIRED.value, updated_at=sa.bindparam("now_", type_=_rd.c.updated_at.type))
     .returning(_rd)
 )
+_R_COLUMNS = ["promo_code_id", "user_id", "idempotency_key", "status", "discount_percent", "reserved_until",
+              "purchase_id", "applied_purchase_id", "created_at", "updated_at", "revoked_at"]
+_PG_R_INSERT = _PgStatement(_R_INSERT, _R_COLUMNS)
+_PG_R_BY_ID = _PgStatement(_R_BY_ID)
+_PG_R_BY_KEY = _PgStatement(_R_BY_KEY)
+_PG_R_LIVE = _PgStatement(_R_LIVE)
+_PG_R_EXPIRE = _PgStatement(_R_EXPIRE)
 
 
 class SqlRedemptions(_Repo):
@@ -431,20 +519,25 @@ class SqlRedemptions(_Repo):
             "updated_at": redemption.updated_at,
             "revoked_at": redemption.revoked_at,
         }
+        if self._pg:
+            return _redemption_t(self._raw(_PG_R_INSERT, values).fetchone())
         return to_redemption(self._insert(_R_INSERT, values).one())
 
-    def _one_with(self, stmt: sa.Executable, params: dict[str, Any]) -> Redemption | None:
+    def _one_with(self, stmt: sa.Executable, params: dict[str, Any], pg: _PgStatement) -> Redemption | None:
+        if self._pg:
+            t = self._raw(pg, params).fetchone()
+            return _redemption_t(t) if t is not None else None
         row = self._c.execute(stmt, params).first()
         return to_redemption(row) if row is not None else None
 
     def get(self, redemption_id: int) -> Redemption | None:
-        return self._one_with(_R_BY_ID, {"rid": redemption_id})
+        return self._one_with(_R_BY_ID, {"rid": redemption_id}, _PG_R_BY_ID)
 
     def get_by_idempotency_key(self, idempotency_key: str) -> Redemption | None:
-        return self._one_with(_R_BY_KEY, {"key_": idempotency_key})
+        return self._one_with(_R_BY_KEY, {"key_": idempotency_key}, _PG_R_BY_KEY)
 
     def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
-        return self._one_with(_R_LIVE, {"pid": promo_code_id, "uid": user_id})
+        return self._one_with(_R_LIVE, {"pid": promo_code_id, "uid": user_id}, _PG_R_LIVE)
 
     def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
         t = self.t
@@ -467,7 +560,7 @@ class SqlRedemptions(_Repo):
                             purchase_id=purchase_id, updated_at=now)
 
     def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
-        return self._one_with(_R_EXPIRE, {"rid": redemption_id, "now_": now})
+        return self._one_with(_R_EXPIRE, {"rid": redemption_id, "now_": now}, _PG_R_EXPIRE)
 
     def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
         t = self.t
@@ -522,21 +615,30 @@ _A_FAILURE_STATS = (
            # render on every call.
            _at.c.result.in_([sa.literal_column(f"'{r}'") for r in _FAILURES]))
 )
+_PG_A_INSERT = _PgStatement(_A_INSERT, ["user_id", "normalized_code_hash", "code_prefix", "result", "attempted_at"])
+_PG_A_FAILURE_STATS = _PgStatement(_A_FAILURE_STATS)
 
 
 class SqlAttempts(_Repo):
     t = promo_attempts
 
     def add(self, attempt: Attempt) -> None:
-        self._c.execute(_A_INSERT, {
+        values = {
             "user_id": attempt.user_id,
             "normalized_code_hash": attempt.normalized_code_hash,
             "code_prefix": attempt.code_prefix,
             "result": attempt.result.value,
             "attempted_at": attempt.attempted_at,
-        })
+        }
+        if self._pg:
+            self._raw(_PG_A_INSERT, values)
+            return
+        self._c.execute(_A_INSERT, values)
 
     def failure_stats(self, user_id: int, since: datetime) -> tuple[int, datetime | None]:
+        if self._pg:
+            n, last = self._raw(_PG_A_FAILURE_STATS, {"uid": user_id, "since": since}).fetchone()
+            return int(n), _utc(last)
         row = self._c.execute(_A_FAILURE_STATS, {"uid": user_id, "since": since}).one()
         return int(row[0]), self._ts(row[1]) if row[1] is not None else None
 
