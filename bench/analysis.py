@@ -13,29 +13,28 @@ ANALYSIS: dict[str, str] = {
 **Where the time goes.** One accepted redeem is 7 statements plus BEGIN and COMMIT: 9 round trips, all
 index lookups or single-row writes (see the statement list above). pgbench, a C client with no CPU cost
 of its own, drives those very statements at the rate in the baseline column: that is what PostgreSQL
-itself can do on this machine. The domain service reaches a fraction of it because the client is
-Python: the one-thread profile above shows ~1 ms of CPU per redeem (measured with `time.thread_time`,
-down from ~2.5 ms before the optimisations below), spread over SQLAlchemy's execution context
-(~60 us per statement), psycopg's query/result handling (~50 us per statement, `cursor.description`
-alone builds one Column object per returned column), pool checkout and the domain itself (HMAC,
-attrs objects, ~100 us). On 2 cores that also run PostgreSQL (~0.35 ms of server CPU per redeem at
-the pgbench rate) the ceiling is about 2 cores / (1.0 + 0.35) ms ≈ 1,450/s with perfect
-parallelism; 16 workers in 2 processes get roughly 60 % of that. p99 follows: with 16 workers on a
-saturated CPU, latency is queueing (p50 ≈ 16 / throughput).
+itself can do on this machine. The domain service reaches a fraction of it because its client is
+Python: ~0.75 ms of CPU per redeem on one thread (`time.thread_time`; 2.5 ms before this session's
+optimisations), now mostly psycopg's own query and result handling for the 9 round trips, the pool
+checkout and the domain (HMAC, attrs objects). On 2 cores that also run PostgreSQL (~0.35 ms of server
+CPU per redeem at the pgbench rate) the ceiling is about 2 cores / (0.75 + 0.35) ms ≈ 1,800/s with
+perfect parallelism, and the pgbench share cannot reach 0.5 while the client needs twice the server's
+CPU. p99 follows the saturation: with 16 workers on a busy CPU, latency is queueing (p50 ≈ 16 /
+throughput), and the other sessions' processes on the same two cores add their own stalls.
 
-**Done so far** (each commit says what it bought): statements built once with bind parameters
-(one-thread CPU per redeem 2.5 ms -> 1.1 ms, 221/s -> 480/s on one thread); the throttling read without
-an expanding IN parameter; the redemption and attempt written before the capacity claim (shorter lock
-on the campaign row); workers spread over one process per core (`--procs 2`): one GIL cannot use two
-cores (16 threads in one process: ~450-590/s).
+**Done in this session** (each commit says what it bought): statements built once with bind parameters
+(one-thread CPU 2.5 -> 1.1 ms); the throttling read without an expanding IN parameter; the redemption
+and attempt written before the capacity claim (shorter lock on the campaign row); the hot-path
+statements executed straight on the psycopg connection with the SQL text compiled once (CPU 1.24 ->
+0.72 ms; 16 threads in one process 642/s -> 1,409/s: less Python per redeem also means less GIL
+contention); workers spread over one process per core (`--procs 2`; the one-process figure is in the
+notes above).
 
-**What would close the gap** (largest first): (1) fewer round trips: the reads of checks 1-7 could be
-one statement (idempotency key, throttling window, campaign and the user's live redemption joined in a
-single SELECT; needs a combined port method) and the three writes of an accepted redeem one statement
-(a CTE inserting the redemption and the attempt and claiming the unit), 9 -> 4 round trips;
-(2) the hot path on the psycopg connection directly (prepared statements, tuple rows), skipping
-SQLAlchemy's execution context: measured 115 us -> 62 us of CPU per statement; (3) more cores: the
-work is CPU-bound on both sides and parallelises across processes.
+**What would close the gap**: (1) fewer round trips, which saves client CPU as much as latency: the reads
+of checks 1-7 as one statement (idempotency key, throttling window, campaign and the user's live
+redemption joined in a single SELECT) and the three writes of an accepted redeem as one (a CTE
+inserting the redemption and the attempt and claiming the unit): 9 -> 4 round trips; both need combined
+port methods. (2) More cores: the work is CPU-bound on both sides and parallelises across processes.
 """,
     "redeem_hot": """
 **Zero over-redemption holds** (the counts above are checked after every run: `used_total` equals the
@@ -47,8 +46,8 @@ same row (the baseline) is itself below the 800/s target on this shared 2-core m
 after run as the row accumulates dead versions (the baseline runs table); the domain service reaches
 most of the pgbench rate. The redemption and the attempt are now written *before* the capacity claim,
 so the lock is held for one round trip (claim, then COMMIT) instead of three; before this session's
-optimisations (that reorder, statements built once, one process per core) the hot campaign ran at
-~240/s.
+optimisations (that reorder, statements built once, the psycopg hot path, one process per core) the
+hot campaign ran at ~240/s.
 
 **What would close the gap**: the lock can be held for zero extra round trips by claiming and
 committing in one statement (the three writes as one CTE, see redeem_distinct); beyond that, a hot
@@ -58,18 +57,18 @@ depletion rule.
 """,
     "redeem_http": """
 **Where the time goes.** `starpromo serve` is one waitress process with 16 threads: one GIL. Every
-request runs the redeem of redeem_distinct (~1 ms of Python CPU) plus Flask, routing, JSON, the access
-log line and waitress itself (~0.45 ms at the `/healthz` rate). One process therefore tops out near
-the single-process domain rate (~450-590/s measured with 16 threads in one process) minus the HTTP
-cost: the closed-loop figure above. A py-spy `--gil` profile of the server under wrk shows 53 % of the
-GIL-holding time inside `RedemptionService.redeem`, ~34 % of it in SQLAlchemy/psycopg statement
-execution, and the rest in Flask/waitress/logging. At the paced 600 requests/s the server is past its
+request runs the redeem of redeem_distinct (~0.75 ms of Python CPU) plus Flask, routing, JSON, the
+access log line and waitress itself (~0.45 ms at the `/healthz` rate). One process therefore tops out
+below the single-process domain rate (see the one-process note of redeem_distinct) by the HTTP cost:
+the closed-loop figure above. A py-spy `--gil` profile of the server under wrk (taken before the
+psycopg hot path) showed 53 % of the GIL-holding time inside `RedemptionService.redeem` and the rest in
+Flask, waitress and the access log. At the paced 600 requests/s the server is past its
 saturation rate, so the queue grows for the whole run and p50/p99 measure that queue (seconds), not
 the service time; `/healthz` at the same rate answers in about a millisecond.
 
 **What would close the gap**: (1) serve with one process per core (waitress has no pre-fork mode:
 several `starpromo serve` processes behind SO_REUSEPORT, or gunicorn with `-w 2 --threads 8`) — the
-domain benchmark shows 2 processes doing ~1.7x one; (2) the redeem CPU reductions listed for
+domain benchmark shows what a second process adds; (2) the round-trip reductions listed for
 redeem_distinct, which the HTTP path inherits one for one.
 """,
     "reservation_expiry": """
