@@ -36,9 +36,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--runs", type=int, help="runs per workload (default 3, quick 1)")
     p.add_argument("--duration", type=float, help="seconds per throughput run (default 8, quick 3)")
     p.add_argument("--workers", type=int, default=16, help="concurrent workers/clients (default 16)")
-    p.add_argument("--procs", type=int, default=2,
-                   help="processes the domain-service workers are spread over (default 2: one per core of the "
-                        "reference machine; the workers are threads inside them)")
+    p.add_argument("--procs", type=int, default=1,
+                   help="processes the domain-service workers are spread over (default 1: the workers are "
+                        "threads of one process, like starpromo serve's; the report also shows the other shape)")
     p.add_argument("--no-profile", action="store_true", help="skip the pyinstrument profile")
     p.add_argument("--out", type=Path, default=HERE, help="directory for the report (default bench/)")
     return p.parse_args(argv)
