@@ -37,23 +37,25 @@ inserting the redemption and the attempt and claiming the unit): 9 -> 4 round tr
 port methods. (2) More cores: the work is CPU-bound on both sides and parallelises across processes.
 """,
     "redeem_hot": """
-**Zero over-redemption holds** (the counts above are checked after every run: `used_total` equals the
-campaign's live redemptions and every accepted call has exactly one row).
+**Zero over-redemption holds** (checked after every run: `used_total` equals the campaign's live
+redemptions and every accepted call has exactly one row).
 
-**The limit here is the row lock, not Python.** Every redeem of the campaign updates the same row; its
-lock is held from the `UPDATE ... used_total + 1` to the COMMIT. pgbench with the same statements on the
-same row (the baseline) is itself below the 800/s target on this shared 2-core machine, and degrades run
-after run as the row accumulates dead versions (the baseline runs table); the domain service reaches
-most of the pgbench rate. The redemption and the attempt are now written *before* the capacity claim,
-so the lock is held for one round trip (claim, then COMMIT) instead of three; before this session's
-optimisations (that reorder, statements built once, the psycopg hot path, one process per core) the
-hot campaign ran at ~240/s.
+**The limit here is the row lock.** Every redeem of the campaign updates the same row, and its lock is
+held from the `UPDATE ... used_total + 1` to the COMMIT. The redemption and the attempt are written
+*before* the claim, so that window is one round trip plus whatever the client does between the claim's
+answer and sending COMMIT. pgbench, with the same statements on its own fresh row, shows what the
+database allows. The domain service loses against it inside that window: the thread that got the
+claim's answer has to take the GIL back before it can send COMMIT, and with 15 other threads running
+Python that can take up to the interpreter's switch interval (5 ms) — while the row stays locked for
+everyone. Two processes (half the threads per GIL) shorten that wait. Each run starts on a fresh row:
+on one shared row both sides slow down run after run as dead row versions pile up (736 -> 534 -> 422/s
+measured for the domain, 905 -> 490 -> 303/s for pgbench, three consecutive 8 s runs).
 
-**What would close the gap**: the lock can be held for zero extra round trips by claiming and
-committing in one statement (the three writes as one CTE, see redeem_distinct); beyond that, a hot
-campaign could keep its counter in N sub-rows ("striped counters", each redeem claiming from one
-stripe, capacity split across stripes), which removes the single hot row at the cost of a more complex
-depletion rule.
+**What would close the gap**: claim and commit in one statement (the three writes of an accepted redeem
+as one CTE, sent with COMMIT), so no client work falls inside the lock window; a shorter switch interval
+(`sys.setswitchinterval`) in processes serving hot campaigns; for a campaign redeemed hundreds of times
+a second for minutes, a lower fillfactor on `promo_codes` (room for HOT updates) and an aggressive
+autovacuum on it; beyond that, striped counters (capacity split over N sub-rows).
 """,
     "redeem_http": """
 **Where the time goes.** `starpromo serve` is one waitress process with 16 threads: one GIL. Every
