@@ -27,8 +27,7 @@ throughput), and the other sessions' processes on the same two cores add their o
 and attempt written before the capacity claim (shorter lock on the campaign row); the hot-path
 statements executed straight on the psycopg connection with the SQL text compiled once (CPU 1.24 ->
 0.72 ms; 16 threads in one process 642/s -> 1,409/s: less Python per redeem also means less GIL
-contention); workers spread over one process per core (`--procs 2`; the one-process figure is in the
-notes above).
+contention, and one process now does about as well as two: see the note above).
 
 **What would close the gap**: (1) fewer round trips, which saves client CPU as much as latency: the reads
 of checks 1-7 as one statement (idempotency key, throttling window, campaign and the user's live
