@@ -33,7 +33,9 @@ contention, and one process now does about as well as two: see the note above).
 of checks 1-7 as one statement (idempotency key, throttling window, campaign and the user's live
 redemption joined in a single SELECT) and the three writes of an accepted redeem as one (a CTE
 inserting the redemption and the attempt and claiming the unit): 9 -> 4 round trips; both need combined
-port methods. (2) More cores: the work is CPU-bound on both sides and parallelises across processes.
+port methods. (Sending psycopg's BEGIN in one pipeline with the first statement was tried: the
+pipeline's own client cost ate the saved round trip.) (2) More cores: the work is CPU-bound on both
+sides and parallelises across processes.
 """,
     "redeem_hot": """
 **Zero over-redemption holds** (checked after every run: `used_total` equals the campaign's live
