@@ -185,7 +185,8 @@ class LoadRun:
             "ops": self.ops, "ok": self.ok, "seconds": round(self.seconds, 3),
             "throughput_per_s": round(self.throughput, 1),
             "p50_ms": round(percentile(lat, 50), 3), "p99_ms": round(percentile(lat, 99), 3),
-            "peak_rss_mb": round(self.peak_rss_mb, 1), **self.extra,
+            # Not measured for external load generators (pgbench): left out rather than shown as 0.
+            **({"peak_rss_mb": round(self.peak_rss_mb, 1)} if self.peak_rss_mb else {}), **self.extra,
         }
 
 
