@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 import attrs
 
@@ -248,3 +249,43 @@ class StarTransaction:
     # True for money going back to a user (a refund); False for an incoming payment.
     outgoing: bool
     payload: str | None = None
+
+
+@attrs.frozen
+class PaymentTotals:
+    """Purchases settled, refunded and failed inside a window, with their Stars (dashboard ``payments``).
+
+    ``paid`` counts by ``paid_at`` (a purchase refunded later still was paid then), ``refunded`` by
+    ``refunded_at``, ``failed`` by the last change of a purchase that is ``FAILED`` now.
+    """
+
+    paid_count: int = 0
+    paid_stars: int = 0
+    refunded_count: int = 0
+    refunded_stars: int = 0
+    failed_count: int = 0
+    failed_stars: int = 0
+
+
+@attrs.frozen(eq=False)
+class PaymentReview:
+    """One row of ``payment_reviews``: a payment difference or an unsafe recovery a human must look at.
+
+    ``dedup_key`` is unique: the same difference found again by a later run is the same row, which is
+    how each distinct difference raises exactly one alert. ``details`` holds the figures (JSON).
+    """
+
+    id: int | None
+    dedup_key: str
+    event: str
+    kind: str
+    purchase_id: int | None
+    telegram_payment_charge_id: str | None
+    details: dict[str, Any]
+    created_at: datetime
+    resolved_at: datetime | None = None
+    resolution_note: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None

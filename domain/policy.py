@@ -24,6 +24,12 @@ class PromoPolicy:
     guard_min_users: int = attrs.field(default=5, validator=_positive)
     guard_prefix_min_failures: int = attrs.field(default=50, validator=_positive)
     job_batch_size: int = attrs.field(default=500, validator=_positive)
+    # Payments reliability (issue 10): how far back each job looks, and how old a payment must be
+    # before it counts (a payment younger than the grace may still be on its way through the webhook).
+    reconciliation_window_hours: int = attrs.field(default=24, validator=_positive)
+    reconciliation_grace_minutes: int = attrs.field(default=15, validator=_positive)
+    recovery_window_hours: int = attrs.field(default=24, validator=_positive)
+    recovery_grace_minutes: int = attrs.field(default=2, validator=_positive)
 
     @property
     def fail_window(self) -> timedelta:

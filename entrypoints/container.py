@@ -18,6 +18,7 @@ from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
 from domain.errors import ConfigurationError
 from domain.maintenance import MaintenanceService
+from domain.payments import ReconciliationService, RecoveryService
 from domain.products import ProductCatalog, parse_products
 from domain.redemption import RedemptionService
 from entrypoints.bot.handlers import PromoBot
@@ -140,6 +141,11 @@ class Container(containers.DeclarativeContainer):
     # Telegram Stars payments (refundStarPayment, getStarTransactions): the Telegram adapter overrides this;
     # undefined, the HTTP payments refund route is not served (entrypoints.http.app.FEATURES).
     payment_gateway: providers.Dependency[PaymentGateway] = providers.Dependency()
+    # Payments reliability (SPEC 6): both need the gateway, so they exist only with TELEGRAM_BOT_TOKEN.
+    reconciliation_service = providers.Factory(ReconciliationService, uow_factory, clock, payment_gateway,
+                                               checkout_service, notifier, alert_policy, policy)
+    recovery_service = providers.Factory(RecoveryService, uow_factory, clock, payment_gateway, checkout_service,
+                                         notifier, alert_policy, policy)
 
     # The Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL); provide_telegram() makes it the payment gateway.
     telegram_api = providers.Singleton(_telegram_api, settings)

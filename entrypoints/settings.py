@@ -77,6 +77,10 @@ class Settings:
             "guard_min_users": r.integer("PROMO_GUARD_MIN_USERS", 5, minimum=1),
             "guard_prefix_min_failures": r.integer("PROMO_GUARD_PREFIX_MIN_FAILURES", 50, minimum=1),
             "job_batch_size": r.integer("PROMO_JOB_BATCH_SIZE", 500, minimum=1),
+            "reconciliation_window_hours": r.integer("PAYMENTS_RECONCILIATION_WINDOW_HOURS", 24, minimum=1),
+            "reconciliation_grace_minutes": r.integer("PAYMENTS_RECONCILIATION_GRACE_MINUTES", 15, minimum=1),
+            "recovery_window_hours": r.integer("PAYMENTS_RECOVERY_WINDOW_HOURS", 24, minimum=1),
+            "recovery_grace_minutes": r.integer("PAYMENTS_RECOVERY_GRACE_MINUTES", 2, minimum=1),
         }
         return cls(
             database_url=r.parse("DATABASE_URL", _database_url, DEFAULT_DATABASE_URL),

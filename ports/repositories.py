@@ -21,6 +21,8 @@ from domain.model import (
     CampaignStatus,
     HashFailureStats,
     PausedReason,
+    PaymentReview,
+    PaymentTotals,
     PrefixFailureStats,
     Purchase,
     PurchaseStatus,
@@ -205,6 +207,39 @@ class Purchases(Protocol):
 
     def count_in_review(self) -> int: ...
 
+    def settled_between(self, since: datetime, until: datetime) -> list[Purchase]:
+        """Purchases whose ``paid_at`` or ``refunded_at`` lies in ``[since, until)``, by id (reconciliation)."""
+        ...
+
+    def flagged_for_review(self, since: datetime, limit: int) -> list[Purchase]:
+        """Purchases with a ``review_reason`` changed at or after ``since``, by id."""
+        ...
+
+    def totals(self, since: datetime, until: datetime) -> PaymentTotals:
+        """Paid (by ``paid_at``), refunded (by ``refunded_at``) and FAILED (by ``updated_at``) counts and
+        Stars (``final_stars_amount``) in ``[since, until)``."""
+        ...
+
+
+class PaymentReviews(Protocol):
+    """The ``payment_reviews`` table: differences and unsafe recoveries waiting for a human."""
+
+    def add(self, review: PaymentReview) -> PaymentReview | None:
+        """Insert unless a review with the same ``dedup_key`` exists (open or resolved): then None."""
+        ...
+
+    def get(self, review_id: int) -> PaymentReview | None: ...
+
+    def list(self, open_only: bool, limit: int, after_id: int | None = None) -> list[PaymentReview]:
+        """Reviews by id, starting after ``after_id``; only unresolved ones when ``open_only``."""
+        ...
+
+    def count_open(self) -> int: ...
+
+    def resolve(self, review_id: int, note: str | None, now: datetime) -> PaymentReview | None:
+        """Mark an open review resolved; None when it is missing or already resolved."""
+        ...
+
 
 class ProcessedUpdates(Protocol):
     """The ``processed_updates`` table: Telegram ``update_id``s already taken in (webhook dedup)."""
@@ -228,6 +263,7 @@ class UnitOfWork(Protocol):
     entitlements: Entitlements
     ledger: EntitlementLedger
     processed_updates: ProcessedUpdates
+    payment_reviews: PaymentReviews
 
     def __enter__(self) -> Self: ...
 

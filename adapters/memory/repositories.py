@@ -33,6 +33,8 @@ from domain.model import (
     Entitlement,
     LedgerEntry,
     PausedReason,
+    PaymentReview,
+    PaymentTotals,
     Purchase,
     PurchaseStatus,
     RedeemResult,
@@ -44,6 +46,7 @@ from ports.repositories import (
     Attempts,
     CampaignFilter,
     HashFailureStats,
+    PaymentReviews,
     PrefixFailureStats,
     ProcessedUpdates,
     PromoCodes,
@@ -68,6 +71,8 @@ class MemoryStore:
         self.kv: dict[str, Any] = {}
         self.processed_updates: dict[int, datetime] = {}
         self.code_hashes: dict[str, int] = {}
+        self.payment_reviews: dict[int, PaymentReview] = {}
+        self.payment_review_keys: dict[str, int] = {}
         self._ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
 
     def next_id(self, table: str) -> int:
@@ -453,6 +458,65 @@ class InMemoryPurchases:
     def count_in_review(self) -> int:
         return sum(1 for p in self._s.purchases.values() if p.review_reason is not None)
 
+    def settled_between(self, since: datetime, until: datetime) -> list[Purchase]:
+        def inside(moment: datetime | None) -> bool:
+            return moment is not None and since <= moment < until
+
+        return sorted((p for p in self._s.purchases.values() if inside(p.paid_at) or inside(p.refunded_at)),
+                      key=lambda p: p.id or 0)
+
+    def flagged_for_review(self, since: datetime, limit: int) -> list[Purchase]:
+        flagged = [p for p in self._s.purchases.values() if p.review_reason is not None and p.updated_at >= since]
+        return sorted(flagged, key=lambda p: p.id or 0)[:limit]
+
+    def totals(self, since: datetime, until: datetime) -> PaymentTotals:
+        paid = refunded = failed = paid_stars = refunded_stars = failed_stars = 0
+        for p in self._s.purchases.values():
+            if p.paid_at is not None and since <= p.paid_at < until:
+                paid += 1
+                paid_stars += p.final_stars_amount
+            if p.refunded_at is not None and since <= p.refunded_at < until:
+                refunded += 1
+                refunded_stars += p.final_stars_amount
+            if p.status is PurchaseStatus.FAILED and since <= p.updated_at < until:
+                failed += 1
+                failed_stars += p.final_stars_amount
+        return PaymentTotals(paid, paid_stars, refunded, refunded_stars, failed, failed_stars)
+
+
+class InMemoryPaymentReviews:
+    def __init__(self, store: MemoryStore, undo: _Undo) -> None:
+        self._s = store
+        self._u = undo
+
+    def add(self, review: PaymentReview) -> PaymentReview | None:
+        if review.dedup_key in self._s.payment_review_keys:
+            return None
+        stored = attrs.evolve(review, id=self._s.next_id("payment_reviews"), details=dict(review.details))
+        assert stored.id is not None
+        self._u.set(self._s.payment_reviews, stored.id, stored)
+        self._u.set(self._s.payment_review_keys, stored.dedup_key, stored.id)
+        return stored
+
+    def get(self, review_id: int) -> PaymentReview | None:
+        return self._s.payment_reviews.get(review_id)
+
+    def list(self, open_only: bool, limit: int, after_id: int | None = None) -> list[PaymentReview]:
+        rows = (r for r in self._s.payment_reviews.values()
+                if (not open_only or r.is_open) and (after_id is None or (r.id or 0) > after_id))
+        return sorted(rows, key=lambda r: r.id or 0)[:limit]
+
+    def count_open(self) -> int:
+        return sum(1 for r in self._s.payment_reviews.values() if r.is_open)
+
+    def resolve(self, review_id: int, note: str | None, now: datetime) -> PaymentReview | None:
+        r = self._s.payment_reviews.get(review_id)
+        if r is None or not r.is_open:
+            return None
+        updated = attrs.evolve(r, resolved_at=now, resolution_note=note)
+        self._u.set(self._s.payment_reviews, review_id, updated)
+        return updated
+
 
 class InMemoryEntitlements:
     def __init__(self, store: MemoryStore, undo: _Undo) -> None:
@@ -512,6 +576,7 @@ class InMemoryUnitOfWork:
         self.entitlements: Entitlements = InMemoryEntitlements(store, self._undo)
         self.ledger: EntitlementLedger = InMemoryLedger(store, self._undo)
         self.processed_updates: ProcessedUpdates = InMemoryProcessedUpdates(store, self._undo)
+        self.payment_reviews: PaymentReviews = InMemoryPaymentReviews(store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

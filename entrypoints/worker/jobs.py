@@ -42,6 +42,22 @@ def _payment_invoice_expiry(c: Container) -> Any:
     return c.maintenance_service().expire_stale_invoices()
 
 
+# Without TELEGRAM_BOT_TOKEN there is no Telegram to compare with: the payments jobs say so and do nothing.
+NO_GATEWAY = {"skipped": True, "reason": "TELEGRAM_BOT_TOKEN is not set: no Telegram Star transactions to read"}
+
+
+def _payments_reconciliation(c: Container) -> Any:
+    if not c.payment_gateway.is_defined:
+        return NO_GATEWAY
+    return c.reconciliation_service().reconcile()
+
+
+def _payment_recovery(c: Container) -> Any:
+    if not c.payment_gateway.is_defined:
+        return NO_GATEWAY
+    return c.recovery_service().recover()
+
+
 # name -> (runner, every N minutes) — the SPEC 6 table.
 JOBS: dict[str, tuple[Runner, int]] = {
     "run_promo_reservation_expiry": (_reservation_expiry, 1),
@@ -49,6 +65,8 @@ JOBS: dict[str, tuple[Runner, int]] = {
     "run_promo_bruteforce_guard": (_bruteforce_guard, 1),
     "run_refund_promo_rollback": (_refund_promo_rollback, 5),
     "run_payment_invoice_expiry": (_payment_invoice_expiry, 5),
+    "run_payments_reconciliation": (_payments_reconciliation, 15),
+    "run_payment_recovery": (_payment_recovery, 5),
 }
 
 
@@ -111,3 +129,11 @@ def run_refund_promo_rollback() -> dict[str, Any]:
 
 def run_payment_invoice_expiry() -> dict[str, Any]:
     return run_job("run_payment_invoice_expiry")
+
+
+def run_payments_reconciliation() -> dict[str, Any]:
+    return run_job("run_payments_reconciliation")
+
+
+def run_payment_recovery() -> dict[str, Any]:
+    return run_job("run_payment_recovery")

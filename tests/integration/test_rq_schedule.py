@@ -18,6 +18,8 @@ SPEC_TABLE = {
     "run_promo_bruteforce_guard": "* * * * *",
     "run_refund_promo_rollback": "*/5 * * * *",
     "run_payment_invoice_expiry": "*/5 * * * *",
+    "run_payments_reconciliation": "*/15 * * * *",
+    "run_payment_recovery": "*/5 * * * *",
 }
 
 
