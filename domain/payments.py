@@ -290,7 +290,7 @@ class ReconciliationService:
         scan = fetch_transactions(self._gateway, since - MATCH_MARGIN)
 
         def core(moment: datetime | None) -> bool:
-            return moment is not None and since <= moment < settled_before
+            return moment is not None and since <= moment <= settled_before
 
         incoming = {tx.id: tx for tx in scan.transactions if not tx.outgoing}
         refunds = {tx.id: tx for tx in scan.transactions if tx.outgoing}
@@ -471,7 +471,7 @@ class RecoveryService:
         scan = fetch_transactions(self._gateway, since)
         summary = RecoverySummary(pages=scan.pages, transactions_read=scan.read)
         alerting = _Alerting(self._uow, self._clock, self._notifier, self._alerts)
-        payments = sorted((tx for tx in scan.transactions if not tx.outgoing and tx.date < before),
+        payments = sorted((tx for tx in scan.transactions if not tx.outgoing and tx.date <= before),
                           key=lambda t: (t.date, t.id))
         with self._uow() as uow:
             unknown = [tx for tx in payments if uow.purchases.get_by_charge_id(tx.id) is None]
