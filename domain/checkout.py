@@ -159,8 +159,11 @@ class CheckoutService:
                 if redemption_id is not None and uow.redemptions.bind_purchase(redemption_id, purchase.id,
                                                                                now) is None:
                     uow.rollback()
-                    raise CheckoutError("PROMO_IN_USE", "the promo reservation is already used by another purchase",
-                                        {"redemption_id": redemption_id})
+                    latest = uow.redemptions.get(redemption_id)
+                    if latest is not None and latest.status is RedemptionStatus.RESERVED and latest.purchase_id:
+                        raise CheckoutError("PROMO_IN_USE", "the promo reservation is already used by another "
+                                            "purchase", {"redemption_id": redemption_id})
+                    continue  # expired or applied meanwhile: the next round says exactly which
                 uow.commit()
                 return purchase
         raise CheckoutError("CHECKOUT_CONFLICT", "the purchase kept changing; try again")

@@ -10,6 +10,7 @@ logged, never allowed to fail the job.
 
 from __future__ import annotations
 
+import collections
 import logging
 from collections.abc import Callable
 from datetime import datetime
@@ -160,14 +161,14 @@ class MaintenanceService:
 
         def batch(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, int]:
             due = uow.redemptions.due_for_expiry(now, limit)
-            expired = 0
+            # One statement expires the batch (conditionally: a reservation bound or applied meanwhile
+            # stays); only what it expired gives units back, one release per campaign.
+            expired = uow.redemptions.expire_many([r.id for r in due if r.id is not None], now)
+            units = collections.Counter(r.promo_code_id for r in expired)
             # Campaign rows are locked in id order, so two runs at once can never deadlock on them.
-            for r in sorted(due, key=lambda r: (r.promo_code_id, r.id or 0)):
-                assert r.id is not None
-                if uow.redemptions.expire(r.id, now) is not None:
-                    uow.promo_codes.release_capacity(r.promo_code_id, now)
-                    expired += 1
-            return len(due), expired
+            for promo_code_id in sorted(units):
+                uow.promo_codes.release_capacity(promo_code_id, now, units[promo_code_id])
+            return len(due), len(expired)
 
         scanned, expired, batches = self._batches(batch)
         return ReservationExpirySummary(scanned=scanned, expired=expired, batches=batches)

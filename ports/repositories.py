@@ -75,8 +75,8 @@ class PromoCodes(Protocol):
         """``used_total + 1`` while ACTIVE and below ``max_total_uses``; None when that fails."""
         ...
 
-    def release_capacity(self, promo_code_id: int, now: datetime) -> None:
-        """``used_total - 1`` (never below zero): an expired reservation gives its unit back."""
+    def release_capacity(self, promo_code_id: int, now: datetime, units: int = 1) -> None:
+        """``used_total - units`` (never below zero): expired reservations give their units back."""
         ...
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
@@ -125,6 +125,10 @@ class Redemptions(Protocol):
 
     def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
         """RESERVED, past ``reserved_until`` and unbound -> EXPIRED; None otherwise."""
+        ...
+
+    def expire_many(self, redemption_ids: Sequence[int], now: datetime) -> list[Redemption]:
+        """``expire`` for a batch in one statement; returns those this call expired (any order)."""
         ...
 
     def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:

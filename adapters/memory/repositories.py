@@ -178,11 +178,11 @@ class InMemoryPromoCodes:
         self._u.set(self._s.campaigns, promo_code_id, updated)
         return updated
 
-    def release_capacity(self, promo_code_id: int, now: datetime) -> None:
+    def release_capacity(self, promo_code_id: int, now: datetime, units: int = 1) -> None:
         c = self._s.campaigns.get(promo_code_id)
-        if c is not None and c.used_total > 0:
+        if c is not None and c.used_total > 0 and units > 0:
             self._u.set(self._s.campaigns, promo_code_id,
-                        attrs.evolve(c, used_total=c.used_total - 1, updated_at=now))
+                        attrs.evolve(c, used_total=max(0, c.used_total - units), updated_at=now))
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
         due = [
@@ -289,6 +289,9 @@ class InMemoryRedemptions:
         ):
             return None
         return self._put(r, status=RedemptionStatus.EXPIRED, updated_at=now)
+
+    def expire_many(self, redemption_ids: Sequence[int], now: datetime) -> list[Redemption]:
+        return [r for r in (self.expire(i, now) for i in dict.fromkeys(redemption_ids)) if r is not None]
 
     def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
         r = self._s.redemptions.get(redemption_id)

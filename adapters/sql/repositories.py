@@ -270,7 +270,9 @@ _PC_CLAIM = (
 )
 _PC_RELEASE = (
     sa.update(_pc).where(_pc.c.id == sa.bindparam("pid"), _pc.c.used_total > 0)
-    .values(used_total=_pc.c.used_total - 1, updated_at=sa.bindparam("now_", type_=_pc.c.updated_at.type))
+    .values(used_total=sa.case((_pc.c.used_total >= sa.bindparam("units", type_=sa.Integer),
+                                _pc.c.used_total - sa.bindparam("units", type_=sa.Integer)), else_=0),
+            updated_at=sa.bindparam("now_", type_=_pc.c.updated_at.type))
 )
 _PG_PC_BY_ID = _PgStatement(_PC_BY_ID)
 _PG_PC_BY_HASH = _PgStatement(_PC_BY_HASH)
@@ -407,11 +409,14 @@ class SqlPromoCodes(_Repo):
     def claim_capacity(self, promo_code_id: int, now: datetime) -> Campaign | None:
         return self._one_with(_PC_CLAIM, {"pid": promo_code_id, "now_": now}, _PG_PC_CLAIM)
 
-    def release_capacity(self, promo_code_id: int, now: datetime) -> None:
-        if self._pg:
-            self._raw(_PG_PC_RELEASE, {"pid": promo_code_id, "now_": now})
+    def release_capacity(self, promo_code_id: int, now: datetime, units: int = 1) -> None:
+        if units < 1:
             return
-        self._c.execute(_PC_RELEASE, {"pid": promo_code_id, "now_": now})
+        params = {"pid": promo_code_id, "now_": now, "units": units}
+        if self._pg:
+            self._raw(_PG_PC_RELEASE, params)
+            return
+        self._c.execute(_PC_RELEASE, params)
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
         t = self.t
@@ -481,6 +486,13 @@ _R_LIVE = sa.select(_rd).where(_rd.c.promo_code_id == sa.bindparam("pid"), _rd.c
 _R_EXPIRE = (
     sa.update(_rd)
     .where(_rd.c.id == sa.bindparam("rid"), _rd.c.status == RedemptionStatus.RESERVED.value,
+           _rd.c.purchase_id.is_(None), _rd.c.reserved_until <= sa.bindparam("now_", type_=_rd.c.updated_at.type))
+    .values(status=RedemptionStatus.EXPIRED.value, updated_at=sa.bindparam("now_", type_=_rd.c.updated_at.type))
+    .returning(_rd)
+)
+_R_EXPIRE_MANY = (
+    sa.update(_rd)
+    .where(_rd.c.id.in_(sa.bindparam("rids", expanding=True)), _rd.c.status == RedemptionStatus.RESERVED.value,
            _rd.c.purchase_id.is_(None), _rd.c.reserved_until <= sa.bindparam("now_", type_=_rd.c.updated_at.type))
     .values(status=RedemptionStatus.EXPIRED.value, updated_at=sa.bindparam("now_", type_=_rd.c.updated_at.type))
     .returning(_rd)
@@ -561,6 +573,12 @@ class SqlRedemptions(_Repo):
 
     def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
         return self._one_with(_R_EXPIRE, {"rid": redemption_id, "now_": now}, _PG_R_EXPIRE)
+
+    def expire_many(self, redemption_ids: Sequence[int], now: datetime) -> list[Redemption]:
+        if not redemption_ids:
+            return []
+        rows = self._c.execute(_R_EXPIRE_MANY, {"rids": list(dict.fromkeys(redemption_ids)), "now_": now})
+        return [to_redemption(r) for r in rows]
 
     def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
         t = self.t

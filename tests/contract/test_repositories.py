@@ -510,3 +510,28 @@ def test_after_a_constraint_violation_and_rollback_the_unit_of_work_goes_on(uow_
 def test_naive_datetimes_never_reach_a_table(uow_factory: Factory) -> None:
     with uow_factory() as uow, pytest.raises(Exception, match="naive"):
         uow.promo_codes.add(campaign(valid_from=datetime(2026, 1, 1)))
+
+
+def test_expire_many_expires_only_due_unbound_reservations_and_releases_units_in_bulk(uow_factory: Factory) -> None:
+    c = add_campaign(uow_factory, campaign(max_total_uses=10))
+    due_at = T0 + timedelta(minutes=15)
+    with uow_factory() as uow:
+        ids = []
+        for user in range(1, 6):
+            assert uow.promo_codes.claim_capacity(c.id or 0, T0) is not None
+            ids.append(uow.redemptions.add(redemption(c.id or 0, user_id=user, key=f"k{user}")).id or 0)
+        uow.redemptions.bind_purchase(ids[1], 1, T0)  # bound: stays
+        late = uow.redemptions.add(redemption(c.id or 0, user_id=9, key="late",
+                                              reserved_until=due_at + timedelta(minutes=1)))
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.redemptions.expire_many([], due_at) == []
+        expired = uow.redemptions.expire_many([*ids, ids[0], late.id or 0, 999_999], due_at)
+        assert sorted(r.id or 0 for r in expired) == sorted([ids[0], *ids[2:]])
+        assert all(r.status is RedemptionStatus.EXPIRED for r in expired)
+        assert uow.redemptions.expire_many(ids, due_at) == []  # already expired: nothing twice
+        uow.promo_codes.release_capacity(c.id or 0, due_at, len(expired))
+        assert (uow.promo_codes.get(c.id or 0) or c).used_total == 1
+        uow.promo_codes.release_capacity(c.id or 0, due_at, 5)  # never below zero
+        assert (uow.promo_codes.get(c.id or 0) or c).used_total == 0
+        uow.commit()

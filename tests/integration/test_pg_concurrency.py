@@ -159,8 +159,9 @@ def test_jobs_running_alongside_redemptions_keep_used_total_equal_to_the_live_re
             if out.accepted and out.redemption is not None and user % 3 == 0:
                 try:
                     checkout.init(user, "PREMIUM_30D", out.redemption.id)  # bound: must not expire
-                except CheckoutError as exc:  # another thread moved the clock past the reservation
-                    assert exc.code == "PROMO_RESERVATION_EXPIRED"
+                except CheckoutError as exc:  # another thread moved the clock past the reservation,
+                    # and a job may already have expired it
+                    assert exc.code in ("PROMO_RESERVATION_EXPIRED", "PROMO_NOT_RESERVED")
             if user % 5 == 0:
                 clock.advance(minutes=8)  # reservations fall due while others redeem
 
