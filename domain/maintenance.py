@@ -166,8 +166,7 @@ class MaintenanceService:
             expired = uow.redemptions.expire_many([r.id for r in due if r.id is not None], now)
             units = collections.Counter(r.promo_code_id for r in expired)
             # Campaign rows are locked in id order, so two runs at once can never deadlock on them.
-            for promo_code_id in sorted(units):
-                uow.promo_codes.release_capacity(promo_code_id, now, units[promo_code_id])
+            uow.promo_codes.release_capacity_many(units, now)
             return len(due), len(expired)
 
         scanned, expired, batches = self._batches(batch)

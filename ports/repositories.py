@@ -9,7 +9,7 @@ such an error the unit of work must be rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
@@ -77,6 +77,10 @@ class PromoCodes(Protocol):
 
     def release_capacity(self, promo_code_id: int, now: datetime, units: int = 1) -> None:
         """``used_total - units`` (never below zero): expired reservations give their units back."""
+        ...
+
+    def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
+        """``release_capacity`` for many campaigns (``promo_code_id -> units``), rows locked in id order."""
         ...
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:

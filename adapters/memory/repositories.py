@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
@@ -183,6 +183,10 @@ class InMemoryPromoCodes:
         if c is not None and c.used_total > 0 and units > 0:
             self._u.set(self._s.campaigns, promo_code_id,
                         attrs.evolve(c, used_total=max(0, c.used_total - units), updated_at=now))
+
+    def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
+        for promo_code_id in sorted(units):
+            self.release_capacity(promo_code_id, now, units[promo_code_id])
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
         due = [

@@ -535,3 +535,12 @@ def test_expire_many_expires_only_due_unbound_reservations_and_releases_units_in
         uow.promo_codes.release_capacity(c.id or 0, due_at, 5)  # never below zero
         assert (uow.promo_codes.get(c.id or 0) or c).used_total == 0
         uow.commit()
+    other = add_campaign(uow_factory, campaign("f" * 64, max_total_uses=None))
+    with uow_factory() as uow:
+        for _ in range(3):
+            uow.promo_codes.claim_capacity(other.id or 0, T0)
+        uow.promo_codes.release_capacity_many({other.id or 0: 2, c.id or 0: 1}, due_at)
+        uow.promo_codes.release_capacity_many({}, due_at)
+        assert (uow.promo_codes.get(other.id or 0) or other).used_total == 1
+        assert (uow.promo_codes.get(c.id or 0) or c).used_total == 0
+        uow.commit()
