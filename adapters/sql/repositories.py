@@ -274,6 +274,14 @@ _PC_RELEASE = (
                                 _pc.c.used_total - sa.bindparam("units", type_=sa.Integer)), else_=0),
             updated_at=sa.bindparam("now_", type_=_pc.c.updated_at.type))
 )
+_PG_PC_LOCK_IN_ORDER = sa.text(
+    "SELECT id FROM promo_codes WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE")
+_PG_PC_RELEASE_MANY = sa.text(
+    "UPDATE promo_codes AS c SET used_total = CASE WHEN c.used_total >= x.n THEN c.used_total - x.n ELSE 0 END, "
+    "updated_at = :now_ "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:ns AS integer[])) AS x(id, n) "
+    "WHERE c.id = x.id AND c.used_total > 0"
+).bindparams(sa.bindparam("now_", type_=_pc.c.updated_at.type))
 _PG_PC_BY_ID = _PgStatement(_PC_BY_ID)
 _PG_PC_BY_HASH = _PgStatement(_PC_BY_HASH)
 _PG_PC_CLAIM = _PgStatement(_PC_CLAIM)
@@ -419,10 +427,16 @@ class SqlPromoCodes(_Repo):
         self._c.execute(_PC_RELEASE, params)
 
     def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
-        # One executemany (psycopg pipelines it: one round trip), rows updated — and locked — in id order.
-        params = [{"pid": pid, "now_": now, "units": units[pid]} for pid in sorted(units) if units[pid] > 0]
-        if params:
-            self._c.execute(_PC_RELEASE, params)
+        ids = [pid for pid in sorted(units) if units[pid] > 0]
+        if not ids:
+            return
+        if self._pg:
+            # Two statements whatever the count: lock the rows in id order (two runs at once never
+            # deadlock), then one UPDATE joined to the (id, units) arrays.
+            self._c.execute(_PG_PC_LOCK_IN_ORDER, {"ids": ids})
+            self._c.execute(_PG_PC_RELEASE_MANY, {"ids": ids, "ns": [units[i] for i in ids], "now_": now})
+            return
+        self._c.execute(_PC_RELEASE, [{"pid": pid, "now_": now, "units": units[pid]} for pid in ids])
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
         t = self.t
