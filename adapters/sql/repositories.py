@@ -20,6 +20,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from adapters.sql.tables import (
     entitlement_ledger,
     entitlements,
+    payment_reviews,
     processed_updates,
     promo_attempts,
     promo_codes,
@@ -46,6 +47,8 @@ from domain.model import (
     LedgerEntry,
     LedgerSource,
     PausedReason,
+    PaymentReview,
+    PaymentTotals,
     PrefixFailureStats,
     PromoType,
     Purchase,
@@ -833,6 +836,82 @@ class SqlPurchases(_Repo):
     def count_in_review(self) -> int:
         stmt = sa.select(sa.func.count()).select_from(self.t).where(self.t.c.review_reason.is_not(None))
         return int(self._c.execute(stmt).scalar_one())
+
+    def settled_between(self, since: datetime, until: datetime) -> list[Purchase]:
+        t = self.t
+        return self._many(sa.select(t).where(sa.or_(
+            sa.and_(t.c.paid_at >= since, t.c.paid_at < until),
+            sa.and_(t.c.refunded_at >= since, t.c.refunded_at < until),
+        )).order_by(t.c.id))
+
+    def flagged_for_review(self, since: datetime, limit: int) -> list[Purchase]:
+        t = self.t
+        return self._many(sa.select(t).where(t.c.review_reason.is_not(None), t.c.updated_at >= since)
+                          .order_by(t.c.id).limit(limit))
+
+    def totals(self, since: datetime, until: datetime) -> PaymentTotals:
+        t = self.t
+        paid = sa.and_(t.c.paid_at >= since, t.c.paid_at < until)
+        refunded = sa.and_(t.c.refunded_at >= since, t.c.refunded_at < until)
+        failed = sa.and_(t.c.status == PurchaseStatus.FAILED.value, t.c.updated_at >= since, t.c.updated_at < until)
+
+        def count(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+            return sa.func.coalesce(sa.func.sum(sa.case((cond, 1), else_=0)), 0)
+
+        def stars(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[Any]:
+            return sa.func.coalesce(sa.func.sum(sa.case((cond, t.c.final_stars_amount), else_=0)), 0)
+
+        # One pass over the rows any of the three windows can touch (each served by its own index).
+        stmt = sa.select(count(paid), stars(paid), count(refunded), stars(refunded), count(failed), stars(failed)) \
+            .where(sa.or_(paid, refunded, failed))
+        row = self._c.execute(stmt).one()
+        return PaymentTotals(*(int(v) for v in row))
+
+
+def to_review(r: Any) -> PaymentReview:
+    return PaymentReview(
+        id=r.id, dedup_key=r.dedup_key, event=r.event, kind=r.kind, purchase_id=r.purchase_id,
+        telegram_payment_charge_id=r.telegram_payment_charge_id, details=dict(r.details or {}),
+        created_at=r.created_at, resolved_at=r.resolved_at, resolution_note=r.resolution_note,
+    )
+
+
+class SqlPaymentReviews(_Repo):
+    t = payment_reviews
+
+    def add(self, review: PaymentReview) -> PaymentReview | None:
+        insert = pg_dialect.insert(self.t) if self._pg else sqlite_dialect.insert(self.t)
+        stmt = insert.values(
+            dedup_key=review.dedup_key, event=review.event, kind=review.kind, purchase_id=review.purchase_id,
+            telegram_payment_charge_id=review.telegram_payment_charge_id,
+            details=json.loads(json.dumps(review.details, default=str)), created_at=review.created_at,
+            resolved_at=review.resolved_at, resolution_note=review.resolution_note,
+        ).on_conflict_do_nothing(index_elements=[self.t.c.dedup_key]).returning(self.t)
+        row = self._insert(stmt).first()
+        return to_review(row) if row is not None else None
+
+    def get(self, review_id: int) -> PaymentReview | None:
+        row = self._c.execute(sa.select(self.t).where(self.t.c.id == review_id)).first()
+        return to_review(row) if row is not None else None
+
+    def list(self, open_only: bool, limit: int, after_id: int | None = None) -> list[PaymentReview]:
+        t = self.t
+        stmt = sa.select(t).order_by(t.c.id).limit(limit)
+        if open_only:
+            stmt = stmt.where(t.c.resolved_at.is_(None))
+        if after_id is not None:
+            stmt = stmt.where(t.c.id > after_id)
+        return [to_review(r) for r in self._c.execute(stmt)]
+
+    def count_open(self) -> int:
+        stmt = sa.select(sa.func.count()).select_from(self.t).where(self.t.c.resolved_at.is_(None))
+        return int(self._c.execute(stmt).scalar_one())
+
+    def resolve(self, review_id: int, note: str | None, now: datetime) -> PaymentReview | None:
+        t = self.t
+        row = self._c.execute(sa.update(t).where(t.c.id == review_id, t.c.resolved_at.is_(None))
+                              .values(resolved_at=now, resolution_note=note).returning(t)).first()
+        return to_review(row) if row is not None else None
 
 
 # -- entitlements, ledger, processed updates ---------------------------------------------------------------

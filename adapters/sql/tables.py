@@ -197,6 +197,45 @@ sa.Index(
 )
 sa.Index(None, purchases.c.created_at)
 sa.Index(None, purchases.c.status, purchases.c.user_id)
+# Reconciliation and the dashboard's payments section: what was paid / refunded in a window.
+sa.Index(None, purchases.c.paid_at)
+sa.Index(None, purchases.c.refunded_at)
+sa.Index(
+    "ix_purchases_failed_updated_at",
+    purchases.c.updated_at,
+    postgresql_where=sa.text("status = 'FAILED'"),
+    sqlite_where=sa.text("status = 'FAILED'"),
+)
+sa.Index(
+    "ix_purchases_review_updated_at",
+    purchases.c.updated_at,
+    postgresql_where=sa.text("review_reason IS NOT NULL"),
+    sqlite_where=sa.text("review_reason IS NOT NULL"),
+)
+
+# Payment differences and unsafe recoveries for a human (issue 10). The unique dedup_key is what makes each
+# distinct difference one row and one alert, however many job runs (or racing runs) find it.
+payment_reviews = sa.Table(
+    "payment_reviews",
+    metadata,
+    _id(),
+    sa.Column("dedup_key", sa.String(128), nullable=False),
+    sa.Column("event", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("purchase_id", BigId, sa.ForeignKey("purchases.id")),
+    sa.Column("telegram_payment_charge_id", sa.String(255)),
+    sa.Column("details", Json, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("resolved_at", UTCDateTime),
+    sa.Column("resolution_note", sa.String(500)),
+    sa.UniqueConstraint("dedup_key"),
+)
+sa.Index(
+    "ix_payment_reviews_open",
+    payment_reviews.c.id,
+    postgresql_where=sa.text("resolved_at IS NULL"),
+    sqlite_where=sa.text("resolved_at IS NULL"),
+)
 
 entitlements = sa.Table(
     "entitlements",

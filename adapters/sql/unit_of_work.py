@@ -16,6 +16,7 @@ from adapters.sql.repositories import (
     SqlAttempts,
     SqlEntitlements,
     SqlLedger,
+    SqlPaymentReviews,
     SqlProcessedUpdates,
     SqlPromoCodes,
     SqlPurchases,
@@ -23,7 +24,7 @@ from adapters.sql.repositories import (
 )
 from domain.errors import StorageUnavailable
 from ports.entitlements import EntitlementLedger, Entitlements
-from ports.repositories import Attempts, ProcessedUpdates, PromoCodes, Purchases, Redemptions
+from ports.repositories import Attempts, PaymentReviews, ProcessedUpdates, PromoCodes, Purchases, Redemptions
 
 
 class SqlUnitOfWork:
@@ -34,6 +35,7 @@ class SqlUnitOfWork:
     entitlements: Entitlements
     ledger: EntitlementLedger
     processed_updates: ProcessedUpdates
+    payment_reviews: PaymentReviews
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -52,6 +54,7 @@ class SqlUnitOfWork:
         self.entitlements = SqlEntitlements(conn)
         self.ledger = SqlLedger(conn)
         self.processed_updates = SqlProcessedUpdates(conn)
+        self.payment_reviews = SqlPaymentReviews(conn)
         return self
 
     def __exit__(

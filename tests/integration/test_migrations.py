@@ -22,7 +22,7 @@ from tests.sql import fresh_pg_database
 
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
 TABLES = {"promo_codes", "promo_redemptions", "promo_attempts", "purchases", "entitlements", "entitlement_ledger",
-          "processed_updates", "alembic_version"}
+          "processed_updates", "payment_reviews", "alembic_version"}
 
 
 def db_upgrade(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -108,3 +108,34 @@ def test_db_upgrade_names_a_malformed_database_url(tmp_path: Path) -> None:
 def test_db_upgrade_on_the_memory_family_has_nothing_to_do(tmp_path: Path) -> None:
     proc = db_upgrade("memory://", tmp_path)
     assert proc.returncode == 0 and "nothing to migrate" in proc.stdout
+
+
+def test_upgrading_a_0001_database_with_purchases_keeps_them_and_downgrading_drops_only_the_new_parts(
+        empty_database: str) -> None:
+    from alembic import command
+
+    from adapters.sql.engine import EngineHolder
+    from adapters.sql.migrations import alembic_config, current_revision, upgrade
+
+    engines = EngineHolder(empty_database)
+    try:
+        assert upgrade(engines, "0001") == (None, "0001")
+        with engines.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO purchases (user_id, product_code, base_stars_amount, discount_stars_amount, "
+                "final_stars_amount, status, telegram_payment_charge_id, created_at, updated_at, paid_at) "
+                "VALUES (7, 'PREMIUM_30D', 150, 30, 120, 'PAID', 'ch-old', CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, "
+                "CURRENT_TIMESTAMP)"))
+        assert upgrade(engines) == ("0001", head_revision())
+        with engines.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT telegram_payment_charge_id FROM purchases")).scalar_one() == "ch-old"
+            assert conn.execute(sa.text("SELECT count(*) FROM payment_reviews")).scalar_one() == 0
+        with engines.engine.connect() as conn:
+            command.downgrade(alembic_config(conn), "0001")
+            if conn.in_transaction():
+                conn.commit()
+        assert current_revision(engines) == "0001"
+        names = set(sa.inspect(engines.engine).get_table_names())
+        assert "payment_reviews" not in names and "purchases" in names
+    finally:
+        engines.dispose()
