@@ -112,10 +112,9 @@ def test_db_upgrade_on_the_memory_family_has_nothing_to_do(tmp_path: Path) -> No
 
 def test_upgrading_a_0001_database_with_purchases_keeps_them_and_downgrading_drops_only_the_new_parts(
         empty_database: str) -> None:
-    from alembic import command
-
     from adapters.sql.engine import EngineHolder
     from adapters.sql.migrations import alembic_config, current_revision, upgrade
+    from alembic import command
 
     engines = EngineHolder(empty_database)
     try:
