@@ -77,9 +77,10 @@ class Settings:
             "guard_min_users": r.integer("PROMO_GUARD_MIN_USERS", 5, minimum=1),
             "guard_prefix_min_failures": r.integer("PROMO_GUARD_PREFIX_MIN_FAILURES", 50, minimum=1),
             "job_batch_size": r.integer("PROMO_JOB_BATCH_SIZE", 500, minimum=1),
-            "reconciliation_window_hours": r.integer("PAYMENTS_RECONCILIATION_WINDOW_HOURS", 24, minimum=1),
+            "reconciliation_window_hours": r.integer("PAYMENTS_RECONCILIATION_WINDOW_HOURS", 24, minimum=1,
+                                                     maximum=720),
             "reconciliation_grace_minutes": r.integer("PAYMENTS_RECONCILIATION_GRACE_MINUTES", 15, minimum=1),
-            "recovery_window_hours": r.integer("PAYMENTS_RECOVERY_WINDOW_HOURS", 24, minimum=1),
+            "recovery_window_hours": r.integer("PAYMENTS_RECOVERY_WINDOW_HOURS", 24, minimum=1, maximum=720),
             "recovery_grace_minutes": r.integer("PAYMENTS_RECOVERY_GRACE_MINUTES", 2, minimum=1),
         }
         return cls(
@@ -154,11 +155,13 @@ class _Reader:
             shown = repr(raw.split("@")[-1]) if name == "DATABASE_URL" else repr(raw)  # never echo a password
             raise ConfigurationError(f"{name}: invalid value {shown} ({exc})") from None
 
-    def integer(self, name: str, default: int, minimum: int) -> int:
+    def integer(self, name: str, default: int, minimum: int, maximum: int | None = None) -> int:
         def parse(raw: str) -> int:
             value = int(raw)
             if value < minimum:
                 raise ValueError(f"must be >= {minimum}")
+            if maximum is not None and value > maximum:
+                raise ValueError(f"must be <= {maximum}")
             return value
 
         return self.parse(name, parse, default)
