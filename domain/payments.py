@@ -540,3 +540,46 @@ class RecoveryService:
         key = dedup_key(event, kind.value, charge_id if charge_id is not None else purchase_id)
         if alerting.record(event, kind.value, key, text, details, purchase_id, charge_id, mark_purchase=True):
             summary.reviews += 1
+
+
+# --- review items -----------------------------------------------------------------------------------------
+
+MAX_REVIEW_PAGE = 500
+MAX_RESOLUTION_NOTE = 500
+
+
+class PaymentReviewService:
+    """The review items a human works through (``starpromo payments reviews`` / ``payments resolve``)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
+        self._uow = uow_factory
+        self._clock = clock
+
+    def list(self, open_only: bool = True, limit: int = 50, after_id: int | None = None) -> list[PaymentReview]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_REVIEW_PAGE:
+            raise ValidationError.single("limit", f"must be an integer 1..{MAX_REVIEW_PAGE}")
+        with self._uow() as uow:
+            return uow.payment_reviews.list(open_only, limit, after_id)
+
+    def count_open(self) -> int:
+        with self._uow() as uow:
+            return uow.payment_reviews.count_open()
+
+    def resolve(self, review_id: int, note: str | None = None) -> PaymentReview:
+        """Mark a review resolved. Resolving one that is already resolved is an error saying when."""
+        if note is not None and len(note) > MAX_RESOLUTION_NOTE:
+            raise ValidationError.single("note", f"must be at most {MAX_RESOLUTION_NOTE} characters")
+        with self._uow() as uow:
+            done = uow.payment_reviews.resolve(review_id, note, self._clock.now())
+            if done is None:
+                current = uow.payment_reviews.get(review_id)
+                if current is None:
+                    raise NotFound(f"payment review {review_id} not found")
+                raise InvalidPurchaseState(
+                    f"payment review {review_id} was already resolved at {iso(current.resolved_at)}"
+                    if current.resolved_at else f"payment review {review_id} cannot be resolved",
+                    {"resolved_at": iso(current.resolved_at) if current.resolved_at else None})
+            uow.commit()
+        log.info("payment review resolved", extra={"event": "payment_review_resolved", "review_id": review_id,
+                                                    "kind": done.kind})
+        return done

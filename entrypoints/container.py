@@ -18,7 +18,7 @@ from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
 from domain.errors import ConfigurationError
 from domain.maintenance import MaintenanceService
-from domain.payments import ReconciliationService, RecoveryService
+from domain.payments import PaymentReviewService, ReconciliationService, RecoveryService
 from domain.products import ProductCatalog, parse_products
 from domain.redemption import RedemptionService
 from entrypoints.bot.handlers import PromoBot
@@ -146,6 +146,7 @@ class Container(containers.DeclarativeContainer):
                                                checkout_service, notifier, alert_policy, policy)
     recovery_service = providers.Factory(RecoveryService, uow_factory, clock, payment_gateway, checkout_service,
                                          notifier, alert_policy, policy)
+    payment_review_service = providers.Factory(PaymentReviewService, uow_factory, clock)
 
     # The Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL); provide_telegram() makes it the payment gateway.
     telegram_api = providers.Singleton(_telegram_api, settings)

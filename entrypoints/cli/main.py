@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.codes",
     "entrypoints.cli.campaigns",
     "entrypoints.cli.dashboard",
+    "entrypoints.cli.payments",
     "entrypoints.cli.serve",
     "entrypoints.cli.jobs",
     "entrypoints.cli.bot",
