@@ -9,6 +9,9 @@ Denominators (also in docs/decisions.md):
 - ``candidate_abusive_hashes`` uses the guard's own window and thresholds (SPEC 6), ending now: what
   the guard would act on at this moment. ``paused_campaigns_recent``: PAUSED campaigns whose last
   change lies inside the dashboard window.
+- ``payments`` (issue 10): purchases paid in the window (by ``paid_at``; refunded later or not), refunded in
+  it (by ``refunded_at``), and FAILED with their last change in it, each with its ``final_stars_amount`` sum;
+  ``open_review_items`` and ``purchases_in_review`` are what waits for a human now, whatever the window.
 """
 
 from __future__ import annotations
@@ -66,6 +69,9 @@ class DashboardService:
             candidates = uow.attempts.hash_failures(until - p.guard_window, p.guard_min_failures, p.guard_min_users)
             paused_total = uow.promo_codes.count_paused()
             paused_recent = uow.promo_codes.count_paused(since)
+            payments = uow.purchases.totals(since, end)
+            open_reviews = uow.payment_reviews.count_open()
+            in_review = uow.purchases.count_in_review()
         attempts_total = sum(counts.values())
         accepted = counts.get(RedeemResult.ACCEPTED, 0)
         by_result = {r.value: counts.get(r, 0) for r in NON_ACCEPTED_RESULTS}
@@ -91,5 +97,15 @@ class DashboardService:
                 ],
                 "paused_campaigns_total": paused_total,
                 "paused_campaigns_recent": paused_recent,
+            },
+            "payments": {
+                "paid_count": payments.paid_count,
+                "paid_stars": payments.paid_stars,
+                "refunded_count": payments.refunded_count,
+                "refunded_stars": payments.refunded_stars,
+                "failed_count": payments.failed_count,
+                "failed_stars": payments.failed_stars,
+                "open_review_items": open_reviews,
+                "purchases_in_review": in_review,
             },
         }

@@ -1,4 +1,4 @@
-"""``starpromo dashboard``: conversion, failures and guard metrics (SPEC 7) for a trailing window."""
+"""``starpromo dashboard``: conversion, failures, guard and payments metrics (SPEC 7) for a trailing window."""
 
 from __future__ import annotations
 
@@ -46,6 +46,16 @@ def render(data: dict[str, Any]) -> str:
         f"    {h['normalized_code_hash'][:16]}...  failures {h['failures']}  users {h['distinct_users']}"
         f"  last seen {h['last_seen']}"
         for h in hashes
+    ]
+    pay = data["payments"]
+    lines += [
+        "",
+        "payments",
+        f"  paid            {pay['paid_count']:>8}   {pay['paid_stars']} Stars",
+        f"  refunded        {pay['refunded_count']:>8}   {pay['refunded_stars']} Stars",
+        f"  failed          {pay['failed_count']:>8}   {pay['failed_stars']} Stars",
+        f"  open review items {pay['open_review_items']:>6}   purchases in review {pay['purchases_in_review']}"
+        + ("   (starpromo payments reviews)" if pay["open_review_items"] else ""),
     ]
     return "\n".join(lines)
 

@@ -290,7 +290,7 @@ SCHEMAS: dict[str, Any] = {
     "Dashboard": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["window", "conversion", "failures", "guard"],
+        "required": ["window", "conversion", "failures", "guard", "payments"],
         "properties": {
             "window": {
                 "type": "object",
@@ -348,6 +348,24 @@ SCHEMAS: dict[str, Any] = {
                     },
                     "paused_campaigns_total": COUNT,
                     "paused_campaigns_recent": {**COUNT, "description": "PAUSED campaigns paused inside the window"},
+                },
+            },
+            "payments": {
+                "type": "object",
+                "additionalProperties": False,
+                "description": "Purchases paid (by paid_at), refunded (by refunded_at) and FAILED (by their last "
+                               "change) inside the window, their Stars, and what waits for a human now",
+                "required": ["paid_count", "paid_stars", "refunded_count", "refunded_stars", "failed_count",
+                             "failed_stars", "open_review_items", "purchases_in_review"],
+                "properties": {
+                    "paid_count": COUNT,
+                    "paid_stars": COUNT,
+                    "refunded_count": COUNT,
+                    "refunded_stars": COUNT,
+                    "failed_count": COUNT,
+                    "failed_stars": COUNT,
+                    "open_review_items": {**COUNT, "description": "unresolved payment review items (all time)"},
+                    "purchases_in_review": {**COUNT, "description": "purchases flagged with a review_reason"},
                 },
             },
         },

@@ -73,6 +73,9 @@ class FakeBotApi:
         self.webhook: dict[str, str] = {}
         # Refunds add an outgoing transaction to ``star_transactions`` (newest first), as Telegram does.
         self.record_refund_transactions = True
+        # What "now" is for transactions recorded without a date (refunds made through refundStarPayment);
+        # tests on a manual clock point this at it.
+        self.clock: Callable[[], datetime] | None = None
         self._updates: list[dict[str, Any]] = []
         self._failures: dict[str, list[_Failure]] = {}
         self._handlers: dict[str, Callable[[Call], Any]] = {}
@@ -155,18 +158,21 @@ class FakeBotApi:
         source: dict[str, Any] = {"type": "user", "transaction_type": "invoice_payment", "user": _user(user_id)}
         if payload is not None:
             source["invoice_payload"] = payload
-        tx = {"id": charge_id, "amount": amount, "date": _ts(date), "source": source}
+        tx = {"id": charge_id, "amount": amount, "date": _ts(date or self._now()), "source": source}
         with self._lock:
             self.star_transactions.insert(0, tx)
         return tx
 
     def add_refund(self, charge_id: str, amount: int, user_id: int, date: datetime | None = None) -> dict[str, Any]:
         """An outgoing refund (``receiver`` = TransactionPartnerUser), newest first."""
-        tx = {"id": charge_id, "amount": amount, "date": _ts(date),
+        tx = {"id": charge_id, "amount": amount, "date": _ts(date or self._now()),
               "receiver": {"type": "user", "user": _user(user_id)}}
         with self._lock:
             self.star_transactions.insert(0, tx)
         return tx
+
+    def _now(self) -> datetime | None:
+        return self.clock() if self.clock is not None else None
 
     # --- assertions ----------------------------------------------------------------------------------
 

@@ -15,7 +15,10 @@ from domain.model import (
     Attempt,
     CampaignStatus,
     PausedReason,
+    PaymentReview,
     PromoType,
+    Purchase,
+    PurchaseStatus,
     RedeemResult,
     Redemption,
     RedemptionStatus,
@@ -75,6 +78,24 @@ def data(uow_factory: InMemoryUnitOfWorkFactory) -> None:
         for user, h, result, at in rows:
             uow.attempts.add(Attempt(user_id=user, normalized_code_hash=h, code_prefix=None, result=result,
                                      attempted_at=at))
+        for user, (status, stars, paid, refunded, changed, review) in enumerate([
+            (PurchaseStatus.PAID, 150, _ago(hours=2), None, _ago(hours=2), None),
+            (PurchaseStatus.REFUNDED, 50, _ago(hours=30), _ago(hours=1), _ago(hours=1), None),  # paid before
+            (PurchaseStatus.REFUNDED, 1000, _ago(hours=3), _ago(hours=2), _ago(hours=2), None),
+            (PurchaseStatus.FAILED, 350, None, None, _ago(hours=3), None),
+            (PurchaseStatus.FAILED, 350, None, None, _ago(hours=25), None),  # failed before the window
+            (PurchaseStatus.PAID, 120, _ago(hours=40), None, _ago(hours=40), "AMOUNT_MISMATCH"),
+        ], start=1):
+            uow.purchases.add(Purchase(
+                id=None, user_id=user, product_code="PREMIUM_30D", base_stars_amount=stars, discount_stars_amount=0,
+                final_stars_amount=stars, promo_redemption_id=None, status=status,
+                telegram_payment_charge_id=f"ch-{user}" if paid else None, created_at=changed, updated_at=changed,
+                paid_at=paid, refunded_at=refunded, review_reason=review))
+        for key in ("a", "b"):
+            uow.payment_reviews.add(PaymentReview(
+                id=None, dedup_key=key, event="payments_recovery_review_required", kind="AMOUNT_MISMATCH",
+                purchase_id=None, telegram_payment_charge_id=None, details={}, created_at=_ago(hours=50)))
+        uow.payment_reviews.resolve(2, "done", _ago(hours=49))
         uow.commit()
 
 
@@ -100,6 +121,12 @@ def test_dashboard_of_the_last_24_hours(dashboard: DashboardService) -> None:
                                           "last_seen": "2026-03-01T11:55:00Z"}],
             "paused_campaigns_total": 2,
             "paused_campaigns_recent": 1,
+        },
+        "payments": {
+            "paid_count": 2, "paid_stars": 1150,  # by paid_at: a refund later does not unpay it
+            "refunded_count": 2, "refunded_stars": 1050,  # by refunded_at: one was paid before the window
+            "failed_count": 1, "failed_stars": 350,
+            "open_review_items": 1, "purchases_in_review": 1,  # now, whatever the window
         },
     }
 
@@ -133,6 +160,8 @@ def test_empty_dashboard_has_zero_rates_and_every_result(dashboard: DashboardSer
         "INVALID": 0, "PAUSED": 0, "EXPIRED": 0, "NOT_APPLICABLE": 0, "DEPLETED": 0, "ALREADY_USED": 0,
         "RATE_LIMITED": 0, "IDEMPOTENCY_KEY_REUSED": 0}}
     assert m["guard"] == {"candidate_abusive_hashes": [], "paused_campaigns_total": 0, "paused_campaigns_recent": 0}
+    assert m["payments"] == {"paid_count": 0, "paid_stars": 0, "refunded_count": 0, "refunded_stars": 0,
+                             "failed_count": 0, "failed_stars": 0, "open_review_items": 0, "purchases_in_review": 0}
 
 
 @pytest.mark.parametrize("hours", [0, 721, -1, True, "24", 1.5, None])

@@ -56,6 +56,11 @@ def test_summary_is_readable(run: Cli, container: Container, clock: ManualClock)
     assert len({len(line) for line in counts}) == 1  # right-aligned counts
     assert any(line.split()[:1] == ["failures"] and line.split()[1] == "1" for line in lines)
     assert any(line.split()[:3] == ["paused", "campaigns", "1"] for line in lines)
+    assert lines[-5:] == ["payments",
+                          "  paid                   0   0 Stars",
+                          "  refunded               0   0 Stars",
+                          "  failed                 0   0 Stars",
+                          "  open review items      0   purchases in review 0"]
 
 
 def test_window_out_of_range_names_the_flag(run: Cli) -> None:
