@@ -206,8 +206,8 @@ class ReconciliationReport:
 
     def to_document(self) -> dict[str, Any]:
         """Everything: window, figures, each difference (``starpromo payments reconcile --json``)."""
-        return {"window": self.window, "matches": self.matches, "figures": self.figures,
-                "differences": [d.as_dict() for d in self.differences], **self.as_dict()}
+        return {**self.as_dict(), "window": self.window, "matches": self.matches, "figures": self.figures,
+                "differences": [d.as_dict() for d in self.differences]}
 
 
 def _totals(amounts: Iterable[int]) -> dict[str, int]:

@@ -1,0 +1,152 @@
+"""`starpromo payments refund|reconcile|reviews|resolve` on the in-memory family, with Telegram played by the
+fake Bot API over real HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from click.testing import CliRunner
+from dependency_injector import providers
+
+from adapters.memory import ManualClock
+from domain.model import Purchase, PurchaseStatus
+from entrypoints.cli.main import cli
+from entrypoints.container import Container, build_container
+from entrypoints.settings import Settings
+from tests.conftest import PEPPER
+from tests.fakes.bot_api import FakeBotApi
+from tests.unit.cli.conftest import Cli
+
+
+@pytest.fixture
+def bot_api(clock: ManualClock) -> Iterator[FakeBotApi]:
+    with FakeBotApi() as api:
+        api.clock = clock.now
+        yield api
+
+
+@pytest.fixture
+def container(clock: ManualClock, bot_api: FakeBotApi) -> Container:
+    c = build_container(Settings.from_env({"DATABASE_URL": "memory://", "PROMO_SECRET_PEPPER": PEPPER,
+                                           "TELEGRAM_BOT_TOKEN": "1:test", "TELEGRAM_API_URL": bot_api.url}))
+    c.clock.override(providers.Object(clock))
+    return c
+
+
+def paid(container: Container, bot_api: FakeBotApi, user_id: int, charge: str, product: str = "PREMIUM_30D",
+         in_telegram: bool = True) -> Purchase:
+    checkout = container.checkout_service()
+    p = checkout.init(user_id, product)
+    assert p.id is not None
+    checkout.mark_invoice_sent(p.id)
+    if in_telegram:
+        bot_api.add_payment(charge, p.final_stars_amount, user_id, payload=f"purchase:{p.id}")
+    return checkout.successful_payment(p.id, charge, p.final_stars_amount).purchase
+
+
+def test_refund_refunds_through_telegram_once_and_a_second_call_shows_it_refunded(
+        run: Cli, container: Container, bot_api: FakeBotApi) -> None:
+    p = paid(container, bot_api, 11, "ch-11")
+    first = run("payments", "refund", str(p.id))
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.startswith(f"purchase {p.id} REFUNDED: 150 Stars to user 11 (PREMIUM_30D)")
+    second = run("payments", "refund", str(p.id), "--json")
+    assert second.exit_code == 0, second.stderr
+    doc = json.loads(second.stdout)
+    assert (doc["id"], doc["status"], doc["telegram_payment_charge_id"]) == (p.id, "REFUNDED", "ch-11")
+    refunds = bot_api.calls_to("refundStarPayment")
+    assert [(c.params["user_id"], c.params["telegram_payment_charge_id"]) for c in refunds] == [("11", "ch-11")]
+
+
+def test_refund_of_a_purchase_that_is_not_paid_is_refused_on_stderr(run: Cli, container: Container) -> None:
+    p = container.checkout_service().init(12, "PREMIUM_7D")
+    result = run("payments", "refund", str(p.id))
+    assert result.exit_code == 1 and result.stdout == ""
+    assert "INVALID_PURCHASE_STATE" in result.stderr and "CREATED" in result.stderr
+    missing = run("payments", "refund", "999")
+    assert missing.exit_code == 1 and "NOT_FOUND" in missing.stderr
+    assert run("payments", "refund", "0").exit_code == 2
+
+
+def test_payments_commands_without_a_bot_token_name_the_variable() -> None:
+    container = build_container(Settings.from_env({"DATABASE_URL": "memory://", "PROMO_SECRET_PEPPER": PEPPER}))
+    for args in (["payments", "refund", "1"], ["payments", "reconcile"]):
+        result = CliRunner().invoke(cli, args, obj=container, catch_exceptions=False)
+        assert result.exit_code == 2 and "TELEGRAM_BOT_TOKEN" in result.stderr
+
+
+def test_reconcile_prints_matching_books_and_exits_0(
+        run: Cli, container: Container, bot_api: FakeBotApi, clock: ManualClock) -> None:
+    paid(container, bot_api, 21, "ch-21", "PREMIUM_7D")
+    paid(container, bot_api, 22, "ch-22", "PREMIUM_90D")
+    clock.advance(minutes=20)
+    result = run("payments", "reconcile", "--window-hours", "2")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("window ") and "(2 h;" in lines[0]
+    assert ["payments", "2", "400", "2", "400", "+0", "+0"] in [line.split() for line in lines]
+    assert ["PREMIUM_90D", "350", "350", "+0"] in [line.split() for line in lines]
+    assert lines[-1] == "books match: no differences"
+
+
+def test_reconcile_lists_each_difference_exits_1_and_changes_nothing(
+        run: Cli, container: Container, bot_api: FakeBotApi, clock: ManualClock) -> None:
+    paid(container, bot_api, 31, "ch-31")
+    lost = paid(container, bot_api, 32, "ch-32", in_telegram=False)
+    bot_api.add_refund("ch-31", 150, 31)
+    clock.advance(minutes=20)
+    result = run("payments", "reconcile", "--json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["matches"] is False and doc["window"]["hours"] == 24
+    assert sorted(d["kind"] for d in doc["differences"]) == ["MISSING_TELEGRAM_TRANSACTION",
+                                                              "REFUND_ONLY_IN_TELEGRAM"]
+    assert all(d["new"] is False for d in doc["differences"])
+    text = run("payments", "reconcile")
+    assert text.exit_code == 1 and "2 difference(s):" in text.stdout
+    assert f"[purchase {lost.id}, charge ch-32]" in text.stdout
+    # Read-only: nothing marked, nothing recorded.
+    assert container.checkout_service().get(doc["differences"][0]["purchase_id"]).status in (
+        PurchaseStatus.PAID,)
+    assert run("payments", "reviews").stdout.strip() == "no open review items"
+
+
+def test_reconcile_refuses_a_window_out_of_range_naming_the_flag(run: Cli) -> None:
+    for hours in ("0", "721", "x"):
+        result = run("payments", "reconcile", "--window-hours", hours)
+        assert result.exit_code == 2 and "--window-hours" in result.stderr
+
+
+def test_reviews_list_what_the_jobs_filed_and_resolve_closes_one(
+        run: Cli, container: Container, bot_api: FakeBotApi, clock: ManualClock) -> None:
+    bot_api.add_payment("ch-ghost", 150, 41, payload="purchase:777")
+    clock.advance(minutes=20)
+    from entrypoints.worker.jobs import run_job
+
+    assert run_job("run_payments_reconciliation", container)["new_differences"] == 1
+    listed = run("payments", "reviews")
+    assert listed.exit_code == 0, listed.stderr
+    header, row = listed.stdout.splitlines()
+    assert header.split()[:6] == ["id", "created_at", "kind", "purchase", "charge", "state"]
+    assert row.split()[:6] == ["1", "2026-03-01T12:20:00+00:00", "MISSING_LOCAL_PURCHASE", "-", "ch-ghost", "open"]
+    assert "telegram_stars 150" in row
+    as_json = json.loads(run("payments", "reviews", "--json").stdout)
+    assert as_json[0]["details"]["telegram_stars"] == 150 and as_json[0]["resolved_at"] is None
+    done = run("payments", "resolve", "1", "--note", "refunded by hand in Telegram")
+    assert done.exit_code == 0 and done.stdout.startswith("review 1 (MISSING_LOCAL_PURCHASE) resolved at ")
+    assert run("payments", "reviews").stdout.strip() == "no open review items"
+    assert "resolved" in run("payments", "reviews", "--all").stdout
+    again = run("payments", "resolve", "1")
+    assert again.exit_code == 1 and "already resolved" in again.stderr
+    missing = run("payments", "resolve", "99")
+    assert missing.exit_code == 1 and "NOT_FOUND" in missing.stderr
+    # Resolved stays resolved: the same difference found again is not filed or alerted again.
+    assert run_job("run_payments_reconciliation", container)["new_differences"] == 0
+
+
+def test_every_payments_command_has_help() -> None:
+    for sub in ("refund", "reconcile", "reviews", "resolve"):
+        result = CliRunner().invoke(cli, ["payments", sub, "--help"])
+        assert result.exit_code == 0 and "Usage: " in result.stdout
