@@ -516,6 +516,11 @@ class RecoveryService:
         try:
             settlement = self._checkout.successful_payment(purchase_id, tx.id, tx.amount)
         except CheckoutError as exc:
+            if exc.code == "ALREADY_PAID" and self._settled_by(purchase_id, tx.id):
+                # A racing recovery (or the webhook) settled this very charge between the charge-id
+                # lookup and the purchase read of successful_payment: a replay, not a double payment.
+                summary.already_settled += 1
+                return
             kind = _CHECKOUT_REVIEW.get(exc.code, ReviewKind.SETTLEMENT_REFUSED)
             self._review(alerting, summary, kind, purchase_id, tx.id,
                          f"payment for purchase {purchase_id} cannot be settled: {exc.message}",
@@ -533,6 +538,12 @@ class RecoveryService:
         summary.settled.append(purchase_id)
         log.info("stuck payment settled", extra={"event": "payment_recovered", "purchase_id": purchase_id,
                                                    "stars": tx.amount})
+
+    def _settled_by(self, purchase_id: int, charge_id: str) -> bool:
+        try:
+            return self._checkout.get(purchase_id).telegram_payment_charge_id == charge_id
+        except NotFound:
+            return False
 
     def _review(self, alerting: _Alerting, summary: RecoverySummary, kind: ReviewKind, purchase_id: int | None,
                 charge_id: str | None, text: str, details: dict[str, Any]) -> None:

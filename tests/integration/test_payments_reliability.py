@@ -8,9 +8,16 @@ raise none; recovery settles a stuck purchase once even when four runs race, and
 
 from __future__ import annotations
 
+import json
+import logging
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +35,8 @@ from tests.fakes.bot_api import FakeBotApi
 from tests.integration.receivers import Receiver, receiving
 from tests.sql import pg_engines, truncate_all
 
+ROOT = Path(__file__).resolve().parents[2]
+STARPROMO = str(Path(sys.executable).parent / "starpromo")
 RECONCILE = "run_payments_reconciliation"
 RECOVER = "run_payment_recovery"
 DIFF_EVENT = "payments_reconciliation_diff_detected"
@@ -99,16 +108,9 @@ class World:
         self.clock.advance(minutes=minutes)
 
 
-@pytest.fixture(params=["memory", "postgresql"])
-def world(request: pytest.FixtureRequest, bot_api: FakeBotApi) -> Iterator[World]:
-    with ExitStack() as stack:
-        if request.param == "memory":
-            url = "memory://"
-        else:
-            engines: EngineHolder = request.getfixturevalue("_pg")
-            truncate_all(engines)
-            url = engines.url
-        alerts = stack.enter_context(receiving())
+@contextmanager
+def make_world(url: str, bot_api: FakeBotApi) -> Iterator[World]:
+    with receiving() as alerts:
         container = build_container(Settings(database_url=url, promo_secret_pepper=PEPPER,
                                              telegram_bot_token="1:test", telegram_api_url=bot_api.url,
                                              ops_alert_webhook_url=alerts.url))
@@ -119,10 +121,24 @@ def world(request: pytest.FixtureRequest, bot_api: FakeBotApi) -> Iterator[World
         bot_api.reset_calls()
         bot_api.refunded_charges.clear()
         bot_api.clock = clock.now
-        yield World(container, clock, bot_api, alerts)
-        bot_api.clock = None
-        if container.settings().adapter_family == "sql":
-            container.sql_engines().dispose()
+        try:
+            yield World(container, clock, bot_api, alerts)
+        finally:
+            bot_api.clock = None
+            if container.settings().adapter_family == "sql":
+                container.sql_engines().dispose()
+
+
+@pytest.fixture(params=["memory", "postgresql"])
+def world(request: pytest.FixtureRequest, bot_api: FakeBotApi) -> Iterator[World]:
+    with ExitStack() as stack:
+        if request.param == "memory":
+            url = "memory://"
+        else:
+            engines: EngineHolder = request.getfixturevalue("_pg")
+            truncate_all(engines)
+            url = engines.url
+        yield stack.enter_context(make_world(url, bot_api))
 
 
 def only_alert(world: World, event: str) -> dict[str, Any]:
@@ -149,6 +165,7 @@ def test_matching_books_raise_no_alert(world: World) -> None:
     summary = world.run(RECONCILE)
     assert summary["differences"] == 0 and summary["alerts_sent"] == 0
     assert summary["transactions_read"] == 4
+    assert world.run(RECONCILE)["differences"] == 0
     assert world.alerts.bodies == []
     report = world.c.reconciliation_service().reconcile(act=False)
     assert report.figures["telegram"]["payments"] == report.figures["local"]["payments"] == {
@@ -215,7 +232,13 @@ def test_a_refund_only_telegram_knows_marks_the_purchase_refunded_and_the_rollba
     reservation = world.discount_reservation(user, "REFUND20")
     p = world.pay(world.invoice(user, "PREMIUM_30D", reservation), "ch-refunded")
     assert p.final_stars_amount == 120
-    world.bot_api.add_refund("ch-refunded", 120, user, date=world.clock.now())
+    with world.c.uow_factory()() as uow:
+        applied = uow.redemptions.get(reservation)
+        assert applied is not None and applied.status is RedemptionStatus.APPLIED
+        code = uow.promo_codes.get(applied.promo_code_id)
+        assert code is not None
+        used_before = code.used_total
+    world.bot_api.add_refund("ch-refunded", 120, user, date=world.clock.now())  # refunded in Telegram only
     world.later()
     summary = world.run(RECONCILE)
     assert summary["refunds_marked"] == 1
@@ -227,9 +250,10 @@ def test_a_refund_only_telegram_knows_marks_the_purchase_refunded_and_the_rollba
         r = uow.redemptions.get(reservation)
         assert r is not None and r.status is RedemptionStatus.REVOKED
         c = uow.promo_codes.get(r.promo_code_id)
-        assert c is not None and c.used_total == 1  # revocation never gives the unit back
+        assert c is not None and c.used_total == used_before == 1  # revocation never gives the unit back
     # Books match now: the refund is on both sides; nothing new is raised.
     assert world.run(RECONCILE)["new_differences"] == 0
+    assert len(world.alerts.bodies) == 1
     assert world.c.reconciliation_service().reconcile(act=False).matches
 
 
@@ -253,12 +277,40 @@ def test_paging_reads_more_than_a_hundred_transactions_and_finds_the_oldest_diff
 # --- recovery ------------------------------------------------------------------------------------------------
 
 
-def test_a_stuck_purchase_is_settled_exactly_once_by_four_racing_recoveries(world: World) -> None:
-    user = world.user()
-    reservation = world.discount_reservation(user, "STUCK20")
-    p = world.invoice(user, "PREMIUM_30D", reservation)
-    world.telegram_payment(p, "ch-stuck")  # Telegram took 120 Stars; our webhook crashed before settling
-    world.clock.advance(minutes=3)
+STUCK = 6
+
+
+def stuck_purchases(world: World) -> tuple[list[Purchase], int]:
+    """``STUCK`` purchases Telegram charged (payload ``purchase:<id>``) whose settlement never happened; the
+    first carries a 20 % promo reservation. Returns them and that reservation's id."""
+    first_user = world.user()
+    reservation = world.discount_reservation(first_user, "STUCK20")
+    stuck = [world.invoice(first_user, "PREMIUM_30D", reservation)]
+    stuck += [world.invoice(world.user(), "PREMIUM_7D") for _ in range(STUCK - 1)]
+    for p in stuck:  # Telegram took the money; our webhook crashed before settling
+        world.telegram_payment(p, f"ch-stuck-{p.id}")
+    return stuck, reservation
+
+
+def assert_settled_once(world: World, stuck: list[Purchase], reservation: int) -> None:
+    """Each stuck purchase PAID with its own charge, one purchase ledger entry each, the promo APPLIED."""
+    with world.c.uow_factory()() as uow:
+        for p in stuck:
+            assert p.id is not None
+            now = uow.purchases.get(p.id)
+            assert now is not None
+            assert (now.status, now.telegram_payment_charge_id, now.review_reason) == (
+                PurchaseStatus.PAID, f"ch-stuck-{p.id}", None)
+            entries = [e for e in uow.ledger.for_user(p.user_id) if e.source is LedgerSource.PURCHASE]
+            assert [e.purchase_id for e in entries] == [p.id]
+            assert uow.entitlements.get(p.user_id) is not None
+        r = uow.redemptions.get(reservation)
+        assert r is not None and r.status is RedemptionStatus.APPLIED and r.applied_purchase_id == stuck[0].id
+
+
+def test_stuck_purchases_are_settled_exactly_once_by_four_racing_recoveries(world: World) -> None:
+    stuck, reservation = stuck_purchases(world)
+    world.clock.advance(minutes=3)  # past the 2-minute recovery grace
     results: list[dict[str, Any]] = []
     errors: list[BaseException] = []
     start = threading.Barrier(4)
@@ -276,23 +328,48 @@ def test_a_stuck_purchase_is_settled_exactly_once_by_four_racing_recoveries(worl
     for t in threads:
         t.join()
     assert errors == []
-    assert sum(len(r["settled"]) for r in results) == 1
-    assert sum(r["candidates"] for r in results) >= 1
-    assert all(r["reviews"] == 0 for r in results)
-    settled = world.purchase(p.id)
-    assert (settled.status, settled.telegram_payment_charge_id, settled.review_reason) == (
-        PurchaseStatus.PAID, "ch-stuck", None)
-    with world.c.uow_factory()() as uow:
-        r = uow.redemptions.get(reservation)
-        assert r is not None and r.status is RedemptionStatus.APPLIED and r.applied_purchase_id == p.id
-        purchases = [e for e in uow.ledger.for_user(user) if e.source is LedgerSource.PURCHASE]
-        assert len(purchases) == 1 and purchases[0].purchase_id == p.id
-        assert uow.entitlements.get(user) is not None
+    settled = [pid for r in results for pid in r["settled"]]
+    assert sorted(settled) == sorted(p.id for p in stuck)  # each exactly once, across the four runs
+    for r in results:  # every candidate a run saw was settled by it or found settled by another
+        assert r["candidates"] == len(r["settled"]) + r["already_settled"], r
+        assert r["reviews"] == 0 and r["transactions_read"] == STUCK
+    assert_settled_once(world, stuck, reservation)
     again = world.run(RECOVER)
-    assert (again["candidates"], again["settled"]) == (0, [])
+    assert (again["candidates"], again["settled"], again["reviews"]) == (0, [], 0)
     assert world.alerts.bodies == []
     world.later()
     assert world.c.reconciliation_service().reconcile(act=False).matches
+
+
+def test_stuck_purchases_are_settled_exactly_once_by_two_racing_worker_processes(
+        _pg: EngineHolder, bot_api: FakeBotApi) -> None:
+    """Two ``starpromo jobs run run_payment_recovery`` processes (system clock) race on one PostgreSQL."""
+    truncate_all(_pg)
+    with make_world(_pg.url, bot_api) as world:
+        stuck, reservation = stuck_purchases(world)
+        five_minutes_ago = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp())
+        with bot_api._lock:  # the processes run on the real clock: the payments are 5 minutes old
+            for tx in bot_api.star_transactions:
+                tx["date"] = five_minutes_ago
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PROMO_", "OPS_ALERT_", "REDIS_", "TELEGRAM_", "DATABASE_"))}
+        env.update(DATABASE_URL=_pg.url, PROMO_SECRET_PEPPER=PEPPER, TELEGRAM_BOT_TOKEN="1:test",
+                   TELEGRAM_API_URL=bot_api.url, OPS_ALERT_WEBHOOK_URL=world.alerts.url)
+        procs = [subprocess.Popen([STARPROMO, "jobs", "run", RECOVER], env=env, cwd=ROOT, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        outputs = [proc.communicate(timeout=60) for proc in procs]
+        for proc, (_, err) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, err
+        summaries = [json.loads(out) for out, _ in outputs]
+        assert sorted(pid for s in summaries for pid in s["settled"]) == sorted(p.id for p in stuck)
+        for s in summaries:
+            assert s["job"] == RECOVER and s["reviews"] == 0
+            assert s["candidates"] == len(s["settled"]) + s["already_settled"], s
+        for _, err in outputs:  # and each process logged its one structured line
+            finished = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+            assert [line["job"] for line in finished if line.get("event") == "job_finished"] == [RECOVER]
+        assert_settled_once(world, stuck, reservation)
+        assert world.alerts.bodies == []
 
 
 def test_an_amount_mismatch_is_marked_for_review_with_one_alert(world: World) -> None:
@@ -342,13 +419,44 @@ def test_a_late_payment_whose_reservation_is_gone_is_settled_at_the_price_paid_a
     assert (d["kind"], d["paid_stars"], d["promo_redemption_id"]) == ("PROMO_REDEMPTION_NOT_RESERVED", 120,
                                                                       reservation)
     assert world.run(RECOVER)["reviews"] == 0
+    assert len(world.alerts.bodies) == 1
 
 
-def test_without_a_bot_token_both_payments_jobs_report_skipped() -> None:
+def finished_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if getattr(r, "event", None) == "job_finished"]
+
+
+def test_both_payments_jobs_log_one_structured_line_with_their_counts(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    world.paid("PREMIUM_7D")
+    world.bot_api.add_payment("ch-ghost", 150, 43, payload="purchase:777777", date=world.clock.now())
+    world.later()
+    caplog.set_level(logging.INFO, logger="starpromo.worker")
+    reconciled = world.run(RECONCILE)
+    recovered = world.run(RECOVER)
+    [first, second] = finished_lines(caplog)
+    for record, name, summary in ((first, RECONCILE, reconciled), (second, RECOVER, recovered)):
+        assert record.job == name  # type: ignore[attr-defined]
+        assert isinstance(record.duration_ms, int)  # type: ignore[attr-defined]
+        assert {k: getattr(record, k) for k in ("transactions_read", "pages")} == {
+            "transactions_read": 2, "pages": 1}
+        assert summary["job"] == name
+    assert (reconciled["differences"], reconciled["differences_by_kind"]) == (1, {"MISSING_LOCAL_PURCHASE": 1})
+    assert first.alerts_sent == 1  # type: ignore[attr-defined]
+    # Recovery sees the same payment: it names a purchase that does not exist -> its own review, one alert.
+    assert (second.candidates, second.reviews, second.settled) == (1, 1, [])  # type: ignore[attr-defined]
+    assert sorted(b["event"] for b in world.alerts.bodies) == [DIFF_EVENT, REVIEW_EVENT]
+
+
+def test_without_a_bot_token_both_payments_jobs_report_skipped(caplog: pytest.LogCaptureFixture) -> None:
     container = build_container(Settings(database_url="memory://", promo_secret_pepper=PEPPER))
+    assert not container.payment_gateway.is_defined
+    caplog.set_level(logging.INFO, logger="starpromo.worker")
     for job in (RECONCILE, RECOVER):
         summary = run_job(job, container)
         assert summary["skipped"] is True and "TELEGRAM_BOT_TOKEN" in summary["reason"]
+    assert [(r.job, r.skipped) for r in finished_lines(caplog)] == [  # type: ignore[attr-defined]
+        (RECONCILE, True), (RECOVER, True)]
 
 
 def test_the_payments_section_of_the_dashboard_counts_the_window(world: World) -> None:
