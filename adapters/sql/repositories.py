@@ -520,6 +520,23 @@ _R_EXPIRE_MANY = (
     .values(status=RedemptionStatus.EXPIRED.value, updated_at=sa.bindparam("now_", type_=_rd.c.updated_at.type))
     .returning(_rd)
 )
+# A literal, not a parameter: a generic (prepared) plan must still see the partial index's predicate.
+_RESERVED_LITERAL = sa.literal_column("'RESERVED'", sa.String)
+_rids = sa.bindparam("rids", type_=pg_dialect.ARRAY(sa.BigInteger))
+_PG_R_EXPIRE_MANY = _PgStatement(
+    sa.update(_rd)
+    .where(_rd.c.id == sa.any_(_rids), _rd.c.status == _RESERVED_LITERAL,
+           _rd.c.purchase_id.is_(None), _rd.c.reserved_until <= sa.bindparam("now_", type_=_rd.c.updated_at.type))
+    .values(status=RedemptionStatus.EXPIRED.value, updated_at=sa.bindparam("now_", type_=_rd.c.updated_at.type))
+    .returning(_rd)
+)
+_PG_R_DUE = _PgStatement(
+    sa.select(_rd)
+    .where(_rd.c.status == _RESERVED_LITERAL, _rd.c.purchase_id.is_(None),
+           _rd.c.reserved_until <= sa.bindparam("now_", type_=_rd.c.updated_at.type))
+    .order_by(_rd.c.reserved_until, _rd.c.id).limit(sa.bindparam("limit_", type_=sa.Integer))
+    .with_for_update(skip_locked=True)
+)
 _R_COLUMNS = ["promo_code_id", "user_id", "idempotency_key", "status", "discount_percent", "reserved_until",
               "purchase_id", "applied_purchase_id", "created_at", "updated_at", "revoked_at"]
 _PG_R_INSERT = _PgStatement(_R_INSERT, _R_COLUMNS)
@@ -600,8 +617,10 @@ class SqlRedemptions(_Repo):
     def expire_many(self, redemption_ids: Sequence[int], now: datetime) -> list[Redemption]:
         if not redemption_ids:
             return []
-        rows = self._c.execute(_R_EXPIRE_MANY, {"rids": list(dict.fromkeys(redemption_ids)), "now_": now})
-        return [to_redemption(r) for r in rows]
+        ids = list(dict.fromkeys(redemption_ids))
+        if self._pg:
+            return [_redemption_t(t) for t in self._raw(_PG_R_EXPIRE_MANY, {"rids": ids, "now_": now}).fetchall()]
+        return [to_redemption(r) for r in self._c.execute(_R_EXPIRE_MANY, {"rids": ids, "now_": now})]
 
     def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
         t = self.t
@@ -611,6 +630,8 @@ class SqlRedemptions(_Repo):
         )
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Redemption]:
+        if self._pg:
+            return [_redemption_t(t) for t in self._raw(_PG_R_DUE, {"now_": now, "limit_": limit}).fetchall()]
         t = self.t
         stmt = (
             sa.select(t)
