@@ -440,6 +440,7 @@ class RecoverySummary:
     candidates: int = 0
     settled: list[int] = attrs.field(factory=list)
     already_settled: int = 0
+    refunded_in_telegram: int = 0  # never settled: Telegram already gave the money back
     reviews: int = 0
     alerts_sent: int = 0
     alerts_failed: int = 0
@@ -475,7 +476,16 @@ class RecoveryService:
                           key=lambda t: (t.date, t.id))
         with self._uow() as uow:
             unknown = [tx for tx in payments if uow.purchases.get_by_charge_id(tx.id) is None]
+        # A payment Telegram already refunded must not be settled (premium and the promo for money that
+        # went back); reconciliation reports the pair for a human.
+        refunded = {tx.id for tx in scan.transactions if tx.outgoing}
         for tx in unknown:
+            if tx.id in refunded:
+                summary.refunded_in_telegram += 1
+                log.info("refunded payment not recovered", extra={
+                    "event": "payment_recovery_skipped_refunded", "purchase_id": parse_purchase_payload(tx.payload),
+                    "stars": tx.amount})
+                continue
             summary.candidates += 1
             self._recover_one(tx, summary, alerting)
         # Payments settled elsewhere (the webhook) whose promo reservation was gone: flagged, never alerted.

@@ -422,6 +422,35 @@ def test_a_late_payment_whose_reservation_is_gone_is_settled_at_the_price_paid_a
     assert len(world.alerts.bodies) == 1
 
 
+def test_a_payment_settled_by_the_webhook_without_its_reservation_raises_one_review_alert(world: World) -> None:
+    user = world.user()
+    reservation = world.discount_reservation(user, "LATE20")
+    p = world.invoice(user, "PREMIUM_30D", reservation)
+    world.clock.advance(minutes=31)
+    world.run("run_payment_invoice_expiry")
+    world.run("run_promo_reservation_expiry")
+    world.pay(p, "ch-late-webhook")  # the late payment arrives through the webhook: settled and flagged
+    world.clock.advance(minutes=3)
+    assert world.run(RECOVER)["reviews"] == 1
+    assert world.run(RECOVER)["reviews"] == 0
+    d = only_alert(world, REVIEW_EVENT)["details"]
+    assert (d["kind"], d["paid_stars"], d["promo_redemption_id"], d["user_id"]) == (
+        "PROMO_REDEMPTION_NOT_RESERVED", 120, reservation, user)
+
+
+def test_recovery_never_settles_a_payment_telegram_already_refunded(world: World) -> None:
+    user = world.user()
+    p = world.invoice(user, "PREMIUM_30D")
+    world.telegram_payment(p, "ch-paid-then-refunded")  # the webhook crashed, then Telegram refunded it
+    world.bot_api.add_refund("ch-paid-then-refunded", 150, user, date=world.clock.now())
+    world.clock.advance(minutes=3)
+    summary = world.run(RECOVER)
+    assert (summary["settled"], summary["refunded_in_telegram"]) == ([], 1)
+    assert world.purchase(p.id).status is PurchaseStatus.INVOICE_SENT
+    with world.c.uow_factory()() as uow:
+        assert uow.entitlements.get(user) is None and uow.ledger.for_user(user) == []
+
+
 def finished_lines(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     return [r for r in caplog.records if getattr(r, "event", None) == "job_finished"]
 
