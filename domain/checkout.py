@@ -270,6 +270,9 @@ class CheckoutService:
                                         f"paid {amount} Stars, the purchase costs {p.final_stars_amount}",
                                         {"expected": p.final_stars_amount, "got": amount})
                 if p.status in (PurchaseStatus.PAID, PurchaseStatus.REFUNDED):
+                    if p.telegram_payment_charge_id == charge_id:
+                        # The same charge settled it between the two reads above (a racing delivery).
+                        return Settlement(p, replayed=True)
                     raise CheckoutError("ALREADY_PAID", f"purchase is already {p.status.value} with another charge",
                                         {"status": p.status.value})
                 product = self._catalog.get(p.product_code)
