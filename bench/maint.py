@@ -232,8 +232,8 @@ def run_expiry(ctx: Context) -> WorkloadResult:
     batches = median([float(r.get("batches", 0)) for r in res.runs])
     res.notes.append("Second baseline (batched_500_seconds): one set-based statement per bounded batch of 500 (the "
                      "job's batch size, FOR UPDATE SKIP LOCKED, one transaction per batch), median "
-                     f"{median([float(r['batched_500_seconds']) for r in res.baseline_runs]):.2f} s: the floor for a job "
-                     "that keeps bounded batches (the job issues four statements per batch and builds domain "
+                     f"{median([float(r['batched_500_seconds']) for r in res.baseline_runs]):.2f} s: the floor for "
+                     "a job that keeps bounded batches (the job issues four statements per batch and builds domain "
                      "objects of the rows).")
     res.notes.append(f"Bounded batches: {batches:.0f} batches per run (PROMO_JOB_BATCH_SIZE default); every run "
                      "ends with no RESERVED row left and every used_total back to 0.")

@@ -263,8 +263,8 @@ class _Alerting:
         self.sent += 1
 
 
-class ReconciliationService:
-    """``run_payments_reconciliation``: local purchases vs Telegram Star transactions."""
+class _PaymentsJob:
+    """What both payments jobs work with: the tables, the clock, Telegram, checkout, and alerting."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, gateway: PaymentGateway,
                  checkout: CheckoutService, notifier: Notifier | None = None, alerts: AlertPolicy | None = None,
@@ -276,6 +276,10 @@ class ReconciliationService:
         self._notifier = notifier
         self._alerts = alerts
         self._policy = policy or PromoPolicy()
+
+
+class ReconciliationService(_PaymentsJob):
+    """``run_payments_reconciliation``: local purchases vs Telegram Star transactions."""
 
     def reconcile(self, window_hours: int | None = None, act: bool = True) -> ReconciliationReport:
         """Compare the trailing window. With ``act`` (the job), each new difference is recorded for
@@ -393,15 +397,10 @@ class ReconciliationService:
                 f"({len(rows)} payment(s), drift {telegram_stars - local_stars:+d})",
                 {"product_code": product, "local_stars": local_stars, "telegram_stars": telegram_stars,
                  "drift": telegram_stars - local_stars, "payments": rows}))
-        for p in local_paid:
-            if p.telegram_payment_charge_id not in incoming:
-                kind = DiffKind.MISSING_TELEGRAM_TRANSACTION
-                diffs.append(Difference(
-                    kind, dedup_key(event, kind.value, p.id),
-                    f"purchase {p.id} is paid ({p.final_stars_amount} Stars) but Telegram has no such payment",
-                    {"product_code": p.product_code, "local_stars": p.final_stars_amount, "user_id": p.user_id,
-                     "paid_at": iso(p.paid_at) if p.paid_at else None},
-                    purchase_id=p.id, charge_id=p.telegram_payment_charge_id))
+        diffs += [_local_only(DiffKind.MISSING_TELEGRAM_TRANSACTION, p, "paid_at", p.paid_at,
+                              f"purchase {p.id} is paid ({p.final_stars_amount} Stars) but Telegram has no such "
+                              "payment")
+                  for p in local_paid if p.telegram_payment_charge_id not in incoming]
         for tx in sorted(in_core_refunds, key=lambda t: (t.date, t.id)):
             p = by_charge.get(tx.id)
             if p is not None and p.status is PurchaseStatus.REFUNDED:
@@ -418,16 +417,19 @@ class ReconciliationService:
                  "local_status": p.status.value if p is not None else None,
                  "product_code": p.product_code if p is not None else None},
                 purchase_id=p.id if p is not None else None, charge_id=tx.id))
-        for p in local_refunded:
-            if p.telegram_payment_charge_id not in refunds:
-                kind = DiffKind.REFUND_MISSING_IN_TELEGRAM
-                diffs.append(Difference(
-                    kind, dedup_key(event, kind.value, p.id),
-                    f"purchase {p.id} is REFUNDED here but Telegram shows no refund",
-                    {"product_code": p.product_code, "local_stars": p.final_stars_amount, "user_id": p.user_id,
-                     "refunded_at": iso(p.refunded_at) if p.refunded_at else None},
-                    purchase_id=p.id, charge_id=p.telegram_payment_charge_id))
+        diffs += [_local_only(DiffKind.REFUND_MISSING_IN_TELEGRAM, p, "refunded_at", p.refunded_at,
+                              f"purchase {p.id} is REFUNDED here but Telegram shows no refund")
+                  for p in local_refunded if p.telegram_payment_charge_id not in refunds]
         return diffs
+
+
+def _local_only(kind: DiffKind, p: Purchase, moment_name: str, moment: datetime | None, summary: str) -> Difference:
+    """A difference about a purchase Telegram does not show (its payment or its refund)."""
+    return Difference(
+        kind, dedup_key(PAYMENTS_RECONCILIATION_DIFF_DETECTED, kind.value, p.id), summary,
+        {"product_code": p.product_code, "local_stars": p.final_stars_amount, "user_id": p.user_id,
+         moment_name: iso(moment) if moment else None},
+        purchase_id=p.id, charge_id=p.telegram_payment_charge_id)
 
 
 # --- recovery ---------------------------------------------------------------------------------------------
@@ -449,19 +451,8 @@ class RecoverySummary:
         return attrs.asdict(self)
 
 
-class RecoveryService:
+class RecoveryService(_PaymentsJob):
     """``run_payment_recovery``: settle payments Telegram took but we never settled."""
-
-    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, gateway: PaymentGateway,
-                 checkout: CheckoutService, notifier: Notifier | None = None, alerts: AlertPolicy | None = None,
-                 policy: PromoPolicy | None = None) -> None:
-        self._uow = uow_factory
-        self._clock = clock
-        self._gateway = gateway
-        self._checkout = checkout
-        self._notifier = notifier
-        self._alerts = alerts
-        self._policy = policy or PromoPolicy()
 
     def recover(self, window_hours: int | None = None) -> RecoverySummary:
         hours = validate_window_hours(self._policy.recovery_window_hours if window_hours is None else window_hours)

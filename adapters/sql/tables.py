@@ -69,6 +69,11 @@ def _in(column: str, values: Any) -> str:
     return f"{column} IN ({', '.join(repr(str(v.value)) for v in values)})"
 
 
+def _partial_index(name: str, *columns: sa.Column[Any], where: str) -> sa.Index:
+    """An index over the rows matching ``where``, on PostgreSQL and SQLite alike."""
+    return sa.Index(name, *columns, postgresql_where=sa.text(where), sqlite_where=sa.text(where))
+
+
 def _id() -> sa.Column[int]:
     return sa.Column("id", BigId, sa.Identity(), primary_key=True)
 
@@ -200,18 +205,8 @@ sa.Index(None, purchases.c.status, purchases.c.user_id)
 # Reconciliation and the dashboard's payments section: what was paid / refunded in a window.
 sa.Index(None, purchases.c.paid_at)
 sa.Index(None, purchases.c.refunded_at)
-sa.Index(
-    "ix_purchases_failed_updated_at",
-    purchases.c.updated_at,
-    postgresql_where=sa.text("status = 'FAILED'"),
-    sqlite_where=sa.text("status = 'FAILED'"),
-)
-sa.Index(
-    "ix_purchases_review_updated_at",
-    purchases.c.updated_at,
-    postgresql_where=sa.text("review_reason IS NOT NULL"),
-    sqlite_where=sa.text("review_reason IS NOT NULL"),
-)
+_partial_index("ix_purchases_failed_updated_at", purchases.c.updated_at, where="status = 'FAILED'")
+_partial_index("ix_purchases_review_updated_at", purchases.c.updated_at, where="review_reason IS NOT NULL")
 
 # Payment differences and unsafe recoveries for a human (issue 10). The unique dedup_key is what makes each
 # distinct difference one row and one alert, however many job runs (or racing runs) find it.
@@ -230,12 +225,7 @@ payment_reviews = sa.Table(
     sa.Column("resolution_note", sa.String(500)),
     sa.UniqueConstraint("dedup_key"),
 )
-sa.Index(
-    "ix_payment_reviews_open",
-    payment_reviews.c.id,
-    postgresql_where=sa.text("resolved_at IS NULL"),
-    sqlite_where=sa.text("resolved_at IS NULL"),
-)
+_partial_index("ix_payment_reviews_open", payment_reviews.c.id, where="resolved_at IS NULL")
 
 entitlements = sa.Table(
     "entitlements",

@@ -88,6 +88,17 @@ def paid(checkout: CheckoutService, gateway: InMemoryPaymentGateway, clock: Manu
     return settled
 
 
+def stuck_invoice(checkout: CheckoutService, gateway: InMemoryPaymentGateway, clock: ManualClock, charge: str,
+                  payer: int) -> Purchase:
+    """User 5's PREMIUM_7D invoice that Telegram says ``payer`` paid, never settled here."""
+    p = checkout.init(5, "PREMIUM_7D")
+    assert p.id is not None
+    checkout.mark_invoice_sent(p.id)
+    gateway.transactions.append(StarTransaction(id=charge, amount=50, date=clock.now(), user_id=payer,
+                                                outgoing=False, payload=f"purchase:{p.id}"))
+    return p
+
+
 # --- paging -----------------------------------------------------------------------------------------------
 
 
@@ -237,11 +248,7 @@ def test_a_failing_alert_channel_is_counted_and_never_fails_the_job(
 def test_a_payment_from_another_user_is_reviewed_not_settled(
         recovery: RecoveryService, checkout: CheckoutService, gateway: InMemoryPaymentGateway, clock: ManualClock,
         notifier: InMemoryNotifier) -> None:
-    p = checkout.init(5, "PREMIUM_7D")
-    assert p.id is not None
-    checkout.mark_invoice_sent(p.id)
-    gateway.transactions.append(StarTransaction(id="ch-x", amount=50, date=clock.now(), user_id=6, outgoing=False,
-                                                payload=f"purchase:{p.id}"))
+    p = stuck_invoice(checkout, gateway, clock, "ch-x", payer=6)
     clock.advance(minutes=3)
     summary = recovery.recover()
     assert summary.settled == [] and summary.reviews == 1
@@ -254,11 +261,7 @@ def test_a_payment_from_another_user_is_reviewed_not_settled(
 def test_a_payment_younger_than_the_recovery_grace_is_left_to_the_webhook(
         recovery: RecoveryService, checkout: CheckoutService, gateway: InMemoryPaymentGateway,
         clock: ManualClock) -> None:
-    p = checkout.init(5, "PREMIUM_7D")
-    assert p.id is not None
-    checkout.mark_invoice_sent(p.id)
-    gateway.transactions.append(StarTransaction(id="ch-y", amount=50, date=clock.now(), user_id=5, outgoing=False,
-                                                payload=f"purchase:{p.id}"))
+    p = stuck_invoice(checkout, gateway, clock, "ch-y", payer=5)
     clock.advance(minutes=1)
     assert recovery.recover().candidates == 0
     clock.advance(minutes=1)
