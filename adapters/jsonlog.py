@@ -30,13 +30,15 @@ def json_default(value: Any) -> Any:
 
 
 class JsonLineFormatter(logging.Formatter):
-    """``{"ts", "level", "logger", "event", "message", ...fields}`` on one line."""
+    """``{"ts", "level", "logger", "pid", "event", "message", ...fields}`` on one line (``pid`` tells the
+    processes of ``serve --processes N`` and of several workers apart)."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
+            "pid": record.process,
         }
         extra = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRS}
         line["event"] = extra.pop("event", None) or record.name.replace(".", "_")

@@ -39,6 +39,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=1,
                    help="processes the domain-service workers are spread over (default 1: the workers are "
                         "threads of one process, like starpromo serve's; the report also shows the other shape)")
+    p.add_argument("--serve-processes", type=int, default=os.cpu_count() or 1,
+                   help="starpromo serve --processes for redeem_http (default: one per core)")
     p.add_argument("--no-profile", action="store_true", help="skip the pyinstrument profile")
     p.add_argument("--out", type=Path, default=HERE, help="directory for the report (default bench/)")
     return p.parse_args(argv)
@@ -91,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     wanted = only or set(WORKLOADS)
     cfg = BenchConfig(quick=args.quick, runs=args.runs or (1 if args.quick else 3),
                       duration=args.duration or (3.0 if args.quick else 8.0), workers=args.workers,
-                      out_dir=args.out, profile=not args.no_profile, procs=max(1, min(args.procs, args.workers)))
+                      out_dir=args.out, profile=not args.no_profile, procs=max(1, min(args.procs, args.workers)),
+                      serve_processes=max(1, args.serve_processes))
     services = Services.from_env()
     ctx = Context(cfg, services, Databases(services))
     started = time.perf_counter()

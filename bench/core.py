@@ -39,6 +39,7 @@ class BenchConfig:
     out_dir: Path
     profile: bool = True
     procs: int = 1
+    serve_processes: int = 2
 
 
 @dataclass(frozen=True)

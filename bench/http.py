@@ -112,12 +112,13 @@ def _wrk() -> str | None:
 
 
 class Server:
-    def __init__(self, database_url: str, threads: int) -> None:
+    def __init__(self, database_url: str, threads: int, processes: int = 1) -> None:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)  # noqa: SIM115
         self.proc = subprocess.Popen(
-            [*starpromo_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(threads)],
+            [*starpromo_cmd(), "serve", "--host", "127.0.0.1", "--port", str(self.port), "--threads", str(threads),
+             "--processes", str(processes)],
             env=app_env(database_url), cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
@@ -276,7 +277,8 @@ def run(ctx: Context) -> WorkloadResult:
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
     codes_file = tmp / "codes.txt"
     codes_file.write_text("\n".join(codes) + "\n")
-    server = Server(url, threads=cfg.workers)
+    threads = max(1, cfg.workers // cfg.serve_processes)
+    server = Server(url, threads=threads, processes=cfg.serve_processes)
     wrk = _wrk()
     generator = f"wrk -t 2 -c {cfg.workers} (Lua script)" if wrk else "Python threads with http.client"
     res.notes.append(
@@ -284,8 +286,8 @@ def run(ctx: Context) -> WorkloadResult:
         f"previous answer arrives ({generator}), i.e. the saturation rate. Latency: open loop at the target rate "
         f"{TARGET_RATE}/s over {cfg.workers} keep-alive connections, measured from each request's scheduled "
         "send time (no coordinated omission) — latency at the required load, not at saturation, where "
-        f"p50 = {cfg.workers} clients / throughput by Little's law. Server: starpromo serve --threads "
-        f"{cfg.workers} (waitress).")
+        f"p50 = {cfg.workers} clients / throughput by Little's law. Server: starpromo serve --processes "
+        f"{cfg.serve_processes} --threads {threads} (waitress in each pre-forked process).")
     try:
         server.wait_ready()
         base_counter = [int(time.time()) * 10**6]

@@ -39,15 +39,15 @@ def migrate(database_url: str) -> None:
 
 
 class Server:
-    """A ``starpromo serve`` subprocess; its stderr (the JSON log) goes to ``log_path``. ``extra_env`` is
-    added to its environment (e.g. ``REDIS_URL``)."""
+    """A ``starpromo serve`` subprocess; its stderr (the JSON log) goes to ``log_path``. ``args`` are added to
+    its command line (e.g. ``--processes 2``), ``extra_env`` to its environment (e.g. ``REDIS_URL``)."""
 
-    def __init__(self, database_url: str, log_path: Path, **extra_env: str) -> None:
+    def __init__(self, database_url: str, log_path: Path, *args: str, **extra_env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("w", encoding="utf-8")
-        self.proc = subprocess.Popen([STARPROMO, "serve", "--host", "127.0.0.1", "--port", str(self.port)],
+        self.proc = subprocess.Popen([STARPROMO, "serve", "--host", "127.0.0.1", "--port", str(self.port), *args],
                                      env=server_env(database_url, **extra_env), stdout=self._log,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

@@ -67,3 +67,9 @@ def test_serve_answers_many_concurrent_clients(tmp_path: Path) -> None:
     # One access-log line per request.
     redeems = [ln for ln in log.splitlines() if '"route": "/internal/promo/redeem"' in ln]
     assert len(redeems) == 100
+
+
+def test_several_processes_on_memory_storage_are_refused() -> None:
+    proc = _run(server_env("memory://"), "--port", "0", "--processes", "2")
+    assert proc.returncode == 2
+    assert "--processes" in proc.stderr and "memory://" in proc.stderr and "Traceback" not in proc.stderr

@@ -1,0 +1,95 @@
+"""``starpromo serve --processes 2`` on PostgreSQL: pre-forked workers share one socket, the capacity stays
+exact under concurrent clients spread over both, a worker that dies is replaced, SIGTERM stops everything."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from adapters.sql.engine import EngineHolder
+from tests.sql import fresh_pg_database, live_units_mismatch
+from tests.unit.http.server import AUTH, Server, migrate
+
+
+@pytest.fixture(scope="module")
+def database_url() -> Iterator[str]:
+    with fresh_pg_database("starpromo_procs") as url:
+        migrate(url)
+        yield url
+
+
+def _workers(server: Server) -> list[int]:
+    return sorted(child.pid for child in psutil.Process(server.proc.pid).children())
+
+
+def _wait_for(predicate: object, timeout: float = 15.0) -> None:
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    pytest.fail("condition not reached in time")
+
+
+def test_two_processes_share_the_load_and_keep_the_capacity_exact(database_url: str, tmp_path: Path) -> None:
+    server = Server(database_url, tmp_path / "serve.log", "--processes", "2", "--threads", "8")
+    try:
+        assert len(_workers(server)) == 2
+        r = server.post("/internal/promo/campaigns", {"code": "PROC-RUSH-01", "campaign_name": "procs",
+                                                      "promo_type": "PERCENT_DISCOUNT", "discount_percent": 10,
+                                                      "max_total_uses": 40})
+        assert r.status_code == 201, r.text
+
+        def redeem(user: int) -> int:
+            # A new connection per call, so the kernel hands the calls to both workers.
+            return requests.post(server.url + "/internal/promo/redeem", headers=AUTH, timeout=30,
+                                 json={"user_id": user, "code": "PROCRUSH01", "idempotency_key": f"p{user}"}
+                                 ).status_code
+
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            statuses = Counter(pool.map(redeem, range(1, 201)))
+        assert statuses == Counter({200: 40, 422: 160})
+    finally:
+        log = server.stop()
+    engines = EngineHolder(database_url, 1)
+    try:
+        assert live_units_mismatch(engines) == []
+    finally:
+        engines.dispose()
+    assert log.count('"event": "http_worker_started"') == 2
+    assert "Traceback" not in log
+    redeems = [json.loads(ln) for ln in log.splitlines() if '"route": "/internal/promo/redeem"' in ln]
+    assert len(redeems) == 200
+    assert len({line["pid"] for line in redeems}) == 2  # both workers served
+
+
+def test_a_dead_worker_is_replaced_and_sigterm_stops_every_process(database_url: str, tmp_path: Path) -> None:
+    server = Server(database_url, tmp_path / "serve.log", "--processes", "2")
+    try:
+        first = _workers(server)
+        assert len(first) == 2
+        os.kill(first[0], signal.SIGKILL)
+        _wait_for(lambda: len(_workers(server)) == 2 and first[0] not in _workers(server))
+        assert first[1] in _workers(server)
+        for _ in range(20):
+            assert server.get("/healthz", headers={}).status_code == 200
+        workers = _workers(server)
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(timeout=20) == 0
+        assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    finally:
+        log = server.stop()
+    assert '"event": "http_worker_died"' in log and '"exit_code": -9' in log
+    assert log.count('"event": "http_worker_started"') == 3
+    assert '"event": "http_server_stopped"' in log
