@@ -289,3 +289,16 @@ class PaymentReview:
     @property
     def is_open(self) -> bool:
         return self.resolved_at is None
+
+
+@attrs.frozen
+class RedeemSnapshot:
+    """What redeem checks 1-7 read, read together (one round trip on PostgreSQL): the redemption holding
+    the idempotency key, the user's failed attempts since the throttling window began (count and latest),
+    the campaign of the first code hash that exists, and the user's live (not EXPIRED) redemption of it."""
+
+    by_key: Redemption | None
+    failures: int
+    latest_failure: datetime | None
+    campaign: Campaign | None
+    live: Redemption | None

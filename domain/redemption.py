@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -18,16 +19,17 @@ from domain.model import (
     LedgerSource,
     PromoType,
     RedeemResult,
+    RedeemSnapshot,
     Redemption,
     RedemptionStatus,
     TargetScope,
 )
 from domain.policy import PromoPolicy
-from domain.throttling import blocked_until
+from domain.throttling import block_ends
 
 if TYPE_CHECKING:
     from ports.clock import Clock
-    from ports.repositories import UnitOfWork, UnitOfWorkFactory
+    from ports.repositories import Attempts, PromoCodes, Redemptions, UnitOfWork, UnitOfWorkFactory
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_:.\-]{1,128}$")
 MAX_USER_ID = 2**63 - 1
@@ -119,16 +121,17 @@ class RedemptionService:
             return _Decision(RedeemOutcome(result=result, retry_after=retry_after), attempt)
 
         with self._uow() as uow:
+            # The reads of checks 1-7 at once (one round trip on PostgreSQL); each is consulted in order.
+            snap = uow.redemptions.redeem_snapshot(key, user_id, hashes, now - self._policy.fail_window)
             # 1. idempotency
-            existing = uow.redemptions.get_by_idempotency_key(key)
-            if existing is not None:
-                return self._replay_or_reuse(uow, existing, user_id, hashes)
+            if snap.by_key is not None:
+                return self._replay_or_reuse(uow, snap.by_key, user_id, hashes)
             # 2. throttling
-            until = blocked_until(uow.attempts, user_id, now, self._policy)
+            until = block_ends(snap.failures, snap.latest_failure, now, self._policy)
             if until is not None:
                 return failed(RedeemResult.RATE_LIMITED, until)
             # 3. malformed or unknown
-            campaign = uow.promo_codes.get_by_hashes(hashes) if hashes else None
+            campaign = snap.campaign
             if campaign is None or campaign.id is None:
                 return failed(RedeemResult.INVALID)
             # 4-6. campaign state
@@ -141,7 +144,7 @@ class RedemptionService:
             if campaign.status is CampaignStatus.DEPLETED or campaign.capacity_used_up():
                 return failed(RedeemResult.DEPLETED)
             # 7. one live redemption per user and campaign
-            live = uow.redemptions.get_live(campaign.id, user_id)
+            live = snap.live
             if live is not None:
                 if live.idempotency_key == key:
                     # The same request committed after check 1 read: answer as its replay.
@@ -154,8 +157,10 @@ class RedemptionService:
             # the SPEC order's (a lost claim rolls the redemption back and answers DEPLETED), but the
             # campaign row -- the one row every redeem of a campaign contends for -- stays locked only
             # from the claim to the commit (one round trip) instead of across the inserts as well.
+            accepted = Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
+                               result=RedeemResult.ACCEPTED, attempted_at=now)
             try:
-                redemption = self._create(uow, campaign, user_id, key, now)
+                redemption, claimed = self._create(uow, campaign, user_id, key, now, accepted)
             except DuplicateIdempotencyKey:
                 uow.rollback()
                 if self._claim_would_fail(uow, campaign.id, now):
@@ -171,9 +176,6 @@ class RedemptionService:
                 if winner is not None:
                     return self._replay_or_reuse(uow, winner, user_id, hashes)
                 return failed(RedeemResult.ALREADY_USED)
-            uow.attempts.add(Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
-                                     result=RedeemResult.ACCEPTED, attempted_at=now))
-            claimed = uow.promo_codes.claim_capacity(campaign.id, now)
             if claimed is None:
                 uow.rollback()
                 return failed(RedeemResult.DEPLETED)
@@ -188,7 +190,10 @@ class RedemptionService:
         uow.rollback()
         return claimed is None
 
-    def _create(self, uow: UnitOfWork, campaign: Campaign, user_id: int, key: str, now: datetime) -> Redemption:
+    def _create(self, uow: UnitOfWork, campaign: Campaign, user_id: int, key: str, now: datetime,
+                accepted: Attempt) -> tuple[Redemption, Campaign | None]:
+        """The redemption (and for a grant its entitlement), the ACCEPTED attempt, then the capacity claim:
+        the redemption and the claimed campaign, or None for the campaign when the claim failed."""
         assert campaign.id is not None
         if campaign.promo_type is PromoType.PREMIUM_GRANT:
             redemption = uow.redemptions.add(Redemption(
@@ -199,13 +204,15 @@ class RedemptionService:
             assert campaign.grant_plan_code is not None and campaign.grant_days is not None
             entitlements.grant(uow, user_id, campaign.grant_plan_code, campaign.grant_days, now,
                                LedgerSource.PROMO_GRANT, promo_redemption_id=redemption.id)
-            return redemption
-        return uow.redemptions.add(Redemption(
+            uow.attempts.add(accepted)
+            return redemption, uow.promo_codes.claim_capacity(campaign.id, now)
+        # A reservation: the three writes at once (one statement on PostgreSQL).
+        return uow.redemptions.add_and_claim(Redemption(
             id=None, promo_code_id=campaign.id, user_id=user_id, idempotency_key=key,
             status=RedemptionStatus.RESERVED, discount_percent=campaign.discount_percent,
             reserved_until=now + self._policy.reservation_ttl, purchase_id=None,
             applied_purchase_id=None, created_at=now, updated_at=now,
-        ))
+        ), accepted, now)
 
     @staticmethod
     def _replay_or_reuse(
@@ -215,3 +222,23 @@ class RedemptionService:
         if existing.user_id == user_id and campaign is not None and campaign.code_hash in hashes:
             return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, True, existing, campaign), None)
         return _Decision(RedeemOutcome(RedeemResult.IDEMPOTENCY_KEY_REUSED), None)
+
+
+def snapshot_by_parts(redemptions: Redemptions, attempts: Attempts, promo_codes: PromoCodes, idempotency_key: str,
+                      user_id: int, code_hashes: Sequence[str], failures_since: datetime) -> RedeemSnapshot:
+    """``Redemptions.redeem_snapshot`` from the single-purpose reads: the reference an adapter's one-statement
+    version must agree with, and the implementation of the adapters that have no faster way."""
+    failures, latest = attempts.failure_stats(user_id, failures_since)
+    campaign = promo_codes.get_by_hashes(code_hashes) if code_hashes else None
+    live = redemptions.get_live(campaign.id, user_id) if campaign is not None and campaign.id is not None else None
+    return RedeemSnapshot(redemptions.get_by_idempotency_key(idempotency_key), failures, latest, campaign, live)
+
+
+def add_and_claim_by_parts(
+    redemptions: Redemptions, attempts: Attempts, promo_codes: PromoCodes, redemption: Redemption, attempt: Attempt,
+    now: datetime,
+) -> tuple[Redemption, Campaign | None]:
+    """``Redemptions.add_and_claim`` from the single-purpose writes, in that order (the reference)."""
+    stored = redemptions.add(redemption)
+    attempts.add(attempt)
+    return stored, promo_codes.claim_capacity(redemption.promo_code_id, now)

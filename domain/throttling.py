@@ -18,6 +18,11 @@ def blocked_until(attempts: Attempts, user_id: int, now: datetime, policy: Promo
     younger than the block duration.
     """
     failures, latest = attempts.failure_stats(user_id, now - policy.fail_window)
+    return block_ends(failures, latest, now, policy)
+
+
+def block_ends(failures: int, latest: datetime | None, now: datetime, policy: PromoPolicy) -> datetime | None:
+    """``blocked_until`` from the failure count and latest failure of the trailing window (already read)."""
     if failures < policy.fail_limit or latest is None:
         return None
     ends = latest + policy.block

@@ -27,6 +27,7 @@ from domain.model import (
     Purchase,
     PurchaseStatus,
     RedeemResult,
+    RedeemSnapshot,
     Redemption,
     RedemptionStatus,
 )
@@ -113,6 +114,20 @@ class Redemptions(Protocol):
 
     def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
         """The user's redemption of this campaign that is not EXPIRED."""
+        ...
+
+    def redeem_snapshot(self, idempotency_key: str, user_id: int, code_hashes: Sequence[str],
+                        failures_since: datetime) -> RedeemSnapshot:
+        """The reads of redeem checks 1-7 in one call, as ``get_by_idempotency_key``,
+        ``Attempts.failure_stats``, ``PromoCodes.get_by_hashes`` and ``get_live`` would answer them
+        (``domain.redemption.snapshot_by_parts`` composes exactly that; adapters may read it at once)."""
+        ...
+
+    def add_and_claim(self, redemption: Redemption, attempt: Attempt, now: datetime
+                      ) -> tuple[Redemption, Campaign | None]:
+        """``add(redemption)``, ``Attempts.add(attempt)`` and ``PromoCodes.claim_capacity`` of the redemption's
+        campaign in one call, in that order (``domain.redemption.add_and_claim_by_parts``); raises as ``add``.
+        None for the campaign: the claim failed, and the caller rolls the unit of work back."""
         ...
 
     def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:

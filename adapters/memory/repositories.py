@@ -38,9 +38,11 @@ from domain.model import (
     Purchase,
     PurchaseStatus,
     RedeemResult,
+    RedeemSnapshot,
     Redemption,
     RedemptionStatus,
 )
+from domain.redemption import add_and_claim_by_parts, snapshot_by_parts
 from ports.entitlements import EntitlementLedger, Entitlements
 from ports.repositories import (
     Attempts,
@@ -252,6 +254,16 @@ class InMemoryRedemptions:
             if r.promo_code_id == promo_code_id and r.user_id == user_id and r.status is not RedemptionStatus.EXPIRED:
                 return r
         return None
+
+    def redeem_snapshot(self, idempotency_key: str, user_id: int, code_hashes: Sequence[str],
+                        failures_since: datetime) -> RedeemSnapshot:
+        return snapshot_by_parts(self, InMemoryAttempts(self._s, self._u), InMemoryPromoCodes(self._s, self._u),
+                                 idempotency_key, user_id, code_hashes, failures_since)
+
+    def add_and_claim(self, redemption: Redemption, attempt: Attempt, now: datetime
+                      ) -> tuple[Redemption, Campaign | None]:
+        return add_and_claim_by_parts(self, InMemoryAttempts(self._s, self._u), InMemoryPromoCodes(self._s, self._u),
+                                      redemption, attempt, now)
 
     def _put(self, r: Redemption, **changes: Any) -> Redemption:
         updated = attrs.evolve(r, **changes)

@@ -54,10 +54,12 @@ from domain.model import (
     Purchase,
     PurchaseStatus,
     RedeemResult,
+    RedeemSnapshot,
     Redemption,
     RedemptionStatus,
     TargetScope,
 )
+from domain.redemption import add_and_claim_by_parts, snapshot_by_parts
 
 # Constraint name (PostgreSQL) and "table.col, table.col" (SQLite's message) -> domain error.
 _VIOLATIONS: dict[str, type[ConstraintViolation]] = {
@@ -155,6 +157,13 @@ class _PgStatement:
         compiled = stmt.compile(dialect=PGDialect_psycopg(), column_keys=column_keys)  # type: ignore[no-untyped-call]
         self.sql = str(compiled)
         self.defaults: dict[str, Any] = {k: _v(v) for k, v in compiled.params.items()}
+
+    @classmethod
+    def text(cls, sql: str) -> _PgStatement:
+        """A statement written as psycopg SQL (``%(name)s`` placeholders), for what Core cannot say as simply."""
+        st = cls.__new__(cls)
+        st.sql, st.defaults = sql, {}
+        return st
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -591,6 +600,41 @@ class SqlRedemptions(_Repo):
     def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
         return self._one_with(_R_LIVE, {"pid": promo_code_id, "uid": user_id}, _PG_R_LIVE)
 
+    def redeem_snapshot(self, idempotency_key: str, user_id: int, code_hashes: Sequence[str],
+                        failures_since: datetime) -> RedeemSnapshot:
+        if not self._pg:
+            return snapshot_by_parts(self, SqlAttempts(self._c), SqlPromoCodes(self._c), idempotency_key, user_id,
+                                     code_hashes, failures_since)
+        row = self._raw(_PG_REDEEM_SNAPSHOT, {"key_": idempotency_key, "uid": user_id, "hashes": list(code_hashes),
+                                              "since": failures_since}).fetchone()
+        r, c = _REDEMPTION_WIDTH, _CAMPAIGN_WIDTH
+        campaign = _campaign_t(row[r + 2:r + 2 + c]) if row[r + 2] is not None else None
+        return RedeemSnapshot(
+            by_key=_redemption_t(row[:r]) if row[0] is not None else None,
+            failures=int(row[r]),
+            latest_failure=_utc(row[r + 1]),
+            campaign=campaign,
+            live=_redemption_t(row[r + 2 + c:]) if row[r + 2 + c] is not None else None,
+        )
+
+    def add_and_claim(self, redemption: Redemption, attempt: Attempt, now: datetime
+                      ) -> tuple[Redemption, Campaign | None]:
+        if not self._pg:
+            return add_and_claim_by_parts(self, SqlAttempts(self._c), SqlPromoCodes(self._c), redemption, attempt,
+                                          now)
+        row = self._raw(_PG_ADD_AND_CLAIM, {
+            "promo_code_id": redemption.promo_code_id, "user_id": redemption.user_id,
+            "idempotency_key": redemption.idempotency_key, "status": redemption.status.value,
+            "discount_percent": redemption.discount_percent, "reserved_until": redemption.reserved_until,
+            "purchase_id": redemption.purchase_id, "applied_purchase_id": redemption.applied_purchase_id,
+            "created_at": redemption.created_at, "updated_at": redemption.updated_at,
+            "revoked_at": redemption.revoked_at,
+            "a_user_id": attempt.user_id, "a_hash": attempt.normalized_code_hash, "a_prefix": attempt.code_prefix,
+            "a_result": attempt.result.value, "a_at": attempt.attempted_at, "now_": now,
+        }).fetchone()
+        r = _REDEMPTION_WIDTH
+        return _redemption_t(row[:r]), _campaign_t(row[r:]) if row[r] is not None else None
+
     def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
         t = self.t
         return self._update(
@@ -676,6 +720,41 @@ _A_FAILURE_STATS = (
            # The failure results as SQL literals (constants of the enum): no expanding parameter to
            # render on every call.
            _at.c.result.in_([sa.literal_column(f"'{r}'") for r in _FAILURES]))
+)
+_REDEMPTION_WIDTH = len(promo_redemptions.c)
+_CAMPAIGN_WIDTH = len(promo_codes.c)
+# Redeem checks 1-7 read in one statement (one snapshot, one round trip): the key's redemption, the
+# user's failures in the throttling window, the campaign of the first hash that exists (the current
+# pepper's before the previous ones'), and the user's live redemption of that campaign. Each part is the
+# single-purpose statement of its repository method, on the same indexes.
+_PG_REDEEM_SNAPSHOT = _PgStatement.text(
+    "SELECT k.*, f.n, f.last, c.*, l.* FROM (SELECT 1) AS one "
+    "LEFT JOIN LATERAL (SELECT * FROM promo_redemptions WHERE idempotency_key = %(key_)s::varchar) AS k ON true "
+    "CROSS JOIN LATERAL (SELECT count(*) AS n, max(attempted_at) AS last FROM promo_attempts "
+    "WHERE user_id = %(uid)s::bigint AND attempted_at >= %(since)s::timestamptz "
+    f"AND result IN ({', '.join(repr(r) for r in _FAILURES)})) AS f "
+    "LEFT JOIN LATERAL (SELECT * FROM promo_codes WHERE code_hash = ANY(%(hashes)s::varchar[]) "
+    "ORDER BY array_position(%(hashes)s::varchar[], code_hash) LIMIT 1) AS c ON true "
+    "LEFT JOIN LATERAL (SELECT * FROM promo_redemptions WHERE promo_code_id = c.id AND user_id = %(uid)s::bigint "
+    "AND status <> 'EXPIRED' LIMIT 1) AS l ON true"
+)
+# The three writes of an accepted reservation in one statement, in the order of the single-purpose ones: the
+# claim's WHERE reads the new redemption, so the unique indexes are taken before the campaign row is locked
+# (the order every redeem uses; two cannot deadlock), and the row stays locked only until COMMIT.
+_PG_ADD_AND_CLAIM = _PgStatement.text(
+    "WITH r AS (INSERT INTO promo_redemptions (promo_code_id, user_id, idempotency_key, status, discount_percent, "
+    "reserved_until, purchase_id, applied_purchase_id, created_at, updated_at, revoked_at) VALUES "
+    "(%(promo_code_id)s::bigint, %(user_id)s::bigint, %(idempotency_key)s::varchar, %(status)s::varchar, "
+    "%(discount_percent)s::integer, %(reserved_until)s::timestamptz, %(purchase_id)s::bigint, "
+    "%(applied_purchase_id)s::bigint, %(created_at)s::timestamptz, %(updated_at)s::timestamptz, "
+    "%(revoked_at)s::timestamptz) RETURNING *), "
+    "a AS (INSERT INTO promo_attempts (user_id, normalized_code_hash, code_prefix, result, attempted_at) VALUES "
+    "(%(a_user_id)s::bigint, %(a_hash)s::varchar, %(a_prefix)s::varchar, %(a_result)s::varchar, "
+    "%(a_at)s::timestamptz)), "
+    "c AS (UPDATE promo_codes SET used_total = used_total + 1, updated_at = %(now_)s::timestamptz "
+    "WHERE id = (SELECT promo_code_id FROM r) AND status = 'ACTIVE' "
+    "AND (max_total_uses IS NULL OR used_total < max_total_uses) RETURNING *) "
+    "SELECT r.*, c.* FROM r LEFT JOIN c ON true"
 )
 _PG_A_INSERT = _PgStatement(_A_INSERT, ["user_id", "normalized_code_hash", "code_prefix", "result", "attempted_at"])
 _PG_A_FAILURE_STATS = _PgStatement(_A_FAILURE_STATS)

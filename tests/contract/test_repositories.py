@@ -31,10 +31,12 @@ from domain.model import (
     Purchase,
     PurchaseStatus,
     RedeemResult,
+    RedeemSnapshot,
     Redemption,
     RedemptionStatus,
     TargetScope,
 )
+from domain.redemption import snapshot_by_parts
 from ports.repositories import UnitOfWork
 from tests.conftest import T0
 
@@ -544,3 +546,61 @@ def test_expire_many_expires_only_due_unbound_reservations_and_releases_units_in
         assert (uow.promo_codes.get(other.id or 0) or other).used_total == 1
         assert (uow.promo_codes.get(c.id or 0) or c).used_total == 0
         uow.commit()
+
+
+def test_redeem_snapshot_reads_what_the_single_reads_answer(uow_factory: Factory) -> None:
+    a = add_campaign(uow_factory, campaign("a" * 64))
+    b = add_campaign(uow_factory, campaign("b" * 64))
+    with uow_factory() as uow:
+        uow.redemptions.add(redemption(a.id or 0, user_id=1, key="gone", status=RedemptionStatus.EXPIRED))
+        live = uow.redemptions.add(redemption(a.id or 0, user_id=1, key="k1"))
+        other = uow.redemptions.add(redemption(b.id or 0, user_id=2, key="k2", status=RedemptionStatus.APPLIED))
+        for i, result in enumerate([RedeemResult.INVALID, RedeemResult.ACCEPTED, RedeemResult.PAUSED]):
+            uow.attempts.add(attempt(1, result, T0 + timedelta(minutes=i)))
+        uow.commit()
+    cases = [
+        ("k1", 1, ["a" * 64], T0),  # key, failures, campaign and live redemption all found
+        ("k2", 1, ["b" * 64, "a" * 64], T0 + timedelta(minutes=1)),  # the first hash wins; no live one for b
+        ("new", 2, ["0" * 64, "b" * 64], T0),  # an unknown hash first (a previous pepper's); user 2's live
+        ("new", 3, ["0" * 64], T0),  # nothing at all
+        ("new", 1, [], T0),  # malformed code: no hash to look up
+        ("gone", 1, ["a" * 64], T0 + timedelta(hours=1)),  # an expired key still answers; no failures in window
+    ]
+    with uow_factory() as uow:
+        snaps = [uow.redemptions.redeem_snapshot(*case) for case in cases]
+        parts = [snapshot_by_parts(uow.redemptions, uow.attempts, uow.promo_codes, *case) for case in cases]
+    assert snaps == parts
+    assert snaps[0] == RedeemSnapshot(live, 2, T0 + timedelta(minutes=2), a, live)
+    assert snaps[1] == RedeemSnapshot(other, 1, T0 + timedelta(minutes=2), b, None)
+    assert snaps[2] == RedeemSnapshot(None, 0, None, b, other)
+    assert snaps[3] == RedeemSnapshot(None, 0, None, None, None)
+    assert snaps[4] == RedeemSnapshot(None, 2, T0 + timedelta(minutes=2), None, None)
+    assert snaps[5].by_key is not None and snaps[5].by_key.status is RedemptionStatus.EXPIRED
+    assert (snaps[5].failures, snaps[5].campaign, snaps[5].live) == (0, a, live)
+
+
+def test_add_and_claim_writes_the_redemption_and_attempt_then_claims_a_unit(uow_factory: Factory) -> None:
+    c = add_campaign(uow_factory, campaign(max_total_uses=1))
+    paused = add_campaign(uow_factory, campaign("b" * 64, status=CampaignStatus.PAUSED,
+                                                paused_reason=PausedReason.MANUAL))
+    now = T0 + timedelta(minutes=1)
+    ok = attempt(1, RedeemResult.ACCEPTED, now)
+    with uow_factory() as uow:
+        stored, claimed = uow.redemptions.add_and_claim(redemption(c.id or 0), ok, now)
+        assert stored.id is not None and attrs.evolve(stored, id=None) == redemption(c.id or 0)
+        assert claimed == attrs.evolve(c, used_total=1, updated_at=now)
+        assert uow.attempts.counts_by_result(T0, T0 + timedelta(hours=1)) == {RedeemResult.ACCEPTED: 1}
+        uow.commit()
+    with uow_factory() as uow:  # capacity used up: written, but no unit (the caller rolls back)
+        stored, claimed = uow.redemptions.add_and_claim(redemption(c.id or 0, user_id=2, key="k2"), ok, now)
+        assert stored.id is not None and claimed is None
+        assert uow.redemptions.add_and_claim(redemption(paused.id or 0, key="k3"), ok, now)[1] is None
+    with uow_factory() as uow, pytest.raises(DuplicateIdempotencyKey):
+        uow.redemptions.add_and_claim(redemption(paused.id or 0, user_id=3, key="k1"), ok, now)
+    with uow_factory() as uow, pytest.raises(LiveRedemptionExists):
+        uow.redemptions.add_and_claim(redemption(c.id or 0, user_id=1, key="k4"), ok, now)
+    with uow_factory() as uow:  # nothing of the refused or rolled-back calls was kept
+        assert uow.promo_codes.get(c.id or 0) == attrs.evolve(c, used_total=1, updated_at=now)
+        assert uow.promo_codes.get(paused.id or 0) == paused
+        assert uow.redemptions.get_by_idempotency_key("k2") is None
+        assert uow.attempts.counts_by_result(T0, T0 + timedelta(hours=1)) == {RedeemResult.ACCEPTED: 1}

@@ -41,24 +41,27 @@ class _KillingUnitOfWork(SqlUnitOfWork):
     def __enter__(self) -> _KillingUnitOfWork:
         super().__enter__()
         pid = self.connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        claim: Callable[..., Any] = self.promo_codes.claim_capacity
         factory = self._factory
 
-        def claim_then_die(*args: Any) -> Any:
-            result = claim(*args)
-            if factory.armed:
-                with factory.admin.connect() as admin:
-                    admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-                factory.kills += 1
-            return result
+        def then_die(write: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapped(*args: Any) -> Any:
+                result = write(*args)
+                if factory.armed:
+                    with factory.admin.connect() as admin:
+                        admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                    factory.kills += 1
+                return result
+            return wrapped
 
-        self.promo_codes.claim_capacity = claim_then_die  # type: ignore[method-assign]
+        # A grant claims on its own; a reservation writes redemption, attempt and claim in one statement.
+        self.promo_codes.claim_capacity = then_die(self.promo_codes.claim_capacity)  # type: ignore[method-assign]
+        self.redemptions.add_and_claim = then_die(self.redemptions.add_and_claim)  # type: ignore[method-assign]
         return self
 
 
 class KillAfterClaim(SqlUnitOfWorkFactory):
-    """Units of work whose connection the server terminates right after the capacity claim (the
-    UPDATE ran, the redemption INSERT and the commit have not), as long as ``armed`` is set."""
+    """Units of work whose connection the server terminates right after the capacity claim (the claim ran,
+    the commit has not), as long as ``armed`` is set."""
 
     def __init__(self, engines: EngineHolder) -> None:
         super().__init__(engines)

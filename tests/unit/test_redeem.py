@@ -29,7 +29,7 @@ from domain.model import (
     TargetScope,
 )
 from domain.policy import PromoPolicy
-from domain.redemption import RedeemOutcome, RedemptionService
+from domain.redemption import RedeemOutcome, RedemptionService, snapshot_by_parts
 from tests.conftest import PEPPER
 
 DISCOUNT = CampaignSpec(campaign_name="spring", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=20)
@@ -94,6 +94,9 @@ def patched_factory(store: MemoryStore, patch: Callable[[InMemoryUnitOfWork], No
     def make() -> InMemoryUnitOfWork:
         uow = InMemoryUnitOfWork(store)
         patch(uow)
+        # The domain reads checks 1-7 through ``redeem_snapshot``: compose it from the (patched) single reads.
+        repos = (uow.redemptions, uow.attempts, uow.promo_codes)
+        uow.redemptions = _Override(uow.redemptions, redeem_snapshot=lambda *a: snapshot_by_parts(*repos, *a))
         return uow
 
     return make

@@ -246,7 +246,8 @@ class RedeemMachine(RuleBasedStateMachine):
                 uow.promo_codes = _Override(uow.promo_codes, get=stale.promo_codes.get,
                                             get_by_hashes=stale.promo_codes.get_by_hashes)
                 uow.redemptions = _Override(uow.redemptions, get_live=stale.redemptions.get_live,
-                                            get_by_idempotency_key=stale.redemptions.get_by_idempotency_key)
+                                            get_by_idempotency_key=stale.redemptions.get_by_idempotency_key,
+                                            redeem_snapshot=stale.redemptions.redeem_snapshot)
                 uow.attempts = _Override(uow.attempts, failure_stats=stale.attempts.failure_stats)
                 uow.purchases = _Override(uow.purchases, user_has_paid=stale.purchases.user_has_paid)
             return uow
