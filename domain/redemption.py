@@ -160,7 +160,7 @@ class RedemptionService:
             accepted = Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
                                result=RedeemResult.ACCEPTED, attempted_at=now)
             try:
-                redemption, claimed = self._create(uow, campaign, user_id, key, now, accepted)
+                created = self._create(uow, campaign, user_id, key, now, accepted)
             except DuplicateIdempotencyKey:
                 uow.rollback()
                 if self._claim_would_fail(uow, campaign.id, now):
@@ -176,10 +176,11 @@ class RedemptionService:
                 if winner is not None:
                     return self._replay_or_reuse(uow, winner, user_id, hashes)
                 return failed(RedeemResult.ALREADY_USED)
-            if claimed is None:
+            if created is None:
                 uow.rollback()
                 return failed(RedeemResult.DEPLETED)
             uow.commit()
+        redemption, claimed = created
         return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed), None)
 
     @staticmethod
@@ -191,9 +192,9 @@ class RedemptionService:
         return claimed is None
 
     def _create(self, uow: UnitOfWork, campaign: Campaign, user_id: int, key: str, now: datetime,
-                accepted: Attempt) -> tuple[Redemption, Campaign | None]:
+                accepted: Attempt) -> tuple[Redemption, Campaign] | None:
         """The redemption (and for a grant its entitlement), the ACCEPTED attempt, then the capacity claim:
-        the redemption and the claimed campaign, or None for the campaign when the claim failed."""
+        the redemption and the claimed campaign, or None when the claim failed (the caller rolls back)."""
         assert campaign.id is not None
         if campaign.promo_type is PromoType.PREMIUM_GRANT:
             redemption = uow.redemptions.add(Redemption(
@@ -205,7 +206,8 @@ class RedemptionService:
             entitlements.grant(uow, user_id, campaign.grant_plan_code, campaign.grant_days, now,
                                LedgerSource.PROMO_GRANT, promo_redemption_id=redemption.id)
             uow.attempts.add(accepted)
-            return redemption, uow.promo_codes.claim_capacity(campaign.id, now)
+            claimed = uow.promo_codes.claim_capacity(campaign.id, now)
+            return (redemption, claimed) if claimed is not None else None
         # A reservation: the three writes at once (one statement on PostgreSQL).
         return uow.redemptions.add_and_claim(Redemption(
             id=None, promo_code_id=campaign.id, user_id=user_id, idempotency_key=key,
@@ -237,8 +239,10 @@ def snapshot_by_parts(redemptions: Redemptions, attempts: Attempts, promo_codes:
 def add_and_claim_by_parts(
     redemptions: Redemptions, attempts: Attempts, promo_codes: PromoCodes, redemption: Redemption, attempt: Attempt,
     now: datetime,
-) -> tuple[Redemption, Campaign | None]:
-    """``Redemptions.add_and_claim`` from the single-purpose writes, in that order (the reference)."""
+) -> tuple[Redemption, Campaign] | None:
+    """``Redemptions.add_and_claim`` from the single-purpose writes, in that order (the reference): None when
+    the claim failed, leaving the rollback of the other two to the caller."""
     stored = redemptions.add(redemption)
     attempts.add(attempt)
-    return stored, promo_codes.claim_capacity(redemption.promo_code_id, now)
+    claimed = promo_codes.claim_capacity(redemption.promo_code_id, now)
+    return (stored, claimed) if claimed is not None else None

@@ -124,10 +124,13 @@ class Redemptions(Protocol):
         ...
 
     def add_and_claim(self, redemption: Redemption, attempt: Attempt, now: datetime
-                      ) -> tuple[Redemption, Campaign | None]:
+                      ) -> tuple[Redemption, Campaign] | None:
         """``add(redemption)``, ``Attempts.add(attempt)`` and ``PromoCodes.claim_capacity`` of the redemption's
-        campaign in one call, in that order (``domain.redemption.add_and_claim_by_parts``); raises as ``add``.
-        None for the campaign: the claim failed, and the caller rolls the unit of work back."""
+        campaign in one call, in that order (``domain.redemption.add_and_claim_by_parts``): the stored
+        redemption and the claimed campaign, or None when no unit could be claimed. Raises as ``add``. On None
+        or an error the caller rolls back, and nothing of the call survives that. The caller commits right
+        after a success, so an adapter may make the call its own transaction when the unit of work has no
+        other write open (PostgreSQL does: one statement instead of BEGIN, statement, COMMIT)."""
         ...
 
     def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:

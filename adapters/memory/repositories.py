@@ -261,7 +261,7 @@ class InMemoryRedemptions:
                                  idempotency_key, user_id, code_hashes, failures_since)
 
     def add_and_claim(self, redemption: Redemption, attempt: Attempt, now: datetime
-                      ) -> tuple[Redemption, Campaign | None]:
+                      ) -> tuple[Redemption, Campaign] | None:
         return add_and_claim_by_parts(self, InMemoryAttempts(self._s, self._u), InMemoryPromoCodes(self._s, self._u),
                                       redemption, attempt, now)
 

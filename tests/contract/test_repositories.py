@@ -580,21 +580,25 @@ def test_redeem_snapshot_reads_what_the_single_reads_answer(uow_factory: Factory
 
 
 def test_add_and_claim_writes_the_redemption_and_attempt_then_claims_a_unit(uow_factory: Factory) -> None:
+    """All of it or (after the caller's rollback) none of it, whether or not the adapter runs it on its own."""
     c = add_campaign(uow_factory, campaign(max_total_uses=1))
     paused = add_campaign(uow_factory, campaign("b" * 64, status=CampaignStatus.PAUSED,
                                                 paused_reason=PausedReason.MANUAL))
     now = T0 + timedelta(minutes=1)
     ok = attempt(1, RedeemResult.ACCEPTED, now)
     with uow_factory() as uow:
-        stored, claimed = uow.redemptions.add_and_claim(redemption(c.id or 0), ok, now)
+        created = uow.redemptions.add_and_claim(redemption(c.id or 0), ok, now)
+        assert created is not None
+        stored, claimed = created
         assert stored.id is not None and attrs.evolve(stored, id=None) == redemption(c.id or 0)
         assert claimed == attrs.evolve(c, used_total=1, updated_at=now)
         assert uow.attempts.counts_by_result(T0, T0 + timedelta(hours=1)) == {RedeemResult.ACCEPTED: 1}
         uow.commit()
-    with uow_factory() as uow:  # capacity used up: written, but no unit (the caller rolls back)
-        stored, claimed = uow.redemptions.add_and_claim(redemption(c.id or 0, user_id=2, key="k2"), ok, now)
-        assert stored.id is not None and claimed is None
-        assert uow.redemptions.add_and_claim(redemption(paused.id or 0, key="k3"), ok, now)[1] is None
+    with uow_factory() as uow:  # capacity used up, or paused: no unit (the caller rolls back)
+        assert uow.redemptions.add_and_claim(redemption(c.id or 0, user_id=2, key="k2"), ok, now) is None
+        uow.rollback()
+        assert uow.redemptions.add_and_claim(redemption(paused.id or 0, key="k3"), ok, now) is None
+        uow.rollback()
     with uow_factory() as uow, pytest.raises(DuplicateIdempotencyKey):
         uow.redemptions.add_and_claim(redemption(paused.id or 0, user_id=3, key="k1"), ok, now)
     with uow_factory() as uow, pytest.raises(LiveRedemptionExists):
@@ -603,4 +607,5 @@ def test_add_and_claim_writes_the_redemption_and_attempt_then_claims_a_unit(uow_
         assert uow.promo_codes.get(c.id or 0) == attrs.evolve(c, used_total=1, updated_at=now)
         assert uow.promo_codes.get(paused.id or 0) == paused
         assert uow.redemptions.get_by_idempotency_key("k2") is None
+        assert uow.redemptions.get_by_idempotency_key("k3") is None
         assert uow.attempts.counts_by_result(T0, T0 + timedelta(hours=1)) == {RedeemResult.ACCEPTED: 1}

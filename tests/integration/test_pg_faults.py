@@ -43,25 +43,36 @@ class _KillingUnitOfWork(SqlUnitOfWork):
         pid = self.connection.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
         factory = self._factory
 
+        def kill() -> None:
+            if factory.armed:
+                with factory.admin.connect() as admin:
+                    admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+                factory.kills += 1
+
         def then_die(write: Callable[..., Any]) -> Callable[..., Any]:
             def wrapped(*args: Any) -> Any:
                 result = write(*args)
-                if factory.armed:
-                    with factory.admin.connect() as admin:
-                        admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-                    factory.kills += 1
+                kill()
                 return result
             return wrapped
 
-        # A grant claims on its own; a reservation writes redemption, attempt and claim in one statement.
+        def die_first(write: Callable[..., Any]) -> Callable[..., Any]:
+            def wrapped(*args: Any) -> Any:
+                kill()
+                return write(*args)
+            return wrapped
+
+        # A grant's claim is one write among several of its transaction: the connection dies after it. A
+        # reservation's redemption, attempt and claim are one statement, whole or absent: it dies before it.
         self.promo_codes.claim_capacity = then_die(self.promo_codes.claim_capacity)  # type: ignore[method-assign]
-        self.redemptions.add_and_claim = then_die(self.redemptions.add_and_claim)  # type: ignore[method-assign]
+        self.redemptions.add_and_claim = die_first(self.redemptions.add_and_claim)  # type: ignore[method-assign]
         return self
 
 
 class KillAfterClaim(SqlUnitOfWorkFactory):
-    """Units of work whose connection the server terminates right after the capacity claim (the claim ran,
-    the commit has not), as long as ``armed`` is set."""
+    """Units of work whose connection the server terminates in the middle of a redeem, as long as ``armed`` is
+    set: right after a grant's capacity claim (the claim ran, the commit has not), right before a
+    reservation's one-statement write (the read ran, the write has not)."""
 
     def __init__(self, engines: EngineHolder) -> None:
         super().__init__(engines)
