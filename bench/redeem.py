@@ -188,8 +188,9 @@ def _distinct(
     uid, idem = 7_000_000_000_123, "bench-capture-distinct"
     cap, out = _capture(services[0], cap_code, uid, idem)
     script = _script(cap, out, uid, idem, f"random({codes[0][0]}, {codes[-1][0]})")
-    res.notes.append(f"One redeem (PERCENT_DISCOUNT, accepted) issues {len(cap.statements)} SQL statements in "
-                     f"{cap.transactions} transaction(s): {cap.round_trips()} round trips with BEGIN/COMMIT.")
+    res.notes.append(f"One redeem (PERCENT_DISCOUNT, accepted) issues {len(cap.statements)} SQL statements and "
+                     f"{cap.transactions} BEGIN/COMMIT pair(s) (a statement outside BEGIN is a transaction of its "
+                     f"own): {cap.round_trips()} round trips.")
     res.notes.append("Statements of one redeem: " + " | ".join(cap.describe()))
     domain_tp: list[float] = []
     domain_p99: list[float] = []

@@ -753,8 +753,9 @@ _PG_REDEEM_SNAPSHOT = _PgStatement.text(
     "CROSS JOIN LATERAL (SELECT count(*) AS n, max(attempted_at) AS last FROM promo_attempts "
     "WHERE user_id = %(uid)s::bigint AND attempted_at >= %(since)s::timestamptz "
     f"AND result IN ({', '.join(repr(r) for r in _FAILURES)})) AS f "
-    "LEFT JOIN LATERAL (SELECT * FROM promo_codes WHERE code_hash = ANY(%(hashes)s::varchar[]) "
-    "ORDER BY array_position(%(hashes)s::varchar[], code_hash) LIMIT 1) AS c ON true "
+    # One index probe per hash, in the order given (a generic plan of ``= ANY(array)`` is a bitmap scan).
+    "LEFT JOIN LATERAL (SELECT p.* FROM unnest(%(hashes)s::varchar[]) WITH ORDINALITY AS h(hash, n) "
+    "JOIN promo_codes AS p ON p.code_hash = h.hash ORDER BY h.n LIMIT 1) AS c ON true "
     "LEFT JOIN LATERAL (SELECT * FROM promo_redemptions WHERE promo_code_id = c.id AND user_id = %(uid)s::bigint "
     "AND status <> 'EXPIRED' LIMIT 1) AS l ON true"
 )
