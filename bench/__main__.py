@@ -41,6 +41,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         "threads of one process, like starpromo serve's; the report also shows the other shape)")
     p.add_argument("--serve-processes", type=int, default=os.cpu_count() or 1,
                    help="starpromo serve --processes for redeem_http (default: one per core)")
+    p.add_argument("--render", action="store_true",
+                   help="only write results.md again from results.json (after editing bench/analysis.py)")
     p.add_argument("--no-profile", action="store_true", help="skip the pyinstrument profile")
     p.add_argument("--out", type=Path, default=HERE, help="directory for the report (default bench/)")
     return p.parse_args(argv)
@@ -91,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--only: unknown workload(s) {sorted(unknown)}; choose from {', '.join(WORKLOADS)}", file=sys.stderr)
         return 2
     wanted = only or set(WORKLOADS)
+    if args.render:
+        stem = "results-quick" if args.quick else "results"
+        from bench.report import write
+
+        md, _ = write(json.loads((args.out / f"{stem}.json").read_text()), args.out, stem)
+        print(f"wrote {md}")
+        return 0
     cfg = BenchConfig(quick=args.quick, runs=args.runs or (1 if args.quick else 3),
                       duration=args.duration or (3.0 if args.quick else 8.0), workers=args.workers,
                       out_dir=args.out, profile=not args.no_profile, procs=max(1, min(args.procs, args.workers)),
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         docs = sorted(kept + docs, key=lambda d: WORKLOADS.index(d["name"]) if d["name"] in WORKLOADS else 99)
         meta["command"] = f"make bench, then python -m bench --only {','.join(sorted(only))}"
     doc = {"meta": meta, "workloads": docs}
+
     from bench.report import write
 
     md, js = write(doc, cfg.out_dir, stem)
