@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 
 from bench.core import PEPPER, TOKEN, libpq_url
-from domain.batch import ReportRow
+from domain.batch import GeneratedRow, ReportRow
 from domain.campaigns import CampaignSpec
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
@@ -34,6 +34,9 @@ class CollectingSink:
 
     def write(self, rows: Sequence[ReportRow]) -> None:
         self.rows.extend((int(r["promo_code_id"]), r["code"]) for r in rows)
+
+    def write_generated(self, shared: ReportRow, rows: Sequence[GeneratedRow]) -> None:
+        self.rows.extend((int(r[0]), r[1]) for r in rows)
 
     def close(self) -> None:
         pass

@@ -89,12 +89,27 @@ ReportRow = Mapping[str, str]
 T = TypeVar("T")
 
 
+# The columns that differ between the report rows of one generated batch, in this order.
+GENERATED_COLUMNS: tuple[str, ...] = ("promo_code_id", "code", "normalized_code", "code_prefix")
+GeneratedRow = tuple[str, str, str, str]
+
+
 class ReportSink(Protocol):
     """Where report rows go (a CSV file in the CLI). ``close`` runs before the commit."""
 
     def write(self, rows: Sequence[ReportRow]) -> None: ...
 
+    def write_generated(self, shared: ReportRow, rows: Sequence[GeneratedRow]) -> None:
+        """Rows of one generated batch: ``GENERATED_COLUMNS`` from each of ``rows``, every other column from
+        ``shared`` (the same campaign fields); ``expand_generated`` gives them as ``write`` would."""
+        ...
+
     def close(self) -> None: ...
+
+
+def expand_generated(shared: ReportRow, rows: Sequence[GeneratedRow]) -> list[dict[str, str]]:
+    """``write_generated``'s rows as full report rows."""
+    return [{**shared, **dict(zip(GENERATED_COLUMNS, row, strict=True))} for row in rows]
 
 
 Progress = Callable[[int], None]
@@ -421,10 +436,8 @@ class BatchService:
                 ids = uow.promo_codes.add_many(campaigns)
                 # Every row of a generated batch shares its campaign fields: format them once.
                 shared = report_row(0, "", "", campaigns[0])
-                sink.write([
-                    {**shared, "promo_code_id": str(i), "code": c, "normalized_code": c, "code_prefix": code_prefix(c)}
-                    for i, (c, _) in zip(ids, codes, strict=True)
-                ])
+                sink.write_generated(shared, [(str(i), c, c, code_prefix(c))
+                                              for i, (c, _) in zip(ids, codes, strict=True)])
                 remaining -= n
                 if progress is not None:
                     progress(n)

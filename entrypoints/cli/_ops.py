@@ -15,6 +15,7 @@ from typing import IO, Any, NoReturn, cast
 import click
 from dependency_injector import containers
 
+from domain.batch import GENERATED_COLUMNS, GeneratedRow
 from domain.errors import ConfigurationError, DomainError, ValidationError
 from domain.model import Campaign
 from entrypoints.container import Container, build_container
@@ -92,6 +93,18 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def _csv_cell(value: str) -> str:
+    """One value as ``csv.writer`` (minimal quoting) writes it."""
+    import csv
+    import io
+
+    if not value:
+        return ""  # (a one-field row of "" would be written as "" to tell it from an empty line)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerow([value])
+    return buf.getvalue()[:-1]
+
+
 class ReportFile:
     """A report CSV written to a private temporary file next to ``path`` and moved into place only
     after the database commit (``publish``), so a failed run leaves no report of codes that do not
@@ -109,10 +122,25 @@ class ReportFile:
         self._writer = csv.DictWriter(self._file, fieldnames=list(columns), lineterminator="\n",
                                       extrasaction="ignore")
         self._writer.writeheader()
+        self._columns = list(columns)
         self.rows = 0
 
     def write(self, rows: Sequence[Mapping[str, str]]) -> None:
         self._writer.writerows(rows)
+        self.rows += len(rows)
+
+    def write_generated(self, shared: Mapping[str, str], rows: Sequence[GeneratedRow]) -> None:
+        """The shared columns are quoted once per batch; each line only joins its own four cells (ids are
+        digits, generated codes letters and digits: quoted by the csv module only when that does not hold)."""
+        cells = {k: _csv_cell(v) for k, v in shared.items()}
+        slots = {name: i for i, name in enumerate(GENERATED_COLUMNS)}
+        parts = [(slots[c], "") if c in slots else (-1, cells.get(c, "")) for c in self._columns]
+        lines = []
+        for row in rows:
+            safe = [v if v.isalnum() else _csv_cell(v) for v in row]
+            lines.append(",".join(safe[i] if i >= 0 else text for i, text in parts))
+        if lines:
+            self._file.write("\n".join(lines) + "\n")
         self.rows += len(rows)
 
     def close(self) -> None:

@@ -11,11 +11,12 @@ from click.testing import CliRunner
 from dependency_injector import providers
 
 from adapters.memory import ManualClock
-from domain.batch import REPORT_COLUMNS, BatchService
+from domain.batch import REPORT_COLUMNS, BatchService, expand_generated
 from domain.campaigns import CampaignSpec
 from domain.codes import GENERATION_ALPHABET, CodeHasher
 from domain.errors import ValidationError
 from domain.model import CampaignStatus, PromoType, RedeemResult, TargetScope
+from entrypoints.cli._ops import ReportFile
 from entrypoints.cli.main import cli
 from entrypoints.container import Container
 from tests.conftest import PEPPER
@@ -124,6 +125,9 @@ class Sink:
             raise OSError("disk full")
         self.rows.extend(rows)
 
+    def write_generated(self, shared, rows):  # type: ignore[no-untyped-def]
+        self.write(expand_generated(shared, rows))
+
     def close(self) -> None:
         self.closed = True
 
@@ -207,3 +211,26 @@ def test_unknown_products_of_the_catalog_are_refused(run: Cli, container: Contai
     assert result.exit_code == 2
     assert result.stderr == "error: --applicable-products: unknown product(s): GOLD_1Y\n"
     assert list(tmp_path.iterdir()) == [] and stored(container) == {}
+
+
+def test_report_file_writes_generated_rows_exactly_as_the_csv_module_would(tmp_path: Path) -> None:
+    shared = {c: "" for c in REPORT_COLUMNS} | {
+        "campaign_name": 'Spring, "big" sale\nline two', "promo_type": "PERCENT_DISCOUNT", "discount_percent": "20",
+        "applicable_products": "PREMIUM_30D,PREMIUM_90D", "valid_from": "2026-03-01T00:00:00Z", "grant_days": " ",
+    }
+    rows = [("1", "ABCD2345", "ABCD2345", "ABCD"), ("22", "X-Y,Z", "X-Y,Z", 'X"Y'), ("333", "", "", "")]
+    fast, slow = tmp_path / "fast.csv", tmp_path / "slow.csv"
+    for path, write in ((fast, "generated"), (slow, "dicts")):
+        report = ReportFile(path, REPORT_COLUMNS)
+        if write == "generated":
+            report.write_generated(shared, rows)
+        else:
+            report.write(expand_generated(shared, rows))
+        report.publish()
+        assert report.rows == 3
+    assert fast.read_bytes() == slow.read_bytes()
+    with fast.open(newline="") as f:
+        parsed = list(csv.DictReader(f))
+    assert [r["campaign_name"] for r in parsed] == [shared["campaign_name"]] * 3
+    assert [(r["promo_code_id"], r["code"], r["code_prefix"]) for r in parsed] == [
+        ("1", "ABCD2345", "ABCD"), ("22", "X-Y,Z", 'X"Y'), ("333", "", "")]
