@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -108,7 +110,11 @@ def _csv_cell(value: str) -> str:
 class ReportFile:
     """A report CSV written to a private temporary file next to ``path`` and moved into place only
     after the database commit (``publish``), so a failed run leaves no report of codes that do not
-    exist. The file holds plaintext codes: it is created readable by its owner only (0600)."""
+    exist. The file holds plaintext codes: it is created readable by its owner only (0600).
+
+    Rows are formatted and written by a background thread (at most two batches queued), so the file work of
+    one batch overlaps the database work of the next; ``close`` waits for it and raises what it raised (a full
+    disk), and it runs before the commit."""
 
     def __init__(self, path: Path, columns: Sequence[str]) -> None:
         import csv
@@ -123,13 +129,21 @@ class ReportFile:
                                       extrasaction="ignore")
         self._writer.writeheader()
         self._columns = list(columns)
+        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=2)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self.rows = 0
 
     def write(self, rows: Sequence[Mapping[str, str]]) -> None:
-        self._writer.writerows(rows)
+        rows = list(rows)
+        self._submit(lambda: self._writer.writerows(rows))
         self.rows += len(rows)
 
     def write_generated(self, shared: Mapping[str, str], rows: Sequence[GeneratedRow]) -> None:
+        self._submit(lambda: self._write_generated(shared, rows))
+        self.rows += len(rows)
+
+    def _write_generated(self, shared: Mapping[str, str], rows: Sequence[GeneratedRow]) -> None:
         """The shared columns are quoted once per batch; each line only joins its own four cells (ids are
         digits, generated codes letters and digits: quoted by the csv module only when that does not hold)."""
         cells = {k: _csv_cell(v) for k, v in shared.items()}
@@ -141,9 +155,33 @@ class ReportFile:
             lines.append(",".join(safe[i] if i >= 0 else text for i, text in parts))
         if lines:
             self._file.write("\n".join(lines) + "\n")
-        self.rows += len(rows)
+
+    def _submit(self, job: Callable[[], None]) -> None:
+        if self._error is not None:
+            raise self._error
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="report-writer", daemon=True)
+            self._thread.start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # handed to the caller by the next write or by close
+                    self._error = exc
+
+    def _drain(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
 
     def close(self) -> None:
+        self._drain()
+        if self._error is not None:
+            raise self._error
         if not self._file.closed:
             self._file.flush()
             os.fsync(self._file.fileno())
@@ -154,6 +192,7 @@ class ReportFile:
         os.replace(self._tmp, self.path)
 
     def discard(self) -> None:
+        self._drain()
         if not self._file.closed:
             self._file.close()
         self._tmp.unlink(missing_ok=True)

@@ -234,3 +234,23 @@ def test_report_file_writes_generated_rows_exactly_as_the_csv_module_would(tmp_p
     assert [r["campaign_name"] for r in parsed] == [shared["campaign_name"]] * 3
     assert [(r["promo_code_id"], r["code"], r["code_prefix"]) for r in parsed] == [
         ("1", "ABCD2345", "ABCD"), ("22", "X-Y,Z", 'X"Y'), ("333", "", "")]
+
+
+def test_a_report_write_that_fails_in_the_background_fails_close_and_leaves_no_file(tmp_path: Path) -> None:
+    class FullDisk:
+        closed = False
+
+        def write(self, text: str) -> int:
+            raise OSError(28, "No space left on device")
+
+        def close(self) -> None:
+            self.closed = True
+
+    path = tmp_path / "report.csv"
+    report = ReportFile(path, REPORT_COLUMNS)
+    report._file = FullDisk()  # type: ignore[assignment]
+    report.write_generated({c: "x" for c in REPORT_COLUMNS}, [("1", "ABCD2345", "ABCD2345", "ABCD")])
+    with pytest.raises(OSError, match="No space left"):
+        report.close()
+    report.discard()
+    assert list(tmp_path.iterdir()) == []
