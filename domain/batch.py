@@ -16,6 +16,7 @@ import csv
 import re
 import secrets
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -427,11 +428,17 @@ class BatchService:
         if errors:
             raise ValidationError(errors)
         now = self._clock.now()
-        with self._uow() as uow:
+        # The next chunk's candidates (random draw and HMAC, pure CPU) are prepared on a helper thread while
+        # this one waits for the database with the current chunk.
+        with self._uow() as uow, ThreadPoolExecutor(max_workers=1, thread_name_prefix="codes-draw") as ahead:
             remaining = count
+            upcoming = ahead.submit(self._candidates, min(self._chunk, remaining), length, norm_prefix)
             while remaining:
                 n = min(self._chunk, remaining)
-                codes = self._fresh_codes(uow, n, length, norm_prefix)
+                first = upcoming.result()
+                if remaining > n:
+                    upcoming = ahead.submit(self._candidates, min(self._chunk, remaining - n), length, norm_prefix)
+                codes = self._fresh_codes(uow, n, length, norm_prefix, first)
                 campaigns = [build_campaign(spec, h, code_prefix(c), now) for c, h in codes]
                 ids = uow.promo_codes.add_many(campaigns)
                 # Every row of a generated batch shares its campaign fields: format them once.
@@ -445,20 +452,26 @@ class BatchService:
             uow.commit()
         return BatchResult(inserted=count)
 
-    def _fresh_codes(self, uow: UnitOfWork, n: int, length: int, prefix: str) -> list[tuple[str, str]]:
+    def _candidates(self, draw: int, length: int, prefix: str) -> dict[str, tuple[str, ...]]:
+        """``draw`` random codes (fewer when the draw repeats itself) with their lookup hashes."""
+        return {code: self._hasher.lookup_hashes(code) for code in dict.fromkeys(random_codes(draw, length, prefix))}
+
+    def _fresh_codes(self, uow: UnitOfWork, n: int, length: int, prefix: str,
+                     first: dict[str, tuple[str, ...]] | None = None) -> list[tuple[str, str]]:
         """``n`` (code, hash) pairs: distinct among themselves and unknown to the store under every
-        pepper (earlier chunks of this run are in the store already, same unit of work)."""
+        pepper (earlier chunks of this run are in the store already, same unit of work). ``first``: the
+        first round's candidates, drawn already."""
         chosen: dict[str, str] = {}
         for attempt in range(MAX_GENERATION_ROUNDS):
             want = n - len(chosen)
             if want == 0:
                 break
-            # Ask for more candidates each round: when the space is crowded most of them collide.
-            draw = min(want << attempt, max(want, MAX_CANDIDATES_PER_ROUND))
-            candidates: dict[str, tuple[str, ...]] = {}
-            for code in random_codes(draw, length, prefix):
-                if code not in chosen and code not in candidates:
-                    candidates[code] = self._hasher.lookup_hashes(code)
+            if attempt == 0 and first is not None:
+                candidates = first
+            else:
+                # Ask for more candidates each round: when the space is crowded most of them collide.
+                draw = min(want << attempt, max(want, MAX_CANDIDATES_PER_ROUND))
+                candidates = {c: h for c, h in self._candidates(draw, length, prefix).items() if c not in chosen}
             taken = uow.promo_codes.existing_hashes([h for hashes in candidates.values() for h in hashes])
             for code, hashes in candidates.items():
                 if len(chosen) == n:
