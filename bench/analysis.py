@@ -10,69 +10,54 @@ from __future__ import annotations
 
 ANALYSIS: dict[str, str] = {
     "redeem_distinct": """
-**Where the time goes.** One accepted redeem is 7 statements plus BEGIN and COMMIT: 9 round trips, all
-index lookups or single-row writes (see the statement list above). pgbench, a C client with no CPU cost
-of its own, drives those very statements at the rate in the baseline column: that is what PostgreSQL
-itself can do on this machine. The domain service reaches a fraction of it because its client is
-Python: ~0.75 ms of CPU per redeem on one thread (`time.thread_time`; 2.5 ms before this session's
-optimisations), now mostly psycopg's own query and result handling for the 9 round trips, the pool
-checkout and the domain (HMAC, attrs objects). On 2 cores that also run PostgreSQL (~0.35 ms of server
-CPU per redeem at the pgbench rate) the ceiling is about 2 cores / (0.75 + 0.35) ms ≈ 1,800/s with
-perfect parallelism, and the pgbench share cannot reach 0.5 while the client needs twice the server's
-CPU. p99 follows the saturation: with 16 workers on a busy CPU, latency is queueing (p50 ≈ 16 /
-throughput), and the other sessions' processes on the same two cores add their own stalls.
+**Where it stands.** Throughput is well past the target; p99 latency and the share of the pgbench rate are
+not. One accepted redeem is now 2 statements, each its own transaction (see the statement list above):
+one `SELECT` reading everything checks 1-7 need, one `WITH ... INSERT ... INSERT ... UPDATE` writing the
+redemption, the attempt and the capacity claim, whole or absent. It was 7 statements in 9 round trips
+(BEGIN/COMMIT included) at the start of this work: 1,396/s then, ~2,700/s now (docs/decisions.md).
 
-**Done in this session** (each commit says what it bought): statements built once with bind parameters
-(one-thread CPU 2.5 -> 1.1 ms); the throttling read without an expanding IN parameter; the redemption
-and attempt written before the capacity claim (shorter lock on the campaign row); the hot-path
-statements executed straight on the psycopg connection with the SQL text compiled once (CPU 1.24 ->
-0.72 ms; 16 threads in one process 642/s -> 1,409/s: less Python per redeem also means less GIL
-contention, and one process now does about as well as two: see the note above).
+**Why the share stops short of 0.5.** pgbench, a C client, runs the very same two statements: its rate is
+what PostgreSQL can do here, ~0.3 ms of server CPU per redeem on the 2 cores. The domain client costs
+~0.32 ms of CPU per redeem on one thread (`time.thread_time`: psycopg's send/receive and result handling,
+the pool checkout, HMAC and attrs objects; it was 2.5 ms before the optimisations) and shares the same
+2 cores with the server: with a client as costly as the server, the best possible share is
+s / (s + c) ≈ 0.5, and the 16 threads' switching costs the rest (the machine is ~96 % busy during the
+run: client ~0.85 core, PostgreSQL and the kernel the remainder).
 
-**What would close the gap**: (1) fewer round trips, which saves client CPU as much as latency: the reads
-of checks 1-7 as one statement (idempotency key, throttling window, campaign and the user's live
-redemption joined in a single SELECT) and the three writes of an accepted redeem as one (a CTE
-inserting the redemption and the attempt and claiming the unit): 9 -> 4 round trips; both need combined
-port methods. (Sending psycopg's BEGIN in one pipeline with the first statement was tried: the
-pipeline's own client cost ate the saved round trip.) (2) More cores: the work is CPU-bound on both
-sides and parallelises across processes.
+**Why p99 is above 20 ms.** p50 is 4-6 ms (16 workers / throughput); the tail is the scheduling of 16
+threads that share one GIL on 2 saturated cores: a worker whose answer has arrived waits for the GIL and
+then for a core. Experiments that did not move it: `sys.setswitchinterval` 0.5/2/5 ms (p99 34-45 ms,
+noise), the garbage collector off (no change), 2 processes x 8 threads (p99 27 ms but 2,245/s: the second
+interpreter takes CPU the database needs).
+
+**What would close it**: a client that spends less CPU per call than the server — the same two
+statements from an event loop (psycopg's async connection, no thread hand-offs) or from compiled code;
+or the database on cores of its own (the target's ratio assumes they share 2).
 """,
     "redeem_hot": """
 **Zero over-redemption holds** (checked after every run: `used_total` equals the campaign's live
 redemptions and every accepted call has exactly one row).
 
-**The limit here is the row lock.** Every redeem of the campaign updates the same row, and its lock is
-held from the `UPDATE ... used_total + 1` to the COMMIT. The redemption and the attempt are written
-*before* the claim, so that window is one round trip plus whatever the client does between the claim's
-answer and sending COMMIT. pgbench, with the same statements on its own fresh row, shows what the
-database allows. The domain service loses against it inside that window: the thread that got the
-claim's answer has to take the GIL back before it can send COMMIT, and with 15 other threads running
-Python that can take up to the interpreter's switch interval (5 ms) — while the row stays locked for
-everyone. Two processes (half the threads per GIL) shorten that wait. Each run starts on a fresh row:
-on one shared row both sides slow down run after run as dead row versions pile up (736 -> 534 -> 422/s
-measured for the domain, 905 -> 490 -> 303/s for pgbench, three consecutive 8 s runs).
-
-**What would close the gap**: claim and commit in one statement (the three writes of an accepted redeem
-as one CTE, sent with COMMIT), so no client work falls inside the lock window; a shorter switch interval
-(`sys.setswitchinterval`) in processes serving hot campaigns; for a campaign redeemed hundreds of times
-a second for minutes, a lower fillfactor on `promo_codes` (room for HOT updates) and an aggressive
-autovacuum on it; beyond that, striped counters (capacity split over N sub-rows).
+**Met since the write became one statement.** Every redeem of the campaign updates the same row, and its
+lock is held from the `UPDATE ... used_total + 1` to the commit. That window used to include a round trip
+to the client and the client's wait for the GIL before it could send COMMIT (682/s). The reservation's
+writes are now one statement that is its own transaction, so the lock is taken and released inside
+PostgreSQL, with no client work in between; pgbench, running the same statements on its own fresh row,
+shows what the database allows. Each run starts on a fresh row: on one shared row both sides slow down
+run after run as dead row versions pile up (measured 736 -> 534 -> 422/s before, pgbench
+905 -> 490 -> 303/s). A campaign redeemed hundreds of times a second for minutes would want a lower
+fillfactor on `promo_codes` and an aggressive autovacuum on it.
 """,
     "redeem_http": """
-**Where the time goes.** `starpromo serve` is one waitress process with 16 threads: one GIL. Every
-request runs the redeem of redeem_distinct (~0.75 ms of Python CPU) plus Flask, routing, JSON, the
-access log line and waitress itself (~0.45 ms at the `/healthz` rate). One process therefore tops out
-below the single-process domain rate (see the one-process note of redeem_distinct) by the HTTP cost:
-the closed-loop figure above. A py-spy `--gil` profile of the server under wrk (taken before the
-psycopg hot path) showed 53 % of the GIL-holding time inside `RedemptionService.redeem` and the rest in
-Flask, waitress and the access log. At the paced 600 requests/s the server is past its
-saturation rate, so the queue grows for the whole run and p50/p99 measure that queue (seconds), not
-the service time; `/healthz` at the same rate answers in about a millisecond.
-
-**What would close the gap**: (1) serve with one process per core (waitress has no pre-fork mode:
-several `starpromo serve` processes behind SO_REUSEPORT, or gunicorn with `-w 2 --threads 8`) — the
-domain benchmark shows what a second process adds; (2) the round-trip reductions listed for
-redeem_distinct, which the HTTP path inherits one for one.
+**Met.** `starpromo serve --processes 2 --threads 8`: two pre-forked waitress processes (one GIL each)
+on one socket, the deployment docs/operations.md recommends. Each request is the redeem of redeem_distinct
+(2 statements) plus Flask, routing, strict JSON reading, the access log line and waitress. Throughput is
+the closed-loop saturation rate; latency is measured open-loop at 600 requests/s from each request's
+scheduled send time, so queueing shows. Before the redeem became 2 statements, one process saturated at
+515/s (so 600/s queued without bound: p50 258 ms); two processes with the old 4-round-trip redeem gave
+818/s, p50 6.3 ms, p99 29 ms at 600/s. A py-spy profile of one process under load (taken with the 4-statement redeem) showed 64 % of the
+request's wall time inside `RedemptionService.redeem`, most of it waiting for PostgreSQL, 4 % in the
+access log and ~8 % in waitress's socket writes.
 """,
     "reservation_expiry": """
 **What the job does per batch** (bounded batches of `PROMO_JOB_BATCH_SIZE` = 500, one transaction each,
@@ -90,28 +75,27 @@ round trips. A `RETURNING id, promo_code_id` variant would trim the first; the j
 the 10 s target either way on a quiet machine.
 """,
     "codes_generate": """
-**Where the time goes** (pyinstrument over 300,000 codes, scaled to 1,000,000; the profiler adds ~20 %):
-the server's own COPY work, the raw
-`COPY` baseline, is ~10 s of the total; the rest is Python and round trips on one core: the collision
-check against stored hashes (one unique-index probe per code, ~5 us each: ~5 s), ids drawn from the
-sequence (~2.4 s), HMAC of every code (~4 s), the report CSV through `csv.DictWriter` (~6 s), building
-the campaign objects (~3.5 s) and report rows (~1.7 s). Memory is flat (~105 MB at 100,000 and at
+**Where the time goes** (300,000 codes timed per step, scaled to 1,000,000): `add_many` ~15 s — the ids
+drawn from the sequence, the COPY text lines and the server's own COPY work (the raw `COPY` baseline,
+~10-12 s depending on the machine's load, is most of it); the collision probes ~2-3 s; the rest is Python
+on the main thread (random draw, HMAC, campaign objects). Memory is flat (~105 MB at 100,000 and at
 1,000,000: the run streams chunks of 10,000).
 
-**Done so far**: the collision check was planned as a sequential scan of the not yet analyzed table
-(every chunk read the whole table: quadratic, 110 s for 100,000); it now probes the index
-(`unnest ... CROSS JOIN LATERAL ... LIMIT 1`), 100,000 codes in ~3 s. Rows go to COPY as text lines
-with the shared campaign columns formatted once per batch, ids come back as one array.
+**Done**: the collision check was planned as a sequential scan of the not yet analyzed table (quadratic:
+110 s for 100,000); it probes the unique index per hash (`unnest ... CROSS JOIN LATERAL ... LIMIT 1`),
+in sorted order, with the hashes sent as one text rather than a psycopg array (whose dumper cost more than
+the probes), and the drawn ids come back as one text too. Rows go to COPY as text lines with the shared
+campaign columns formatted once per batch. The report's lines are built from the campaign cells quoted
+once per batch, on a background thread, and the next chunk's random draw and HMAC run on a helper thread
+while the current chunk waits for the database (32.5 -> 27.2 s on the same machine).
 
-**What would close the remaining gap** (the figure sits within a second or two of 30 s, met or missed by
-the machine's load): the report written with `csv.writer` from tuples instead of `DictWriter` from dicts
-(~3 s), report rows formatted straight from the codes without the per-row dict (~1.5 s), and a larger
-sequence cache for `promo_codes.id` (`ALTER SEQUENCE ... CACHE 1000`, ~2 s).
+**What is left**: the Python work between the database calls (campaign objects and COPY lines, ~4 s) could
+move to the helper thread too, and `promo_codes.id` could be drawn from a sequence with a larger cache.
 """,
     "codes_generate_100k": """
-100,000 codes with the report in about 3 s, against the published anchor of 100,000 vouchers in 60 s
-(and about 10 s for 10,000 codes in the Ruby promotions engine SPEC 12 cites). Before this session's fix
-of the collision check (sequential scan per chunk, quadratic) the same run took 110 s.
+100,000 codes with the report in 3-4 s, against the published anchor of 100,000 vouchers in 60 s (and
+about 10 s for 10,000 codes in the Ruby promotions engine SPEC 12 cites). Before the fix of the
+collision check (sequential scan per chunk, quadratic) the same run took 110 s.
 """,
     "bruteforce_guard": """
 Both guard queries are single aggregates over the attempts of the last 10 minutes, served by the
