@@ -55,9 +55,9 @@ on one socket, the deployment docs/operations.md recommends. Each request is the
 the closed-loop saturation rate; latency is measured open-loop at 600 requests/s from each request's
 scheduled send time, so queueing shows. Before the redeem became 2 statements, one process saturated at
 515/s (so 600/s queued without bound: p50 258 ms); two processes with the old 4-round-trip redeem gave
-818/s, p50 6.3 ms, p99 29 ms at 600/s. A py-spy profile of one process under load (taken with the 4-statement redeem) showed 64 % of the
-request's wall time inside `RedemptionService.redeem`, most of it waiting for PostgreSQL, 4 % in the
-access log and ~8 % in waitress's socket writes.
+818/s, p50 6.3 ms, p99 29 ms at 600/s. A py-spy profile of one process under load (taken with the
+4-statement redeem) showed 64 % of the request's wall time inside `RedemptionService.redeem`, most of it
+waiting for PostgreSQL, 4 % in the access log and ~8 % in waitress's socket writes.
 """,
     "reservation_expiry": """
 **What the job does per batch** (bounded batches of `PROMO_JOB_BATCH_SIZE` = 500, one transaction each,
