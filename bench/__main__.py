@@ -20,7 +20,7 @@ from typing import Any
 
 import psutil
 
-from bench.core import BenchConfig, Context, Databases, Services, WorkloadResult, log
+from bench.core import BenchConfig, Context, Databases, Services, WorkloadResult, log, wait_quiet
 
 WORKLOADS = ("redeem_distinct", "redeem_hot", "redeem_http", "codes_generate", "codes_generate_100k",
              "bruteforce_guard", "dashboard", "reservation_expiry")
@@ -41,6 +41,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
                         "threads of one process, like starpromo serve's; the report also shows the other shape)")
     p.add_argument("--serve-processes", type=int, default=os.cpu_count() or 1,
                    help="starpromo serve --processes for redeem_http (default: one per core)")
+    p.add_argument("--serve-threads", type=int, default=0,
+                   help="starpromo serve --threads for redeem_http (default: workers / serve processes)")
     p.add_argument("--render", action="store_true",
                    help="only write results.md again from results.json (after editing bench/analysis.py)")
     p.add_argument("--no-profile", action="store_true", help="skip the pyinstrument profile")
@@ -85,6 +87,17 @@ def _load() -> tuple[float, float, float]:
     return (round(a, 2), round(b, 2), round(c, 2))
 
 
+def _settle(ctx: Context, max_wait: float = 20.0) -> None:
+    """Before each workload: the earlier workloads' databases dropped (no autovacuum of them during this one),
+    a CHECKPOINT (their dirty pages written now, not during the next measurement), and a short wait for the
+    machine to go quiet (>= 85 % idle over one second, at most ``max_wait`` s)."""
+    ctx.databases.drop_all()
+    ctx.databases.checkpoint()
+    waited = wait_quiet(max_wait)
+    if waited:
+        log(f"settled for {waited:.0f} s before the next workload")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     only = {n.strip() for item in args.only for n in item.split(",") if n.strip()}
@@ -103,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = BenchConfig(quick=args.quick, runs=args.runs or (1 if args.quick else 3),
                       duration=args.duration or (3.0 if args.quick else 8.0), workers=args.workers,
                       out_dir=args.out, profile=not args.no_profile, procs=max(1, min(args.procs, args.workers)),
-                      serve_processes=max(1, args.serve_processes))
+                      serve_processes=max(1, args.serve_processes), serve_threads=max(0, args.serve_threads))
     services = Services.from_env()
     ctx = Context(cfg, services, Databases(services))
     started = time.perf_counter()
@@ -115,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         todo = [n for n in names if n in wanted]
         if not todo:
             return
+        _settle(ctx)
         t0 = time.perf_counter()
         before = _load()
         try:

@@ -40,6 +40,7 @@ class BenchConfig:
     profile: bool = True
     procs: int = 1
     serve_processes: int = 2
+    serve_threads: int = 0  # 0: workers // serve_processes
 
 
 @dataclass(frozen=True)
@@ -141,9 +142,32 @@ class Databases:
         if name in self.created:
             self.created.remove(name)
 
+    def checkpoint(self) -> None:
+        self._admin_exec("CHECKPOINT")
+
     def drop_all(self) -> None:
         for name in list(self.created):
             self.drop(name)
+
+
+def cpu_idle(seconds: float) -> float:
+    """Share of CPU time idle over ``seconds`` (all cores, /proc/stat)."""
+    def sample() -> list[int]:
+        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+
+    a = sample()
+    time.sleep(seconds)
+    d = [y - x for x, y in zip(a, sample(), strict=False)]
+    return (d[3] + d[4]) / max(1, sum(d))
+
+
+def wait_quiet(max_wait: float = 20.0, idle: float = 0.85) -> float:
+    """Wait until the machine is at least ``idle`` idle over one second (at most ``max_wait`` s): work an
+    earlier run left behind (autovacuum, a checkpoint) finishes before the next measurement. Seconds waited."""
+    waited = 0.0
+    while waited < max_wait and cpu_idle(1.0) < idle:
+        waited += 1.0
+    return waited
 
 
 # --- statistics ------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from bench.core import (
     drive,
     log,
     starpromo_cmd,
+    wait_quiet,
 )
 from bench.redeem import _spec
 
@@ -277,7 +278,7 @@ def run(ctx: Context) -> WorkloadResult:
     tmp = Path(tempfile.mkdtemp(prefix="bench-http-"))
     codes_file = tmp / "codes.txt"
     codes_file.write_text("\n".join(codes) + "\n")
-    threads = max(1, cfg.workers // cfg.serve_processes)
+    threads = cfg.serve_threads or max(1, cfg.workers // cfg.serve_processes)
     server = Server(url, threads=threads, processes=cfg.serve_processes)
     wrk = _wrk()
     generator = f"wrk -t 2 -c {cfg.workers} (Lua script)" if wrk else "Python threads with http.client"
@@ -285,7 +286,8 @@ def run(ctx: Context) -> WorkloadResult:
         f"Throughput: closed loop, {cfg.workers} keep-alive clients each sending its next request when the "
         f"previous answer arrives ({generator}), i.e. the saturation rate. Latency: open loop at the target rate "
         f"{TARGET_RATE}/s over {cfg.workers} keep-alive connections, measured from each request's scheduled "
-        "send time (no coordinated omission) — latency at the required load, not at saturation, where "
+        "send time (no coordinated omission), each paced run started once the machine is quiet again (>= 85 % "
+        "idle over 1 s, at most 20 s of waiting) — latency at the required load, not at saturation, where "
         f"p50 = {cfg.workers} clients / throughput by Little's law. Server: starpromo serve --processes "
         f"{cfg.serve_processes} --threads {threads} (waitress in each pre-forked process).")
     try:
@@ -302,6 +304,11 @@ def run(ctx: Context) -> WorkloadResult:
             return _run_python(server, codes, next_base(), path, cfg.workers, seconds)
 
         def paced(path: str, seconds: float) -> LoadRun:
+            # Latency at the target rate is measured on a quiet machine: the saturating run before it leaves
+            # autovacuum work (thousands of new rows in seconds) that a steady 600/s would spread out.
+            waited = wait_quiet()
+            if waited:
+                log(f"{NAME}: waited {waited:.0f} s for the machine to go quiet")
             return _run_paced(server, codes, next_base(), path, cfg.workers, TARGET_RATE, seconds)
 
         log(f"{NAME}: warm-up")
