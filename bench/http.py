@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -209,92 +210,51 @@ def _run_python(server: Server, codes: list[str], base: int, path: str, clients:
     return run
 
 
-def _request_bytes(path: str, codes: list[str], base: int, w: int, clients: int, seq: int) -> bytes:
-    if path == "/healthz":
-        return b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    code = codes[((seq * clients + w) * 7919) % len(codes)]
-    body = json.dumps({"user_id": base + w * 10**9 + seq, "code": code,
-                       "idempotency_key": f"p-{base}-{w}-{seq}"}).encode()
-    head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-            f"X-Internal-Token: {TOKEN}\r\nContent-Length: {len(body)}\r\n\r\n")
-    return head.encode() + body
-
-
-def _response_done(buf: bytes) -> tuple[int, int] | None:
-    """(status, length of the whole response) once ``buf`` holds a complete response, else None."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = buf[:end].decode("latin-1").split("\r\n")
-    length = 0
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "content-length":
-            length = int(value)
-    total = end + 4 + length
-    return (int(head[0].split()[1]), total) if len(buf) >= total else None
-
-
 def _run_paced(server: Server, codes: list[str], base: int, path: str, clients: int, rate: float,
                seconds: float) -> LoadRun:
-    """Open loop at ``rate`` requests/s spread over ``clients`` keep-alive connections, from one thread with
-    non-blocking sockets (no GIL hand-offs between generator threads to add their own jitter). Latency
-    counts from each request's *scheduled* send time, so a stalled server is not hidden by a waiting
-    client (no coordinated omission); a connection still waiting for its answer sends its next request
-    when the answer arrives, late, and that lateness is counted."""
-    import selectors
-
+    """Open loop at ``rate`` requests/s spread over ``clients`` keep-alive connections. Latency counts
+    from each request's *scheduled* send time, so a stalled server is not hidden by a waiting client
+    (no coordinated omission)."""
     interval = clients / rate
+    lat: list[list[float]] = [[] for _ in range(clients)]
+    oks = [0] * clients
+    errors: list[BaseException] = []
     start = time.perf_counter() + 0.2
     end = start + seconds
-    socks = []
-    for _ in range(clients):
-        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setblocking(False)
-        socks.append(sock)
-    sel = selectors.DefaultSelector()
-    for w, sock in enumerate(socks):
-        sel.register(sock, selectors.EVENT_READ, w)
-    seq = [0] * clients
-    busy: list[float | None] = [None] * clients  # scheduled time of the request awaiting its answer
-    bufs = [b""] * clients
-    lat: list[float] = []
-    oks = 0
 
-    def due(w: int) -> float:
-        return start + (w / clients + seq[w]) * interval
+    def worker(w: int) -> None:
+        client = _Client(server, codes, base, w, clients)
+        i = 0
+        try:
+            while True:
+                sched = start + (w / clients + i) * interval
+                if sched >= end:
+                    break
+                now = time.perf_counter()
+                if now < sched:
+                    time.sleep(sched - now)
+                if client.call(path, i):
+                    oks[w] += 1
+                lat[w].append((time.perf_counter() - sched) * 1000.0)
+                i += 1
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            client.close()
 
+    threads = [threading.Thread(target=worker, args=(w,), daemon=True) for w in range(clients)]
     with PeakRss(server.proc.pid) as rss:
-        while True:
-            now = time.perf_counter()
-            for w in range(clients):
-                if busy[w] is None and due(w) < end and due(w) <= now:
-                    busy[w] = due(w)
-                    socks[w].sendall(_request_bytes(path, codes, base, w, clients, seq[w]))
-            pending = [due(w) for w in range(clients) if busy[w] is None and due(w) < end]
-            if not pending and all(b is None for b in busy):
-                break
-            timeout = max(0.0, min(pending) - time.perf_counter()) if pending else 1.0
-            for key, _ in sel.select(timeout):
-                w = key.data
-                chunk = socks[w].recv(65536)
-                if not chunk:
-                    raise RuntimeError("server closed a keep-alive connection")
-                bufs[w] += chunk
-                done = _response_done(bufs[w])
-                if done is not None and busy[w] is not None:
-                    status, size = done
-                    lat.append((time.perf_counter() - busy[w]) * 1000.0)
-                    oks += status == 200
-                    bufs[w] = bufs[w][size:]
-                    busy[w] = None
-                    seq[w] += 1
-    for sock in socks:
-        sel.unregister(sock)
-        sock.close()
-    return LoadRun(ops=len(lat), ok=oks, seconds=seconds, latencies_ms=lat, peak_rss_mb=rss.peak_mb,
-                   extra={"offered_per_s": rate, "generator": "python, one thread, non-blocking sockets, paced"})
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    if errors:
+        raise RuntimeError(f"paced client failed: {errors[0]!r}") from errors[0]
+    elapsed = max(time.perf_counter(), end) - start
+    all_lat = [x for chunk in lat for x in chunk]
+    return LoadRun(ops=len(all_lat), ok=sum(oks), seconds=min(elapsed, seconds + 0.001) if all_lat else seconds,
+                   latencies_ms=all_lat, peak_rss_mb=rss.peak_mb,
+                   extra={"offered_per_s": rate, "generator": "python http.client, paced"})
 
 
 def _summary(run: LoadRun) -> dict[str, Any]:
