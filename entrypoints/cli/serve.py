@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -199,6 +200,10 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, processes: int
         raise click.BadParameter("memory:// keeps its data inside one process; use one process or a database",
                                  param_hint="--processes")
     app = create_app(container)
+    # Everything built so far (Flask, SQLAlchemy metadata, cattrs converters: hundreds of thousands of objects)
+    # lives as long as the process: out of the collector's sight, a full collection no longer walks it in the
+    # middle of a request, and forked workers keep sharing those pages.
+    gc.freeze()
     if processes == 1:
         server = make_server(app, host, port, threads)
         run_server(server, threads)
