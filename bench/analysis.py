@@ -55,9 +55,14 @@ on one socket, the deployment docs/operations.md recommends. Each request is the
 the closed-loop saturation rate; latency is measured open-loop at 600 requests/s from each request's
 scheduled send time, so queueing shows. Before the redeem became 2 statements, one process saturated at
 515/s (so 600/s queued without bound: p50 258 ms); two processes with the old 4-round-trip redeem gave
-818/s, p50 6.3 ms, p99 29 ms at 600/s. A py-spy profile of one process under load (taken with the
-4-statement redeem) showed 64 % of the request's wall time inside `RedemptionService.redeem`, most of it
-waiting for PostgreSQL, 4 % in the access log and ~8 % in waitress's socket writes.
+818/s, p50 6.3 ms, p99 29 ms at 600/s. **p99 at 600/s is the fragile figure**: single runs range from 7 to
+~40 ms (an autovacuum or checkpoint during the 8 s shows up in the tail), and the full `make bench` before
+`serve` froze its start-up heap (`gc.freeze()`: a full collection walked ~105,000 long-lived objects, ~30 ms
+inside a request) gave a 26.1 ms median; this row was re-measured after that change. A py-spy profile of
+one process under load (taken with the 4-statement redeem) showed 64 % of the request's wall time inside
+`RedemptionService.redeem`, most of it waiting for PostgreSQL, 4 % in the access log and ~8 % in waitress's
+socket writes. More headroom would come from less CPU per request in the HTTP layer (~0.5 ms of Flask,
+JSON and logging beside the redeem's ~0.35 ms).
 """,
     "reservation_expiry": """
 **What the job does per batch** (bounded batches of `PROMO_JOB_BATCH_SIZE` = 500, one transaction each,
