@@ -205,6 +205,34 @@ def _redemption_t(r: Sequence[Any]) -> Redemption:
     )
 
 
+def _redemption_values(r: Redemption) -> dict[str, Any]:
+    """The insert parameters of a ``promo_redemptions`` row (every column but ``id``)."""
+    return {
+        "promo_code_id": r.promo_code_id,
+        "user_id": r.user_id,
+        "idempotency_key": r.idempotency_key,
+        "status": r.status.value,
+        "discount_percent": r.discount_percent,
+        "reserved_until": r.reserved_until,
+        "purchase_id": r.purchase_id,
+        "applied_purchase_id": r.applied_purchase_id,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+        "revoked_at": r.revoked_at,
+    }
+
+
+def _attempt_values(a: Attempt) -> dict[str, Any]:
+    """The insert parameters of a ``promo_attempts`` row (every column but ``id``)."""
+    return {
+        "user_id": a.user_id,
+        "normalized_code_hash": a.normalized_code_hash,
+        "code_prefix": a.code_prefix,
+        "result": a.result.value,
+        "attempted_at": a.attempted_at,
+    }
+
+
 def _v(value: Any) -> Any:
     """Enum members as their plain string value (drivers need not know StrEnum)."""
     return value.value if hasattr(value, "value") else value
@@ -586,19 +614,7 @@ class SqlRedemptions(_Repo):
                          .returning(self.t))
 
     def add(self, redemption: Redemption) -> Redemption:
-        values = {
-            "promo_code_id": redemption.promo_code_id,
-            "user_id": redemption.user_id,
-            "idempotency_key": redemption.idempotency_key,
-            "status": redemption.status.value,
-            "discount_percent": redemption.discount_percent,
-            "reserved_until": redemption.reserved_until,
-            "purchase_id": redemption.purchase_id,
-            "applied_purchase_id": redemption.applied_purchase_id,
-            "created_at": redemption.created_at,
-            "updated_at": redemption.updated_at,
-            "revoked_at": redemption.revoked_at,
-        }
+        values = _redemption_values(redemption)
         if self._pg:
             return _redemption_t(self._raw(_PG_R_INSERT, values).fetchone())
         return to_redemption(self._insert(_R_INSERT, values).one())
@@ -641,16 +657,8 @@ class SqlRedemptions(_Repo):
         if not self._pg:
             return add_and_claim_by_parts(self, SqlAttempts(self._c), SqlPromoCodes(self._c), redemption, attempt,
                                           now)
-        params = {
-            "promo_code_id": redemption.promo_code_id, "user_id": redemption.user_id,
-            "idempotency_key": redemption.idempotency_key, "status": redemption.status.value,
-            "discount_percent": redemption.discount_percent, "reserved_until": redemption.reserved_until,
-            "purchase_id": redemption.purchase_id, "applied_purchase_id": redemption.applied_purchase_id,
-            "created_at": redemption.created_at, "updated_at": redemption.updated_at,
-            "revoked_at": redemption.revoked_at,
-            "a_user_id": attempt.user_id, "a_hash": attempt.normalized_code_hash, "a_prefix": attempt.code_prefix,
-            "a_result": attempt.result.value, "a_at": attempt.attempted_at, "now_": now,
-        }
+        params = {**_redemption_values(redemption), "now_": now,
+                  **{f"a_{k}": v for k, v in _attempt_values(attempt).items()}}
         try:
             # Whole by itself: with nothing else written yet, it is its own transaction (see ``_raw``).
             row = self._raw(_PG_ADD_AND_CLAIM, params, alone=True).fetchone()
@@ -778,8 +786,8 @@ _PG_ADD_AND_CLAIM = _PgStatement.text(
     "%(applied_purchase_id)s::bigint, %(created_at)s::timestamptz, %(updated_at)s::timestamptz, "
     "%(revoked_at)s::timestamptz) RETURNING *), "
     "a AS (INSERT INTO promo_attempts (user_id, normalized_code_hash, code_prefix, result, attempted_at) VALUES "
-    "(%(a_user_id)s::bigint, %(a_hash)s::varchar, %(a_prefix)s::varchar, %(a_result)s::varchar, "
-    "%(a_at)s::timestamptz)), "
+    "(%(a_user_id)s::bigint, %(a_normalized_code_hash)s::varchar, %(a_code_prefix)s::varchar, "
+    "%(a_result)s::varchar, %(a_attempted_at)s::timestamptz)), "
     "c AS (UPDATE promo_codes SET used_total = used_total + 1, updated_at = %(now_)s::timestamptz "
     "WHERE id = (SELECT promo_code_id FROM r) AND status = 'ACTIVE' "
     "AND (max_total_uses IS NULL OR used_total < max_total_uses) RETURNING *) "
@@ -793,13 +801,7 @@ class SqlAttempts(_Repo):
     t = promo_attempts
 
     def add(self, attempt: Attempt) -> None:
-        values = {
-            "user_id": attempt.user_id,
-            "normalized_code_hash": attempt.normalized_code_hash,
-            "code_prefix": attempt.code_prefix,
-            "result": attempt.result.value,
-            "attempted_at": attempt.attempted_at,
-        }
+        values = _attempt_values(attempt)
         if self._pg:
             self._raw(_PG_A_INSERT, values)
             return

@@ -9,16 +9,14 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psutil
 import pytest
-import requests
 
 from adapters.sql.engine import EngineHolder
 from tests.sql import fresh_pg_database, live_units_mismatch
-from tests.unit.http.server import AUTH, Server, migrate
+from tests.unit.http.server import Server, migrate, race_redeems
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +49,8 @@ def test_two_processes_share_the_load_and_keep_the_capacity_exact(database_url: 
                                                       "max_total_uses": 40})
         assert r.status_code == 201, r.text
 
-        def redeem(user: int) -> int:
-            # A new connection per call, so the kernel hands the calls to both workers.
-            return requests.post(server.url + "/internal/promo/redeem", headers=AUTH, timeout=30,
-                                 json={"user_id": user, "code": "PROCRUSH01", "idempotency_key": f"p{user}"}
-                                 ).status_code
-
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            statuses = Counter(pool.map(redeem, range(1, 201)))
-        assert statuses == Counter({200: 40, 422: 160})
+        # A new connection per call, so the kernel hands the calls to both workers.
+        assert race_redeems(server, "PROCRUSH01", range(1, 201), "p") == Counter({200: 40, 422: 160})
     finally:
         log = server.stop()
     engines = EngineHolder(database_url, 1)

@@ -7,6 +7,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +81,15 @@ class Server:
 
     def get(self, path: str, headers: dict[str, str] | None = None) -> requests.Response:
         return requests.get(self.url + path, headers=headers if headers is not None else AUTH, timeout=10)
+
+
+def race_redeems(server: Server, code: str, users: range, key_prefix: str) -> Counter[int]:
+    """One redeem of ``code`` per user, 32 at once, each on a connection of its own; the HTTP statuses."""
+    def redeem(user: int) -> int:
+        with requests.Session() as session:
+            return session.post(server.url + "/internal/promo/redeem", headers=AUTH, timeout=30,
+                                json={"user_id": user, "code": code, "idempotency_key": f"{key_prefix}{user}"}
+                                ).status_code
+
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        return Counter(pool.map(redeem, users))

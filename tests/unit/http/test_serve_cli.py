@@ -6,12 +6,9 @@ import socket
 import subprocess
 import sys
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import requests
-
-from tests.unit.http.server import AUTH, Server, server_env
+from tests.unit.http.server import Server, race_redeems, server_env
 
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
 
@@ -53,15 +50,7 @@ def test_serve_answers_many_concurrent_clients(tmp_path: Path) -> None:
                                                       "max_total_uses": 25})
         assert r.status_code == 201
 
-        def redeem(user: int) -> int:
-            with requests.Session() as session:
-                return session.post(server.url + "/internal/promo/redeem", headers=AUTH, timeout=30,
-                                    json={"user_id": user, "code": "RUSH0001", "idempotency_key": f"u{user}"}
-                                    ).status_code
-
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            statuses = Counter(pool.map(redeem, range(1, 101)))
-        assert statuses == Counter({200: 25, 422: 75})
+        assert race_redeems(server, "RUSH0001", range(1, 101), "u") == Counter({200: 25, 422: 75})
     finally:
         log = server.stop()
     # One access-log line per request.
