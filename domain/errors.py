@@ -37,6 +37,16 @@ class CodeExists(DomainError):
     code = "CODE_EXISTS"
 
 
+class CampaignExists(DomainError):
+    code = "CAMPAIGN_EXISTS"
+
+
+class InvalidChange(DomainError):
+    """A campaign change the rules refuse (a budget below ``used_total``, a ``valid_until`` in the past...)."""
+
+    code = "INVALID_CHANGE"
+
+
 class InvalidTransition(DomainError):
     code = "INVALID_TRANSITION"
 
@@ -100,3 +110,11 @@ class OpenPurchaseExists(ConstraintViolation):
 
 class DuplicateChargeId(ConstraintViolation):
     pass
+
+
+class DuplicateCampaignName(ConstraintViolation):
+    pass
+
+
+class UserSlotTaken(ConstraintViolation):
+    """The user holds a live redemption in this ``user_slot`` of the campaign already (a racing redeem won it)."""

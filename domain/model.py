@@ -16,6 +16,12 @@ import attrs
 class PromoType(enum.StrEnum):
     PREMIUM_GRANT = "PREMIUM_GRANT"
     PERCENT_DISCOUNT = "PERCENT_DISCOUNT"
+    STARS_DISCOUNT = "STARS_DISCOUNT"
+
+    @property
+    def is_discount(self) -> bool:
+        """Settled through a purchase (a reservation), not granted at once."""
+        return self is not PromoType.PREMIUM_GRANT
 
 
 class TargetScope(enum.StrEnum):
@@ -24,10 +30,16 @@ class TargetScope(enum.StrEnum):
 
 
 class CampaignStatus(enum.StrEnum):
+    """The states of a campaign, and of a code: both levels move through the same four (SPEC 3)."""
+
     ACTIVE = "ACTIVE"
     PAUSED = "PAUSED"
     EXPIRED = "EXPIRED"
     DEPLETED = "DEPLETED"
+
+
+# A code's status takes the same values as its campaign's.
+CodeStatus = CampaignStatus
 
 
 class PausedReason(enum.StrEnum):
@@ -86,23 +98,25 @@ LIVE_REDEMPTION_STATUSES: frozenset[RedemptionStatus] = frozenset(
 
 @attrs.frozen
 class Campaign:
-    """One row of ``promo_codes``: one code and the rules that come with it."""
+    """One row of ``promo_campaigns``: the terms of a promotion, its budget and per-user limit, shared by its codes."""
 
     id: int | None
-    campaign_name: str
-    code_hash: str
-    code_prefix: str
+    name: str
     promo_type: PromoType
     grant_plan_code: str | None
     grant_days: int | None
     discount_percent: int | None
+    discount_stars: int | None
     applicable_products: tuple[str, ...]
     target_scope: TargetScope
     status: CampaignStatus
     paused_reason: PausedReason | None
     valid_from: datetime
     valid_until: datetime | None
+    # The campaign's budget: redemptions across all its codes (None: unlimited).
     max_total_uses: int | None
+    # Live (not EXPIRED) redemptions one user may hold across all codes of the campaign.
+    per_user_limit: int
     used_total: int
     created_at: datetime
     updated_at: datetime
@@ -111,6 +125,60 @@ class Campaign:
         return not self.applicable_products or product_code in self.applicable_products
 
     def capacity_used_up(self) -> bool:
+        """The budget is used up."""
+        return self.max_total_uses is not None and self.used_total >= self.max_total_uses
+
+    def is_past_validity(self, now: datetime) -> bool:
+        return self.valid_until is not None and now >= self.valid_until
+
+    def terms(self) -> CampaignTerms:
+        return CampaignTerms(
+            promo_type=self.promo_type, grant_plan_code=self.grant_plan_code, grant_days=self.grant_days,
+            discount_percent=self.discount_percent, discount_stars=self.discount_stars,
+            applicable_products=self.applicable_products, target_scope=self.target_scope,
+        )
+
+
+@attrs.frozen
+class CampaignTerms:
+    """What a campaign gives (a price or a grant) and to whom: fixed once the campaign exists."""
+
+    promo_type: PromoType
+    grant_plan_code: str | None = None
+    grant_days: int | None = None
+    discount_percent: int | None = None
+    discount_stars: int | None = None
+    applicable_products: tuple[str, ...] = ()
+    target_scope: TargetScope = TargetScope.ALL
+
+
+@attrs.frozen
+class PromoCode:
+    """One row of ``promo_codes``: one redeemable code of a campaign, with its own status and cap.
+
+    ``campaign_name``, ``promo_type``, ``target_scope``, ``valid_from`` and ``valid_until`` are copies of the
+    campaign's (kept equal by every change of the campaign), so the runbook queries on ``promo_codes`` alone
+    show what the system acts on."""
+
+    id: int | None
+    campaign_id: int
+    code_hash: str
+    code_prefix: str
+    status: CampaignStatus
+    paused_reason: PausedReason | None
+    # This code's own cap (1 for a single-use code); None: only the campaign's budget applies.
+    max_total_uses: int | None
+    used_total: int
+    created_at: datetime
+    updated_at: datetime
+    campaign_name: str
+    promo_type: PromoType
+    target_scope: TargetScope
+    valid_from: datetime
+    valid_until: datetime | None
+
+    def capacity_used_up(self) -> bool:
+        """The code reached its own cap."""
         return self.max_total_uses is not None and self.used_total >= self.max_total_uses
 
     def is_past_validity(self, now: datetime) -> bool:
@@ -123,16 +191,25 @@ class Redemption:
 
     id: int | None
     promo_code_id: int
+    campaign_id: int
     user_id: int
     idempotency_key: str
     status: RedemptionStatus
     discount_percent: int | None
+    discount_stars: int | None
     reserved_until: datetime | None
     purchase_id: int | None
     applied_purchase_id: int | None
     created_at: datetime
     updated_at: datetime
     revoked_at: datetime | None = None
+    # Which of the user's ``per_user_limit`` places in the campaign this redemption holds (1-based). The
+    # database keeps one live redemption per (campaign, user, slot): that is how the limit is enforced.
+    user_slot: int = 1
+
+    @property
+    def is_reservation(self) -> bool:
+        return self.discount_percent is not None or self.discount_stars is not None
 
 
 @attrs.frozen
@@ -145,6 +222,7 @@ class Attempt:
     result: RedeemResult
     attempted_at: datetime
     id: int | None = None
+    campaign_id: int | None = None
 
 
 @attrs.frozen
@@ -218,6 +296,68 @@ class CampaignFilter:
     status: CampaignStatus | None = None
     promo_type: PromoType | None = None
     name_contains: str | None = None
+
+
+class Unchanged(enum.Enum):
+    """The value of a field a change leaves as it is (``None`` may be a real new value)."""
+
+    UNCHANGED = "UNCHANGED"
+
+
+UNCHANGED = Unchanged.UNCHANGED
+
+
+@attrs.frozen
+class CampaignChanges:
+    """The changeable fields of a campaign (SPEC 3); each ``UNCHANGED`` unless given."""
+
+    name: str | Unchanged = UNCHANGED
+    valid_until: datetime | None | Unchanged = UNCHANGED
+    max_total_uses: int | None | Unchanged = UNCHANGED
+    per_user_limit: int | Unchanged = UNCHANGED
+
+    def changed(self) -> dict[str, Any]:
+        """The given fields by name."""
+        return {k: v for k, v in attrs.asdict(self, recurse=False).items() if v is not UNCHANGED}
+
+
+@attrs.frozen
+class CodeFilter:
+    campaign_id: int | None = None
+    status: CampaignStatus | None = None
+    code_prefix: str | None = None
+
+
+@attrs.frozen(eq=False)
+class AuditEntry:
+    """One row of ``audit_log``: a change and who made it. Never updated or deleted; never a plaintext code.
+
+    ``actor``: the console operator's name, ``api`` (or the request's ``X-Actor``), ``cli:<login>``,
+    ``job:<name>``. ``target_type``: ``campaign``, ``promo_code``, ``purchase``, ``payment_review``."""
+
+    id: int | None
+    at: datetime
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: dict[str, Any]
+
+
+@attrs.frozen
+class AuditFilter:
+    actor: str | None = None
+    action: str | None = None
+    target_type: str | None = None
+    target_id: str | None = None
+
+
+@attrs.frozen
+class HourCount:
+    """One hour of a time series (``hour`` is the start of the hour, UTC) and a count or sum in it."""
+
+    hour: datetime
+    value: int
 
 
 @attrs.frozen
@@ -295,10 +435,13 @@ class PaymentReview:
 class RedeemSnapshot:
     """What redeem checks 1-7 read, read together (one round trip on PostgreSQL): the redemption holding
     the idempotency key, the user's failed attempts since the throttling window began (count and latest),
-    the campaign of the first code hash that exists, and the user's live (not EXPIRED) redemption of it."""
+    the first code whose hash exists and its campaign, the user's live (not EXPIRED) redemption of that
+    code, and the ``user_slot`` of every live redemption the user holds in that campaign."""
 
     by_key: Redemption | None
     failures: int
     latest_failure: datetime | None
+    code: PromoCode | None
     campaign: Campaign | None
     live: Redemption | None
+    held_slots: tuple[int, ...] = ()

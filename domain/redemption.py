@@ -29,7 +29,7 @@ from domain.throttling import block_ends
 
 if TYPE_CHECKING:
     from ports.clock import Clock
-    from ports.repositories import Attempts, PromoCodes, Redemptions, UnitOfWork, UnitOfWorkFactory
+    from ports.repositories import Attempts, Campaigns, PromoCodes, Redemptions, UnitOfWork, UnitOfWorkFactory
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_:.\-]{1,128}$")
 MAX_USER_ID = 2**63 - 1
@@ -226,23 +226,27 @@ class RedemptionService:
         return _Decision(RedeemOutcome(RedeemResult.IDEMPOTENCY_KEY_REUSED), None)
 
 
-def snapshot_by_parts(redemptions: Redemptions, attempts: Attempts, promo_codes: PromoCodes, idempotency_key: str,
-                      user_id: int, code_hashes: Sequence[str], failures_since: datetime) -> RedeemSnapshot:
+def snapshot_by_parts(redemptions: Redemptions, attempts: Attempts, promo_codes: PromoCodes, campaigns: Campaigns,
+                      idempotency_key: str, user_id: int, code_hashes: Sequence[str], failures_since: datetime
+                      ) -> RedeemSnapshot:
     """``Redemptions.redeem_snapshot`` from the single-purpose reads: the reference an adapter's one-statement
     version must agree with, and the implementation of the adapters that have no faster way."""
     failures, latest = attempts.failure_stats(user_id, failures_since)
-    campaign = promo_codes.get_by_hashes(code_hashes) if code_hashes else None
-    live = redemptions.get_live(campaign.id, user_id) if campaign is not None and campaign.id is not None else None
-    return RedeemSnapshot(redemptions.get_by_idempotency_key(idempotency_key), failures, latest, campaign, live)
+    code = promo_codes.get_by_hashes(code_hashes) if code_hashes else None
+    campaign = campaigns.get(code.campaign_id) if code is not None else None
+    live = redemptions.get_live(code.id, user_id) if code is not None and code.id is not None else None
+    held = redemptions.held_slots(code.campaign_id, user_id) if code is not None else ()
+    return RedeemSnapshot(redemptions.get_by_idempotency_key(idempotency_key), failures, latest, code, campaign,
+                          live, held)
 
 
 def add_and_claim_by_parts(
     redemptions: Redemptions, attempts: Attempts, promo_codes: PromoCodes, redemption: Redemption, attempt: Attempt,
     now: datetime,
-) -> tuple[Redemption, Campaign] | None:
+) -> tuple[Redemption, PromoCode, Campaign] | None:
     """``Redemptions.add_and_claim`` from the single-purpose writes, in that order (the reference): None when
     the claim failed, leaving the rollback of the other two to the caller."""
     stored = redemptions.add(redemption)
     attempts.add(attempt)
     claimed = promo_codes.claim_capacity(redemption.promo_code_id, now)
-    return (stored, claimed) if claimed is not None else None
+    return (stored, *claimed) if claimed is not None else None

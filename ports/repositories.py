@@ -16,14 +16,20 @@ from typing import Protocol, Self
 
 from domain.model import (
     Attempt,
+    AuditEntry,
+    AuditFilter,
     Campaign,
+    CampaignChanges,
     CampaignFilter,
     CampaignStatus,
+    CodeFilter,
     HashFailureStats,
+    HourCount,
     PausedReason,
     PaymentReview,
     PaymentTotals,
     PrefixFailureStats,
+    PromoCode,
     Purchase,
     PurchaseStatus,
     RedeemResult,
@@ -33,37 +39,29 @@ from domain.model import (
 )
 from ports.entitlements import EntitlementLedger, Entitlements
 
-__all__ = ["CampaignFilter", "HashFailureStats", "PrefixFailureStats", "UnitOfWork", "UnitOfWorkFactory"]
+__all__ = ["CampaignFilter", "CodeFilter", "HashFailureStats", "PrefixFailureStats", "UnitOfWork", "UnitOfWorkFactory"]
 
 
-class PromoCodes(Protocol):
-    """The ``promo_codes`` table: one row per code."""
+class Campaigns(Protocol):
+    """The ``promo_campaigns`` table: one row per campaign (terms, budget, per-user limit)."""
 
     def add(self, campaign: Campaign) -> Campaign:
-        """Insert; returns the row with its id. Raises ``DuplicateCodeHash``."""
+        """Insert; returns the row with its id. Raises ``DuplicateCampaignName``."""
         ...
 
-    def add_many(self, campaigns: Sequence[Campaign]) -> list[int]:
-        """Bulk insert; returns the ids in input order. Raises ``DuplicateCodeHash``."""
-        ...
+    def get(self, campaign_id: int) -> Campaign | None: ...
 
-    def get(self, promo_code_id: int) -> Campaign | None: ...
+    def get_by_name(self, name: str) -> Campaign | None: ...
 
-    def get_by_hashes(self, code_hashes: Sequence[str]) -> Campaign | None:
-        """The campaign whose ``code_hash`` is any of ``code_hashes`` (first match wins)."""
-        ...
+    def get_many(self, campaign_ids: Sequence[int]) -> dict[int, Campaign]: ...
 
-    def existing_hashes(self, code_hashes: Sequence[str]) -> set[str]:
-        """Those of ``code_hashes`` already stored."""
-        ...
-
-    def search(self, flt: CampaignFilter, limit: int, after_id: int | None) -> list[Campaign]:
-        """Campaigns matching ``flt`` ordered by id, starting after ``after_id``."""
+    def search(self, flt: CampaignFilter, limit: int, before_id: int | None) -> list[Campaign]:
+        """Campaigns matching ``flt``, newest first (by id, descending), starting below ``before_id``."""
         ...
 
     def set_status(
         self,
-        promo_code_id: int,
+        campaign_id: int,
         expected: Sequence[CampaignStatus],
         status: CampaignStatus,
         paused_reason: PausedReason | None,
@@ -72,16 +70,16 @@ class PromoCodes(Protocol):
         """Move to ``status`` only from one of ``expected``; None when the row is elsewhere."""
         ...
 
-    def claim_capacity(self, promo_code_id: int, now: datetime) -> Campaign | None:
-        """``used_total + 1`` while ACTIVE and below ``max_total_uses``; None when that fails."""
-        ...
-
-    def release_capacity(self, promo_code_id: int, now: datetime, units: int = 1) -> None:
-        """``used_total - units`` (never below zero): expired reservations give their units back."""
+    def change(self, campaign_id: int, changes: CampaignChanges, now: datetime) -> Campaign | None:
+        """Apply the changed fields of ``changes`` (``CampaignChanges.UNCHANGED`` leaves one as it is) in one
+        conditional update: a new ``max_total_uses`` only when not below ``used_total``. None when the campaign
+        is missing or the condition failed. Raises ``DuplicateCampaignName``. The copies of ``name`` and
+        ``valid_until`` on its codes are the caller's (``PromoCodes.copy_campaign_fields``)."""
         ...
 
     def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
-        """``release_capacity`` for many campaigns (``promo_code_id -> units``), rows locked in id order."""
+        """``used_total - units`` for many campaigns (``campaign_id -> units``, never below zero), rows locked
+        in id order: expired reservations give their units back."""
         ...
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
@@ -92,82 +90,82 @@ class PromoCodes(Protocol):
         """ACTIVE campaigns with ``used_total >= max_total_uses`` and no RESERVED redemption."""
         ...
 
-    def active_with_prefix(self, code_prefix: str) -> list[Campaign]: ...
-
-    def active_with_hashes(self, code_hashes: Sequence[str]) -> list[Campaign]: ...
+    def active_with_code_prefix(self, code_prefix: str) -> list[Campaign]:
+        """ACTIVE campaigns that have a code (in any status) starting with ``code_prefix``."""
+        ...
 
     def count_paused(self, since: datetime | None = None) -> int:
         """PAUSED campaigns; with ``since``, only those paused at or after it."""
         ...
 
-
-class Redemptions(Protocol):
-    """The ``promo_redemptions`` table."""
-
-    def add(self, redemption: Redemption) -> Redemption:
-        """Insert; raises ``DuplicateIdempotencyKey`` or ``LiveRedemptionExists``."""
+    def code_counts(self, campaign_ids: Sequence[int]) -> dict[int, dict[CampaignStatus, int]]:
+        """Codes per status of each campaign (every status present, zeros included)."""
         ...
 
-    def get(self, redemption_id: int) -> Redemption | None: ...
 
-    def get_by_idempotency_key(self, idempotency_key: str) -> Redemption | None: ...
+class PromoCodes(Protocol):
+    """The ``promo_codes`` table: one row per code."""
 
-    def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
-        """The user's redemption of this campaign that is not EXPIRED."""
+    def add(self, code: PromoCode) -> PromoCode:
+        """Insert; returns the row with its id. Raises ``DuplicateCodeHash``."""
         ...
 
-    def redeem_snapshot(self, idempotency_key: str, user_id: int, code_hashes: Sequence[str],
-                        failures_since: datetime) -> RedeemSnapshot:
-        """The reads of redeem checks 1-7 in one call, as ``get_by_idempotency_key``,
-        ``Attempts.failure_stats``, ``PromoCodes.get_by_hashes`` and ``get_live`` would answer them
-        (``domain.redemption.snapshot_by_parts`` composes exactly that; adapters may read it at once)."""
+    def add_many(self, codes: Sequence[PromoCode]) -> list[int]:
+        """Bulk insert; returns the ids in input order. Raises ``DuplicateCodeHash``."""
         ...
 
-    def add_and_claim(self, redemption: Redemption, attempt: Attempt, now: datetime
-                      ) -> tuple[Redemption, Campaign] | None:
-        """``add(redemption)``, ``Attempts.add(attempt)`` and ``PromoCodes.claim_capacity`` of the redemption's
-        campaign in one call, in that order (``domain.redemption.add_and_claim_by_parts``): the stored
-        redemption and the claimed campaign, or None when no unit could be claimed. Raises as ``add``. On None
-        or an error the caller rolls back, and nothing of the call survives that. The caller commits right
-        after a success, so an adapter may make the call its own transaction when the unit of work has no
-        other write open (PostgreSQL does: one statement instead of BEGIN, statement, COMMIT)."""
+    def get(self, promo_code_id: int) -> PromoCode | None: ...
+
+    def get_by_hashes(self, code_hashes: Sequence[str]) -> PromoCode | None:
+        """The code whose ``code_hash`` is any of ``code_hashes`` (first match wins)."""
         ...
 
-    def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
-        """Bind a RESERVED, unexpired, unbound reservation (or one already bound to this purchase)."""
+    def existing_hashes(self, code_hashes: Sequence[str]) -> set[str]:
+        """Those of ``code_hashes`` already stored."""
         ...
 
-    def unbind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> None:
-        """Undo ``bind_purchase`` when the purchase fails; the reservation may then expire."""
+    def search(self, flt: CodeFilter, limit: int, after_id: int | None) -> list[PromoCode]:
+        """Codes matching ``flt`` ordered by id, starting after ``after_id``."""
         ...
 
-    def apply(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
-        """RESERVED -> APPLIED with ``applied_purchase_id``; None when not RESERVED."""
+    def set_status(
+        self,
+        promo_code_id: int,
+        expected: Sequence[CampaignStatus],
+        status: CampaignStatus,
+        paused_reason: PausedReason | None,
+        now: datetime,
+    ) -> PromoCode | None:
+        """Move to ``status`` only from one of ``expected``; None when the row is elsewhere."""
         ...
 
-    def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
-        """RESERVED, past ``reserved_until`` and unbound -> EXPIRED; None otherwise."""
+    def expire_for_campaign(self, campaign_id: int, now: datetime) -> int:
+        """The campaign's ACTIVE and PAUSED codes -> EXPIRED (the campaign expired); returns how many."""
         ...
 
-    def expire_many(self, redemption_ids: Sequence[int], now: datetime) -> list[Redemption]:
-        """``expire`` for a batch in one statement; returns those this call expired (any order)."""
+    def copy_campaign_fields(self, campaign: Campaign, now: datetime) -> int:
+        """Set the copies of the campaign's ``name`` and ``valid_until`` on its codes; returns how many changed."""
         ...
 
-    def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
-        """RESERVED/APPLIED -> REVOKED; None otherwise."""
+    def claim_capacity(self, promo_code_id: int, now: datetime) -> tuple[PromoCode, Campaign] | None:
+        """One unit from the code's cap and its campaign's budget together: both ``used_total + 1`` while both
+        are ACTIVE and below their ``max_total_uses``, or neither (None)."""
         ...
 
-    def due_for_expiry(self, now: datetime, limit: int) -> list[Redemption]:
-        """RESERVED, unbound, ``reserved_until <= now`` (locked, skip-locked)."""
+    def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
+        """``used_total - units`` for many codes (``promo_code_id -> units``, never below zero), rows locked in
+        id order. The campaigns' units are ``Campaigns.release_capacity_many``'s."""
         ...
 
-    def count_created(self, since: datetime, until: datetime, reservations_only: bool) -> int: ...
-
-    def count_applied_reservations(self, since: datetime, until: datetime) -> int:
-        """Discount reservations created in the window that reached APPLIED (or later REVOKED)."""
+    def due_for_depletion(self, limit: int) -> list[PromoCode]:
+        """ACTIVE codes with ``used_total >= max_total_uses`` and no RESERVED redemption."""
         ...
 
-    def count_by_status(self, promo_code_id: int) -> dict[RedemptionStatus, int]: ...
+    def active_with_hashes(self, code_hashes: Sequence[str]) -> list[PromoCode]: ...
+
+    def count_paused(self, since: datetime | None = None) -> int:
+        """PAUSED codes (paused on their own); with ``since``, only those paused at or after it."""
+        ...
 
 
 class Attempts(Protocol):
@@ -187,7 +185,19 @@ class Attempts(Protocol):
         """Prefixes with at least ``min_failures`` INVALID attempts since ``since``."""
         ...
 
-    def counts_by_result(self, since: datetime, until: datetime) -> dict[RedeemResult, int]: ...
+    def counts_by_result(self, since: datetime, until: datetime, campaign_id: int | None = None
+                         ) -> dict[RedeemResult, int]:
+        """Attempts per result in ``[since, until)``; with ``campaign_id``, only those on that campaign's codes."""
+        ...
+
+    def hourly(self, since: datetime, until: datetime, campaign_id: int | None = None
+               ) -> list[tuple[datetime, int, int]]:
+        """(hour, attempts, accepted) per hour of ``attempted_at`` in ``[since, until)``; empty hours left out."""
+        ...
+
+    def for_user(self, user_id: int, limit: int) -> list[Attempt]:
+        """The user's latest attempts, newest first."""
+        ...
 
 
 class Purchases(Protocol):
@@ -246,6 +256,19 @@ class Purchases(Protocol):
         Stars (``final_stars_amount``) in ``[since, until)``."""
         ...
 
+    def for_user(self, user_id: int, limit: int) -> list[Purchase]:
+        """The user's purchases, newest first."""
+        ...
+
+    def hourly_revenue(self, since: datetime, until: datetime, campaign_id: int | None = None) -> list[HourCount]:
+        """``final_stars_amount`` of purchases paid in ``[since, until)`` per hour of ``paid_at``; with
+        ``campaign_id``, only purchases made with a redemption of that campaign."""
+        ...
+
+    def paid_in_campaign(self, campaign_id: int, since: datetime) -> tuple[int, int, int]:
+        """(count, final Stars, discount Stars) of purchases paid since ``since`` with a redemption of the campaign."""
+        ...
+
 
 class PaymentReviews(Protocol):
     """The ``payment_reviews`` table: differences and unsafe recoveries waiting for a human."""
@@ -279,10 +302,22 @@ class ProcessedUpdates(Protocol):
         ...
 
 
+class AuditLog(Protocol):
+    """The ``audit_log`` table: append only. An entry is written in the transaction of the change it records."""
+
+    def add(self, entry: AuditEntry) -> AuditEntry: ...
+
+    def search(self, flt: AuditFilter, limit: int, before_id: int | None) -> list[AuditEntry]:
+        """Entries matching ``flt``, newest first, starting below ``before_id``."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``__exit__`` rolls back whatever was not committed."""
 
+    campaigns: Campaigns
     promo_codes: PromoCodes
+    audit: AuditLog
     redemptions: Redemptions
     attempts: Attempts
     purchases: Purchases

@@ -1,7 +1,8 @@
 """SQLAlchemy 2 Core tables: the exact names of SPEC sections 3-5, one metadata for PostgreSQL and SQLite.
 
-The database enforces the SPEC 4/5 invariants itself: a unique ``code_hash``, a unique ``idempotency_key``,
-one live redemption per ``(promo_code_id, user_id)`` (partial unique index ``WHERE status <> 'EXPIRED'``),
+The database enforces the SPEC 3-5 invariants itself: a unique campaign ``name`` and ``code_hash``, counters
+within their caps (CHECK), a unique ``idempotency_key``, one live redemption per ``(promo_code_id, user_id)``
+and per ``(campaign_id, user_id, user_slot)`` (partial unique indexes ``WHERE status <> 'EXPIRED'``),
 one open purchase per ``(user_id, product_code)`` and a unique ``telegram_payment_charge_id``.
 Constraint names come from the naming convention, so errors map back to domain exceptions by name.
 """
@@ -78,17 +79,16 @@ def _id() -> sa.Column[int]:
     return sa.Column("id", BigId, sa.Identity(), primary_key=True)
 
 
-promo_codes = sa.Table(
-    "promo_codes",
+promo_campaigns = sa.Table(
+    "promo_campaigns",
     metadata,
     _id(),
-    sa.Column("campaign_name", sa.String(200), nullable=False),
-    sa.Column("code_hash", sa.String(64), nullable=False),
-    sa.Column("code_prefix", sa.String(4), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
     sa.Column("promo_type", sa.String(20), nullable=False),
     sa.Column("grant_plan_code", sa.String(64)),
     sa.Column("grant_days", sa.Integer),
     sa.Column("discount_percent", sa.Integer),
+    sa.Column("discount_stars", sa.Integer),
     sa.Column("applicable_products", Json, nullable=False),
     sa.Column("target_scope", sa.String(32), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
@@ -96,45 +96,100 @@ promo_codes = sa.Table(
     sa.Column("valid_from", UTCDateTime, nullable=False),
     sa.Column("valid_until", UTCDateTime),
     sa.Column("max_total_uses", sa.Integer),
+    sa.Column("per_user_limit", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.Column("used_total", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("name"),
+    sa.CheckConstraint(_in("promo_type", PromoType), name="promo_type"),
+    sa.CheckConstraint(_in("target_scope", TargetScope), name="target_scope"),
+    sa.CheckConstraint(_in("status", CampaignStatus), name="status"),
+    sa.CheckConstraint(f"paused_reason IS NULL OR {_in('paused_reason', PausedReason)}", name="paused_reason"),
+    sa.CheckConstraint("paused_reason IS NULL OR status = 'PAUSED'", name="paused_reason_only_when_paused"),
+    sa.CheckConstraint("discount_percent IS NULL OR discount_percent BETWEEN 1 AND 99", name="discount_percent"),
+    sa.CheckConstraint("discount_stars IS NULL OR discount_stars BETWEEN 1 AND 1000000", name="discount_stars"),
+    sa.CheckConstraint("grant_days IS NULL OR grant_days BETWEEN 1 AND 3650", name="grant_days"),
+    sa.CheckConstraint("per_user_limit BETWEEN 1 AND 1000", name="per_user_limit"),
+    sa.CheckConstraint("used_total >= 0", name="used_total_not_negative"),
+    sa.CheckConstraint("max_total_uses IS NULL OR used_total <= max_total_uses", name="used_total_within_budget"),
+)
+# Rollover (status + valid_until).
+sa.Index(None, promo_campaigns.c.status, promo_campaigns.c.valid_until)
+
+promo_codes = sa.Table(
+    "promo_codes",
+    metadata,
+    _id(),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("promo_campaigns.id"), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("code_prefix", sa.String(4), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("paused_reason", sa.String(32)),
+    sa.Column("max_total_uses", sa.Integer),
+    sa.Column("used_total", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Copies of the campaign's fields (kept equal on every change of the campaign): the runbook queries read
+    # promo_codes alone and must show what the system acts on.
+    sa.Column("campaign_name", sa.String(200), nullable=False),
+    sa.Column("promo_type", sa.String(20), nullable=False),
+    sa.Column("target_scope", sa.String(32), nullable=False),
+    sa.Column("valid_from", UTCDateTime, nullable=False),
+    sa.Column("valid_until", UTCDateTime),
     sa.UniqueConstraint("code_hash"),
     sa.CheckConstraint(_in("promo_type", PromoType), name="promo_type"),
     sa.CheckConstraint(_in("target_scope", TargetScope), name="target_scope"),
     sa.CheckConstraint(_in("status", CampaignStatus), name="status"),
     sa.CheckConstraint(f"paused_reason IS NULL OR {_in('paused_reason', PausedReason)}", name="paused_reason"),
-    sa.CheckConstraint("discount_percent IS NULL OR discount_percent BETWEEN 1 AND 99", name="discount_percent"),
+    sa.CheckConstraint("paused_reason IS NULL OR status = 'PAUSED'", name="paused_reason_only_when_paused"),
     sa.CheckConstraint("used_total >= 0", name="used_total_not_negative"),
     sa.CheckConstraint("max_total_uses IS NULL OR used_total <= max_total_uses", name="used_total_within_capacity"),
 )
-# Rollover (status + valid_until), guard by prefix.
-sa.Index(None, promo_codes.c.status, promo_codes.c.valid_until)
-sa.Index(None, promo_codes.c.code_prefix, promo_codes.c.status)
+# A campaign's codes by status (counts, listing, cascades); the guard's prefix rule (prefix -> campaigns).
+sa.Index(None, promo_codes.c.campaign_id, promo_codes.c.status)
+sa.Index(None, promo_codes.c.code_prefix, promo_codes.c.campaign_id)
+# Rollover: ACTIVE codes that reached their own cap, without scanning every code.
+_partial_index("ix_promo_codes_used_up", promo_codes.c.id,
+               where="status = 'ACTIVE' AND max_total_uses IS NOT NULL AND used_total >= max_total_uses")
 
 promo_redemptions = sa.Table(
     "promo_redemptions",
     metadata,
     _id(),
     sa.Column("promo_code_id", BigId, sa.ForeignKey("promo_codes.id"), nullable=False),
+    sa.Column("campaign_id", BigId, sa.ForeignKey("promo_campaigns.id"), nullable=False),
     sa.Column("user_id", sa.BigInteger, nullable=False),
     sa.Column("idempotency_key", sa.String(128), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("discount_percent", sa.Integer),
+    sa.Column("discount_stars", sa.Integer),
     sa.Column("reserved_until", UTCDateTime),
     sa.Column("purchase_id", BigId),
     sa.Column("applied_purchase_id", BigId),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Column("revoked_at", UTCDateTime),
+    sa.Column("user_slot", sa.Integer, nullable=False, server_default=sa.text("1")),
     sa.UniqueConstraint("idempotency_key"),
     sa.CheckConstraint(_in("status", RedemptionStatus), name="status"),
+    sa.CheckConstraint("user_slot >= 1", name="user_slot_positive"),
 )
-# One live redemption per user and campaign: the database, not the code, guarantees it.
+# One live redemption per user and code: the database, not the code, guarantees it.
 sa.Index(
     "uq_promo_redemptions_live_per_user",
     promo_redemptions.c.promo_code_id,
     promo_redemptions.c.user_id,
+    unique=True,
+    postgresql_where=sa.text("status <> 'EXPIRED'"),
+    sqlite_where=sa.text("status <> 'EXPIRED'"),
+)
+# At most per_user_limit live redemptions per user and campaign: each takes one of the slots 1..per_user_limit,
+# and a slot holds one live redemption. No counter row: racing redeems of one user collide on the slot.
+sa.Index(
+    "uq_promo_redemptions_user_slot",
+    promo_redemptions.c.campaign_id,
+    promo_redemptions.c.user_id,
+    promo_redemptions.c.user_slot,
     unique=True,
     postgresql_where=sa.text("status <> 'EXPIRED'"),
     sqlite_where=sa.text("status <> 'EXPIRED'"),
@@ -147,6 +202,9 @@ sa.Index(
     sqlite_where=sa.text("status = 'RESERVED'"),
 )
 sa.Index(None, promo_redemptions.c.created_at)
+# Campaign stats and the support view of one user.
+sa.Index(None, promo_redemptions.c.campaign_id, promo_redemptions.c.status)
+sa.Index(None, promo_redemptions.c.user_id, promo_redemptions.c.id)
 
 promo_attempts = sa.Table(
     "promo_attempts",
@@ -157,6 +215,8 @@ promo_attempts = sa.Table(
     sa.Column("code_prefix", sa.String(4)),
     sa.Column("result", sa.String(32), nullable=False),
     sa.Column("attempted_at", UTCDateTime, nullable=False),
+    # The code's campaign when the code exists (no foreign key: an attempt is a log line, written on every call).
+    sa.Column("campaign_id", sa.BigInteger),
     sa.CheckConstraint(_in("result", [r for r in RedeemResult if r is not RedeemResult.IDEMPOTENCY_KEY_REUSED]),
                        name="result"),
 )
@@ -170,6 +230,9 @@ sa.Index(
     promo_attempts.c.user_id,
     promo_attempts.c.code_prefix,
 )
+# Campaign stats: one campaign's attempts in a window.
+_partial_index("ix_promo_attempts_campaign_id_attempted_at", promo_attempts.c.campaign_id,
+               promo_attempts.c.attempted_at, where="campaign_id IS NOT NULL")
 
 purchases = sa.Table(
     "purchases",
@@ -226,6 +289,22 @@ payment_reviews = sa.Table(
     sa.UniqueConstraint("dedup_key"),
 )
 _partial_index("ix_payment_reviews_open", payment_reviews.c.id, where="resolved_at IS NULL")
+
+# Every change made by a person or a job (SPEC 7 "Audit"): append only, written in the change's transaction.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    _id(),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_type", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(64), nullable=False),
+    sa.Column("details", Json, nullable=False),
+)
+sa.Index(None, audit_log.c.actor, audit_log.c.id)
+sa.Index(None, audit_log.c.action, audit_log.c.id)
+sa.Index(None, audit_log.c.target_type, audit_log.c.target_id, audit_log.c.id)
 
 entitlements = sa.Table(
     "entitlements",
