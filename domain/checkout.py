@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from domain import entitlements
+from domain import audit, entitlements
 from domain.errors import (
     CheckoutError,
     DuplicateChargeId,
@@ -50,9 +50,17 @@ REVIEW_PROMO_NOT_RESERVED = "PROMO_REDEMPTION_NOT_RESERVED"
 _OPEN = tuple(OPEN_PURCHASE_STATUSES)
 
 
-def discounted_price(base_stars: int, percent: int) -> tuple[int, int]:
-    """``(discount, final)``: discount = floor(base * percent / 100), final at least 1 Star."""
-    discount = base_stars * percent // 100
+def discounted_price(base_stars: int, percent: int | None = None, stars: int | None = None
+                     ) -> tuple[int, int]:
+    """``(discount, final)`` of a base price: ``floor(base * percent / 100)`` off for a percent discount,
+    ``min(stars, base - 1)`` off for a Stars discount, nothing off without either; the final price is at least
+    1 Star."""
+    if percent is not None:
+        discount = base_stars * percent // 100
+    elif stars is not None:
+        discount = stars
+    else:
+        discount = 0
     final = max(1, base_stars - discount)
     return base_stars - final, final
 
@@ -127,11 +135,10 @@ class CheckoutService:
                 current = uow.purchases.get_open(user_id, product.code)
                 if current is not None and (redemption_id is None or current.promo_redemption_id == redemption_id):
                     return current
-                discount_percent = None
+                reservation: Redemption | None = None
                 superseded = [current] if current is not None else []
                 if redemption_id is not None:
                     reservation = self._usable_reservation(uow, user_id, product, redemption_id, now)
-                    discount_percent = reservation.discount_percent
                     if reservation.purchase_id is not None and (current is None
                                                                 or reservation.purchase_id != current.id):
                         # Bound to the user's open purchase of another product: the newest choice wins.
@@ -143,8 +150,8 @@ class CheckoutService:
                 if not self._supersede(uow, superseded, now):
                     uow.rollback()
                     continue  # paid or failed meanwhile: decide again
-                discount, final = (0, product.stars) if discount_percent is None else discounted_price(
-                    product.stars, discount_percent)
+                discount, final = (0, product.stars) if reservation is None else discounted_price(
+                    product.stars, reservation.discount_percent, reservation.discount_stars)
                 try:
                     purchase = uow.purchases.add(Purchase(
                         id=None, user_id=user_id, product_code=product.code, base_stars_amount=product.stars,
@@ -188,11 +195,11 @@ class CheckoutService:
         # Someone else's reservation is reported exactly like a missing one.
         if r is None or r.user_id != user_id:
             raise CheckoutError("PROMO_NOT_FOUND", "no such promo reservation for this user", details)
-        if r.status is not RedemptionStatus.RESERVED or r.discount_percent is None:
+        if r.status is not RedemptionStatus.RESERVED or not r.is_reservation:
             raise CheckoutError("PROMO_NOT_RESERVED", f"the promo redemption is {r.status.value}", details)
         if r.reserved_until is None or now >= r.reserved_until:
             raise CheckoutError("PROMO_RESERVATION_EXPIRED", "the promo reservation has expired", details)
-        campaign = uow.promo_codes.get(r.promo_code_id)
+        campaign = uow.campaigns.get(r.campaign_id)
         if campaign is None or not campaign.applies_to(product.code):
             raise CheckoutError("PROMO_NOT_APPLICABLE", f"the promo code does not apply to {product.code}",
                                 {**details, "product_code": product.code})
@@ -301,11 +308,12 @@ class CheckoutService:
 
     # --- refunds -------------------------------------------------------------------------------------
 
-    def mark_refunded(self, purchase_id: int) -> Purchase:
+    def mark_refunded(self, purchase_id: int, *, actor: str | None = None) -> Purchase:
         """PAID -> REFUNDED (a refund made elsewhere, e.g. Telegram's ``refunded_payment``); idempotent.
 
         The entitlement the purchase granted is taken back in the same unit of work; the promo
-        redemption is revoked by the refund rollback job.
+        redemption is revoked by the refund rollback job. With ``actor`` (a person's refund through the API,
+        the console or the CLI) the change is an audit entry.
         """
         now = self._clock.now()
         with self._uow() as uow:
@@ -319,10 +327,14 @@ class CheckoutService:
                 raise InvalidPurchaseState(f"purchase is {current.status.value}; only PAID can be refunded",
                                            {"status": current.status.value})
             take_back_entitlement(uow, updated, now)
+            if actor is not None:
+                audit.record(uow, now, actor, audit.PURCHASE_REFUNDED, audit.PURCHASE, purchase_id,
+                             {"final_stars_amount": updated.final_stars_amount,
+                              "promo_redemption_id": updated.promo_redemption_id})
             uow.commit()
             return updated
 
-    def refund(self, purchase_id: int, gateway: PaymentGateway) -> Purchase:
+    def refund(self, purchase_id: int, gateway: PaymentGateway, *, actor: str) -> Purchase:
         """Refund through Telegram (``refundStarPayment``), then mark REFUNDED. Idempotent.
 
         Refused (InvalidPurchaseState) unless the purchase is PAID or REFUNDED. When Telegram says the
@@ -339,7 +351,7 @@ class CheckoutService:
         except PaymentRefundError as exc:
             if "CHARGE_ALREADY_REFUNDED" not in exc.message:
                 raise
-        return self.mark_refunded(purchase_id)
+        return self.mark_refunded(purchase_id, actor=actor)
 
 
 def take_back_entitlement(uow: UnitOfWork, purchase: Purchase, now: datetime,

@@ -7,8 +7,10 @@ Denominators (also in docs/decisions.md):
   created in the window, and those of them that reached a paid purchase (APPLIED, or REVOKED later).
 - ``failure_rate`` = ``sum(by_result) / attempts_total`` (every non-accepted attempt).
 - ``candidate_abusive_hashes`` uses the guard's own window and thresholds (SPEC 6), ending now: what
-  the guard would act on at this moment. ``paused_campaigns_recent``: PAUSED campaigns whose last
-  change lies inside the dashboard window.
+  the guard would act on at this moment. ``paused_campaigns_total``: PAUSED campaigns; ``paused_codes_total``:
+  codes PAUSED on their own (their campaign may be active); ``paused_campaigns_recent``: PAUSED campaigns and
+  PAUSED codes whose last change lies inside the dashboard window.
+- ``series``: one entry per hour the window touches (the first and last partial), zeros included.
 - ``payments`` (issue 10): purchases paid in the window (by ``paid_at``; refunded later or not), refunded in
   it (by ``refunded_at``), and FAILED with their last change in it, each with its ``final_stars_amount`` sum;
   ``open_review_items`` and ``purchases_in_review`` are what waits for a human now, whatever the window.
@@ -25,7 +27,7 @@ from domain.policy import PromoPolicy
 
 if TYPE_CHECKING:
     from ports.clock import Clock
-    from ports.repositories import UnitOfWorkFactory
+    from ports.repositories import UnitOfWork, UnitOfWorkFactory
 
 MIN_WINDOW_HOURS = 1
 MAX_WINDOW_HOURS = 720
@@ -67,8 +69,10 @@ class DashboardService:
             reservations_total = uow.redemptions.count_created(since, end, reservations_only=True)
             reservations_applied = uow.redemptions.count_applied_reservations(since, end)
             candidates = uow.attempts.hash_failures(until - p.guard_window, p.guard_min_failures, p.guard_min_users)
-            paused_total = uow.promo_codes.count_paused()
-            paused_recent = uow.promo_codes.count_paused(since)
+            paused_campaigns = uow.campaigns.count_paused()
+            paused_codes = uow.promo_codes.count_paused()
+            paused_recent = uow.campaigns.count_paused(since) + uow.promo_codes.count_paused(since)
+            series = hourly_series(uow, since, end)
             payments = uow.purchases.totals(since, end)
             open_reviews = uow.payment_reviews.count_open()
             in_review = uow.purchases.count_in_review()
@@ -95,7 +99,8 @@ class DashboardService:
                      "distinct_users": c.distinct_users, "last_seen": iso(c.last_seen)}
                     for c in candidates
                 ],
-                "paused_campaigns_total": paused_total,
+                "paused_campaigns_total": paused_campaigns,
+                "paused_codes_total": paused_codes,
                 "paused_campaigns_recent": paused_recent,
             },
             "payments": {
@@ -108,4 +113,27 @@ class DashboardService:
                 "open_review_items": open_reviews,
                 "purchases_in_review": in_review,
             },
+            "series": series,
         }
+
+
+def hour_start(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def hourly_series(uow: UnitOfWork, since: datetime, end: datetime, campaign_id: int | None = None
+                  ) -> list[dict[str, Any]]:
+    """One entry per hour the window ``[since, end)`` touches, oldest first, zeros included: ``hour`` (its start),
+    ``attempts``, ``accepted``, ``applied`` (grants and paid discounts), ``stars_revenue`` (final Stars of the
+    purchases paid in it). The first and last hours are partial, so the entries add up to the window's totals."""
+    attempts = {hour_start(h): (n, ok) for h, n, ok in uow.attempts.hourly(since, end, campaign_id)}
+    applied = {hour_start(c.hour): c.value for c in uow.redemptions.hourly_applied(since, end, campaign_id)}
+    revenue = {hour_start(c.hour): c.value for c in uow.purchases.hourly_revenue(since, end, campaign_id)}
+    out: list[dict[str, Any]] = []
+    hour = hour_start(since)
+    while hour < end:
+        n, ok = attempts.get(hour, (0, 0))
+        out.append({"hour": iso(hour), "attempts": n, "accepted": ok, "applied": applied.get(hour, 0),
+                    "stars_revenue": revenue.get(hour, 0)})
+        hour += timedelta(hours=1)
+    return out

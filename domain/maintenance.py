@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from domain import audit
 from domain.alerts import PROMO_CAMPAIGN_AUTO_PAUSED, AlertPolicy, RoutedAlert, dedup_key
 from domain.checkout import take_back_entitlement
 from domain.errors import InvalidTransition, NoPromoRedemption, NotFound, PurchaseNotRefunded
@@ -26,6 +27,7 @@ from domain.model import (
     Campaign,
     CampaignStatus,
     PausedReason,
+    PromoCode,
     Purchase,
     PurchaseStatus,
     RedemptionStatus,
@@ -42,6 +44,7 @@ log = logging.getLogger("starpromo.maintenance")
 DEFAULT_MAX_BATCHES = 1000
 RULE_HASH = "hash"
 RULE_PREFIX = "prefix"
+GUARD_ACTOR = audit.job_actor("run_promo_bruteforce_guard")
 
 
 class _Summary:
@@ -60,6 +63,8 @@ class ReservationExpirySummary(_Summary):
 class CampaignRolloverSummary(_Summary):
     expired: int = 0
     depleted: int = 0
+    codes_expired: int = 0
+    codes_depleted: int = 0
     batches: int = 0
 
 
@@ -67,7 +72,9 @@ class CampaignRolloverSummary(_Summary):
 class BruteforceGuardSummary(_Summary):
     hash_candidates: int = 0
     prefix_candidates: int = 0
+    # Codes paused by the hash rule, campaigns paused by the prefix rule (ids).
     paused: list[int] = attrs.field(factory=list)
+    paused_campaigns: list[int] = attrs.field(factory=list)
     alerts_sent: int = 0
     alerts_failed: int = 0
 
@@ -112,10 +119,14 @@ def _applied_to(uow: UnitOfWork, purchase: Purchase) -> bool:
 
 @attrs.frozen
 class _Pause:
+    """One automatic pause: a code (hash rule, ``code`` set) or a whole campaign (prefix rule)."""
+
     campaign: Campaign
+    code: PromoCode | None
     rule: str
     failures: int
     distinct_users: int
+    code_prefix: str
 
 
 class MaintenanceService:
@@ -164,9 +175,9 @@ class MaintenanceService:
             # One statement expires the batch (conditionally: a reservation bound or applied meanwhile
             # stays); only what it expired gives units back, one release per campaign.
             expired = uow.redemptions.expire_many([r.id for r in due if r.id is not None], now)
-            units = collections.Counter(r.promo_code_id for r in expired)
-            # Campaign rows are locked in id order, so two runs at once can never deadlock on them.
-            uow.promo_codes.release_capacity_many(units, now)
+            # Code rows, then campaign rows, each in id order (the order of every writer): no deadlock.
+            uow.promo_codes.release_capacity_many(collections.Counter(r.promo_code_id for r in expired), now)
+            uow.campaigns.release_capacity_many(collections.Counter(r.campaign_id for r in expired), now)
             return len(due), len(expired)
 
         scanned, expired, batches = self._batches(batch)
@@ -175,36 +186,52 @@ class MaintenanceService:
     # --- run_promo_campaign_status_rollover -------------------------------------------------------------
 
     def rollover_campaign_statuses(self) -> CampaignRolloverSummary:
-        """ACTIVE|PAUSED -> EXPIRED once ``valid_until`` has passed; ACTIVE -> DEPLETED when capacity is
-        used up and no reservation of it is still RESERVED (one could still expire and give a unit back)."""
+        """Campaigns ACTIVE|PAUSED -> EXPIRED once ``valid_until`` has passed, their codes with them; a code
+        ACTIVE -> DEPLETED at its own cap, a campaign ACTIVE -> DEPLETED at its budget, each once no reservation
+        of it is still RESERVED (one could still expire and give a unit back)."""
         summary = CampaignRolloverSummary()
 
         def expire_batch(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, int]:
-            due = uow.promo_codes.due_for_expiry(now, limit)
-            moved = sum(1 for c in due if c.id is not None and uow.promo_codes.set_status(
-                c.id, [CampaignStatus.ACTIVE, CampaignStatus.PAUSED], CampaignStatus.EXPIRED, None, now) is not None)
+            due = uow.campaigns.due_for_expiry(now, limit)
+            moved = 0
+            for c in due:
+                assert c.id is not None
+                # The codes first: every writer takes code rows before campaign rows (no deadlock).
+                codes = uow.promo_codes.expire_for_campaign(c.id, now)
+                if uow.campaigns.set_status(c.id, [CampaignStatus.ACTIVE, CampaignStatus.PAUSED],
+                                            CampaignStatus.EXPIRED, None, now) is not None:
+                    moved += 1
+                    summary.codes_expired += codes
             return len(due), moved
 
-        def deplete_batch(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, int]:
+        def deplete_codes_batch(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, int]:
             due = uow.promo_codes.due_for_depletion(limit)
             moved = sum(1 for c in due if c.id is not None and uow.promo_codes.set_status(
                 c.id, [CampaignStatus.ACTIVE], CampaignStatus.DEPLETED, None, now) is not None)
             return len(due), moved
 
+        def deplete_batch(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, int]:
+            due = uow.campaigns.due_for_depletion(limit)
+            moved = sum(1 for c in due if c.id is not None and uow.campaigns.set_status(
+                c.id, [CampaignStatus.ACTIVE], CampaignStatus.DEPLETED, None, now) is not None)
+            return len(due), moved
+
         _, summary.expired, expire_batches = self._batches(expire_batch)
+        _, summary.codes_depleted, code_batches = self._batches(deplete_codes_batch)
         _, summary.depleted, deplete_batches = self._batches(deplete_batch)
-        summary.batches = expire_batches + deplete_batches
+        summary.batches = expire_batches + code_batches + deplete_batches
         return summary
 
     # --- run_promo_bruteforce_guard ---------------------------------------------------------------------
 
     def run_bruteforce_guard(self) -> BruteforceGuardSummary:
-        """Pause ACTIVE campaigns under attack (SPEC 6), each raising ``promo_campaign_auto_paused`` once.
+        """Pause what is under attack (SPEC 6), each pause raising ``promo_campaign_auto_paused`` once and
+        writing one audit entry by ``job:run_promo_bruteforce_guard``.
 
-        Hash rule: a hash with ``guard_min_failures`` failed attempts from ``guard_min_users`` distinct
-        users inside the guard window that is an ACTIVE campaign's hash. Prefix rule: ``INVALID``
-        attempts sharing a prefix reach ``guard_prefix_min_failures``: the ACTIVE campaigns with that
-        ``code_prefix`` are being enumerated. A campaign already PAUSED is left alone (no second alert).
+        Hash rule: a hash with ``guard_min_failures`` failed attempts from ``guard_min_users`` distinct users
+        inside the guard window that is an ACTIVE code's hash pauses that code. Prefix rule: ``INVALID``
+        attempts sharing a prefix reach ``guard_prefix_min_failures``: the ACTIVE campaigns with codes of that
+        ``code_prefix`` are being enumerated, and are paused whole. What is PAUSED already is left alone.
         """
         p = self._policy
         summary = BruteforceGuardSummary()
@@ -216,22 +243,37 @@ class MaintenanceService:
                        uow.attempts.hash_failures(since, p.guard_min_failures, p.guard_min_users)}
             summary.hash_candidates = len(by_hash)
             if by_hash:
-                for c in uow.promo_codes.active_with_hashes(list(by_hash)):
-                    stats = by_hash[c.code_hash]
-                    done = self._pause(uow, c, now)
-                    if done is not None:
-                        paused.append(_Pause(done, RULE_HASH, stats.failures, stats.distinct_users))
+                for code in uow.promo_codes.active_with_hashes(list(by_hash)):
+                    stats = by_hash[code.code_hash]
+                    assert code.id is not None
+                    done = uow.promo_codes.set_status(code.id, [CampaignStatus.ACTIVE], CampaignStatus.PAUSED,
+                                                      PausedReason.AUTO_BRUTEFORCE, now)
+                    campaign = uow.campaigns.get(code.campaign_id)
+                    if done is not None and campaign is not None:
+                        item = _Pause(campaign, done, RULE_HASH, stats.failures, stats.distinct_users,
+                                      done.code_prefix)
+                        self._audit_pause(uow, item, now)
+                        paused.append(item)
             prefixes = uow.attempts.invalid_prefix_failures(since, p.guard_prefix_min_failures)
             summary.prefix_candidates = len(prefixes)
             for prefix in prefixes:
-                for c in uow.promo_codes.active_with_prefix(prefix.code_prefix):
-                    done = self._pause(uow, c, now)
-                    if done is not None:
-                        paused.append(_Pause(done, RULE_PREFIX, prefix.failures, prefix.distinct_users))
+                for campaign in uow.campaigns.active_with_code_prefix(prefix.code_prefix):
+                    assert campaign.id is not None
+                    moved = uow.campaigns.set_status(campaign.id, [CampaignStatus.ACTIVE], CampaignStatus.PAUSED,
+                                                     PausedReason.AUTO_BRUTEFORCE, now)
+                    if moved is not None:
+                        item = _Pause(moved, None, RULE_PREFIX, prefix.failures, prefix.distinct_users,
+                                      prefix.code_prefix)
+                        self._audit_pause(uow, item, now)
+                        paused.append(item)
             uow.commit()
         for item in paused:
-            assert item.campaign.id is not None
-            summary.paused.append(item.campaign.id)
+            if item.code is not None:
+                assert item.code.id is not None
+                summary.paused.append(item.code.id)
+            else:
+                assert item.campaign.id is not None
+                summary.paused_campaigns.append(item.campaign.id)
             if self._raise(self._pause_alert(item)):
                 summary.alerts_sent += 1
             else:
@@ -239,22 +281,40 @@ class MaintenanceService:
         return summary
 
     @staticmethod
-    def _pause(uow: UnitOfWork, campaign: Campaign, now: datetime) -> Campaign | None:
-        assert campaign.id is not None
-        return uow.promo_codes.set_status(campaign.id, [CampaignStatus.ACTIVE], CampaignStatus.PAUSED,
-                                          PausedReason.AUTO_BRUTEFORCE, now)
+    def _pause_details(item: _Pause) -> dict[str, Any]:
+        details: dict[str, Any] = {"campaign_id": item.campaign.id, "campaign_name": item.campaign.name,
+                                   "code_prefix": item.code_prefix, "failures": item.failures,
+                                   "distinct_users": item.distinct_users, "rule": item.rule}
+        if item.code is not None:
+            details = {"promo_code_id": item.code.id, **details}
+        return details
+
+    def _audit_pause(self, uow: UnitOfWork, item: _Pause, now: datetime) -> None:
+        details = self._pause_details(item)
+        if item.code is not None:
+            assert item.code.id is not None
+            audit.record(uow, now, GUARD_ACTOR, audit.CODE_AUTO_PAUSED, audit.PROMO_CODE, item.code.id, details)
+        else:
+            assert item.campaign.id is not None
+            audit.record(uow, now, GUARD_ACTOR, audit.CAMPAIGN_AUTO_PAUSED, audit.CAMPAIGN, item.campaign.id, details)
 
     def _pause_alert(self, item: _Pause) -> RoutedAlert:
         c = item.campaign
-        details = {"promo_code_id": c.id, "code_prefix": c.code_prefix, "failures": item.failures,
-                   "distinct_users": item.distinct_users, "rule": item.rule}
-        log.warning("campaign auto-paused", extra={"event": PROMO_CAMPAIGN_AUTO_PAUSED, **details})
-        what = (f"{item.failures} failed attempts from {item.distinct_users} users" if item.rule == RULE_HASH
-                else f"{item.failures} invalid codes starting {c.code_prefix}")
-        summary = (f"Campaign {c.id} ({c.campaign_name}, prefix {c.code_prefix}) auto-paused: {what} in "
-                   f"{self._policy.guard_window_minutes} min")
-        return self._alerts.route(PROMO_CAMPAIGN_AUTO_PAUSED, summary, details, c.updated_at,
-                                  dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, c.id, c.updated_at.isoformat()))
+        details = self._pause_details(item)
+        log.warning("auto-paused", extra={"event": PROMO_CAMPAIGN_AUTO_PAUSED, **details})
+        window = self._policy.guard_window_minutes
+        if item.code is not None:
+            what = f"{item.failures} failed attempts from {item.distinct_users} users"
+            summary = (f"Code {item.code.id} (prefix {item.code_prefix}) of campaign {c.id} ({c.name}) auto-paused: "
+                       f"{what} in {window} min")
+            key = dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, "code", item.code.id, item.code.updated_at.isoformat())
+            at = item.code.updated_at
+        else:
+            summary = (f"Campaign {c.id} ({c.name}) auto-paused: {item.failures} invalid codes starting "
+                       f"{item.code_prefix} in {window} min")
+            key = dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, "campaign", c.id, c.updated_at.isoformat())
+            at = c.updated_at
+        return self._alerts.route(PROMO_CAMPAIGN_AUTO_PAUSED, summary, details, at, key)
 
     def _raise(self, alert: RoutedAlert) -> bool:
         if self._notifier is None:
@@ -293,8 +353,8 @@ class MaintenanceService:
         summary.scanned, summary.revoked, summary.batches = self._batches(batch)
         return summary
 
-    def rollback_refund(self, purchase_id: int) -> RefundRollbackResult:
-        """Revoke one refunded purchase's promo redemption now (SPEC 7); a repeat is a replay."""
+    def rollback_refund(self, purchase_id: int, *, actor: str) -> RefundRollbackResult:
+        """Revoke one refunded purchase's promo redemption now (SPEC 7); a repeat is a replay (no new audit entry)."""
         now = self._clock.now()
         with self._uow() as uow:
             purchase = uow.purchases.get(purchase_id)
@@ -317,6 +377,8 @@ class MaintenanceService:
                 raise InvalidTransition(f"the promo redemption is {current.status.value}; it cannot be revoked",
                                         {"status": current.status.value})
             take_back_entitlement(uow, purchase, now, revoked)
+            audit.record(uow, now, actor, audit.REFUND_ROLLED_BACK, audit.PURCHASE, purchase_id,
+                         {"redemption_id": rid, "campaign_id": revoked.campaign_id})
             uow.commit()
         return RefundRollbackResult(purchase_id, rid, RedemptionStatus.REVOKED, replayed=False)
 

@@ -312,8 +312,8 @@ class CampaignChanges:
     """The changeable fields of a campaign (SPEC 3); each ``UNCHANGED`` unless given."""
 
     name: str | Unchanged = UNCHANGED
-    valid_until: datetime | None | Unchanged = UNCHANGED
-    max_total_uses: int | None | Unchanged = UNCHANGED
+    valid_until: datetime | Unchanged | None = UNCHANGED
+    max_total_uses: int | Unchanged | None = UNCHANGED
     per_user_limit: int | Unchanged = UNCHANGED
 
     def changed(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from domain import audit
 from domain.alerts import (
     PAYMENTS_RECONCILIATION_DIFF_DETECTED,
     PAYMENTS_RECOVERY_REVIEW_REQUIRED,
@@ -577,12 +578,13 @@ class PaymentReviewService:
         with self._uow() as uow:
             return uow.payment_reviews.count_open()
 
-    def resolve(self, review_id: int, note: str | None = None) -> PaymentReview:
+    def resolve(self, review_id: int, note: str | None = None, *, actor: str) -> PaymentReview:
         """Mark a review resolved. Resolving one that is already resolved is an error saying when."""
         if note is not None and len(note) > MAX_RESOLUTION_NOTE:
             raise ValidationError.single("note", f"must be at most {MAX_RESOLUTION_NOTE} characters")
         with self._uow() as uow:
-            done = uow.payment_reviews.resolve(review_id, note, self._clock.now())
+            now = self._clock.now()
+            done = uow.payment_reviews.resolve(review_id, note, now)
             if done is None:
                 current = uow.payment_reviews.get(review_id)
                 if current is None:
@@ -591,6 +593,8 @@ class PaymentReviewService:
                     f"payment review {review_id} was already resolved at {iso(current.resolved_at)}"
                     if current.resolved_at else f"payment review {review_id} cannot be resolved",
                     {"resolved_at": iso(current.resolved_at) if current.resolved_at else None})
+            audit.record(uow, now, actor, audit.PAYMENT_REVIEW_RESOLVED, audit.PAYMENT_REVIEW, review_id,
+                         {"kind": done.kind, "purchase_id": done.purchase_id, "note": note})
             uow.commit()
         log.info("payment review resolved", extra={"event": "payment_review_resolved", "review_id": review_id,
                                                     "kind": done.kind})

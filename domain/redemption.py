@@ -11,12 +11,13 @@ import attrs
 
 from domain import entitlements
 from domain.codes import MAX_RAW_CODE_LENGTH, CodeHasher, code_prefix, normalize_code, parse_code
-from domain.errors import DuplicateIdempotencyKey, LiveRedemptionExists, ValidationError
+from domain.errors import DuplicateIdempotencyKey, LiveRedemptionExists, UserSlotTaken, ValidationError
 from domain.model import (
     Attempt,
     Campaign,
     CampaignStatus,
     LedgerSource,
+    PromoCode,
     PromoType,
     RedeemResult,
     RedeemSnapshot,
@@ -33,15 +34,18 @@ if TYPE_CHECKING:
 
 IDEMPOTENCY_KEY_PATTERN = re.compile(r"^[A-Za-z0-9_:.\-]{1,128}$")
 MAX_USER_ID = 2**63 - 1
+# Lost races for a campaign slot one redeem may retry (each loss is another redeem of the user committing).
+MAX_SLOT_RACES = 1000 + 3
 
 
 @attrs.frozen
 class RedeemOutcome:
-    """What a redeem call decided. ``redemption``/``campaign`` are set for ACCEPTED (and replays)."""
+    """What a redeem call decided. ``redemption``, ``code`` and ``campaign`` are set for ACCEPTED (and replays)."""
 
     result: RedeemResult
     replayed: bool = False
     redemption: Redemption | None = None
+    code: PromoCode | None = None
     campaign: Campaign | None = None
     retry_after: datetime | None = None
 
@@ -58,6 +62,19 @@ class _Decision:
 
 class _RetryFromTheTop(Exception):
     """A racing request with the same idempotency key won; start over to replay it."""
+
+
+class _SlotTaken(Exception):
+    """A racing redeem of the same user took the campaign slot this one chose; read again and choose the next."""
+
+
+def free_slot(held: Sequence[int], per_user_limit: int) -> int | None:
+    """The lowest of the slots 1..per_user_limit not in ``held`` -- None when the user holds ``per_user_limit``
+    live redemptions or more (a limit lowered later revokes nothing, so more than the limit is possible)."""
+    if len(held) >= per_user_limit:
+        return None
+    taken = set(held)
+    return next((slot for slot in range(1, per_user_limit + 1) if slot not in taken), None)
 
 
 def validate_redeem_input(user_id: object, code: object, idempotency_key: object) -> list[dict[str, str]]:
@@ -97,10 +114,22 @@ class RedemptionService:
         seen = normalize_code(code) if len(code) <= MAX_RAW_CODE_LENGTH else ""
         attempt_hash = self._hasher.hash(seen) if seen else None
         attempt_prefix = code_prefix(seen) if seen else None
-        for _ in range(3):
+        key_races = 0
+        slot_races = 0
+        while True:
             try:
                 decision = self._decide(user_id, hashes, idempotency_key, attempt_hash, attempt_prefix)
             except _RetryFromTheTop:
+                key_races += 1
+                if key_races >= 3:
+                    raise RuntimeError("idempotency key kept racing; giving up") from None  # pragma: no cover
+                continue
+            except _SlotTaken:
+                # Each lost slot race means another redeem of this user committed: at most per_user_limit of
+                # them can, so this ends (bounded anyway, for a limit lowered meanwhile).
+                slot_races += 1
+                if slot_races > MAX_SLOT_RACES:
+                    raise RuntimeError("campaign slots kept racing; giving up") from None  # pragma: no cover
                 continue
             if decision.attempt is not None and not decision.outcome.accepted:
                 # Failed attempts get their own short transaction: the redemption's was rolled back.
@@ -108,16 +137,16 @@ class RedemptionService:
                     uow.attempts.add(decision.attempt)
                     uow.commit()
             return decision.outcome
-        raise RuntimeError("idempotency key kept racing; giving up")  # pragma: no cover
 
     def _decide(
         self, user_id: int, hashes: tuple[str, ...], key: str, attempt_hash: str | None, prefix: str | None
     ) -> _Decision:
         now = self._clock.now()
+        campaign_id: int | None = None
 
         def failed(result: RedeemResult, retry_after: datetime | None = None) -> _Decision:
             attempt = Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
-                              result=result, attempted_at=now)
+                              result=result, attempted_at=now, campaign_id=campaign_id)
             return _Decision(RedeemOutcome(result=result, retry_after=retry_after), attempt)
 
         with self._uow() as uow:
@@ -131,98 +160,108 @@ class RedemptionService:
             if until is not None:
                 return failed(RedeemResult.RATE_LIMITED, until)
             # 3. malformed or unknown
-            campaign = snap.campaign
-            if campaign is None or campaign.id is None:
+            code, campaign = snap.code, snap.campaign
+            if code is None or code.id is None or campaign is None or campaign.id is None:
                 return failed(RedeemResult.INVALID)
-            # 4-6. campaign state
-            if campaign.status is CampaignStatus.PAUSED:
+            campaign_id = campaign.id
+            # 4-6. the code's state and its campaign's: either one decides
+            if CampaignStatus.PAUSED in (code.status, campaign.status):
                 return failed(RedeemResult.PAUSED)
-            if campaign.status is CampaignStatus.EXPIRED or campaign.is_past_validity(now):
+            if (CampaignStatus.EXPIRED in (code.status, campaign.status) or campaign.is_past_validity(now)
+                    or code.is_past_validity(now)):
                 return failed(RedeemResult.EXPIRED)
             if now < campaign.valid_from:
                 return failed(RedeemResult.NOT_APPLICABLE)
-            if campaign.status is CampaignStatus.DEPLETED or campaign.capacity_used_up():
+            if (CampaignStatus.DEPLETED in (code.status, campaign.status) or code.capacity_used_up()
+                    or campaign.capacity_used_up()):
                 return failed(RedeemResult.DEPLETED)
-            # 7. one live redemption per user and campaign
+            # 7. one live redemption per user and code; at most per_user_limit per user and campaign
             live = snap.live
             if live is not None:
                 if live.idempotency_key == key:
                     # The same request committed after check 1 read: answer as its replay.
                     raise _RetryFromTheTop()
                 return failed(RedeemResult.ALREADY_USED)
+            slot = free_slot(snap.held_slots, campaign.per_user_limit)
+            if slot is None:
+                return failed(RedeemResult.ALREADY_USED)
             # 8. first purchase only
             if campaign.target_scope is TargetScope.FIRST_PURCHASE_ONLY and uow.purchases.user_has_paid(user_id):
                 return failed(RedeemResult.NOT_APPLICABLE)
-            # 10. grant or reserve, then 9. the atomic capacity claim, in one transaction: the outcome is
-            # the SPEC order's (a lost claim rolls the redemption back and answers DEPLETED), but the
-            # campaign row -- the one row every redeem of a campaign contends for -- stays locked only
-            # from the claim to the commit (one round trip) instead of across the inserts as well.
+            # 10. grant or reserve, then 9. the atomic claim from the code's cap and the campaign's budget, in one
+            # transaction: the outcome is the SPEC order's (a lost claim rolls the redemption back and answers
+            # DEPLETED), but the code and campaign rows -- the rows redeems contend for -- stay locked only from the
+            # claim to the commit (one round trip) instead of across the inserts as well. The user's allowance is
+            # claimed by the insert itself: the redemption takes campaign slot ``slot``, unique while live.
             accepted = Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
-                               result=RedeemResult.ACCEPTED, attempted_at=now)
+                               result=RedeemResult.ACCEPTED, attempted_at=now, campaign_id=campaign_id)
             try:
-                created = self._create(uow, campaign, user_id, key, now, accepted)
+                created = self._create(uow, code, campaign, user_id, key, slot, now, accepted)
             except DuplicateIdempotencyKey:
                 uow.rollback()
-                if self._claim_would_fail(uow, campaign.id, now):
+                if self._claim_would_fail(uow, code.id, now):
                     return failed(RedeemResult.DEPLETED)  # what claiming first would have answered
                 raise _RetryFromTheTop() from None
-            except LiveRedemptionExists:
+            except (LiveRedemptionExists, UserSlotTaken) as lost:
                 # A racing request of this user won (the database decided, and its row is committed
                 # now). When that request carried this very key, this one is its replay.
                 uow.rollback()
-                if self._claim_would_fail(uow, campaign.id, now):
+                if self._claim_would_fail(uow, code.id, now):
                     return failed(RedeemResult.DEPLETED)
                 winner = uow.redemptions.get_by_idempotency_key(key)
                 if winner is not None:
                     return self._replay_or_reuse(uow, winner, user_id, hashes)
+                if isinstance(lost, UserSlotTaken):
+                    raise _SlotTaken() from None  # another slot may be free: check 7 again with fresh reads
                 return failed(RedeemResult.ALREADY_USED)
             if created is None:
                 uow.rollback()
                 return failed(RedeemResult.DEPLETED)
             uow.commit()
-        redemption, claimed = created
-        return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed), None)
+        redemption, claimed_code, claimed_campaign = created
+        return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed_code, claimed_campaign), None)
 
     @staticmethod
     def _claim_would_fail(uow: UnitOfWork, promo_code_id: int, now: datetime) -> bool:
-        """After losing a race on an insert (and rolling back): would the capacity claim (check 9) fail
-        now? Asked of the claim itself, then rolled back, so the answer is the claim's own condition."""
+        """After losing a race on an insert (and rolling back): would the claim (check 9) fail now? Asked of the
+        claim itself, then rolled back, so the answer is the claim's own condition."""
         claimed = uow.promo_codes.claim_capacity(promo_code_id, now)
         uow.rollback()
         return claimed is None
 
-    def _create(self, uow: UnitOfWork, campaign: Campaign, user_id: int, key: str, now: datetime,
-                accepted: Attempt) -> tuple[Redemption, Campaign] | None:
-        """The redemption (and for a grant its entitlement), the ACCEPTED attempt, then the capacity claim:
-        the redemption and the claimed campaign, or None when the claim failed (the caller rolls back)."""
-        assert campaign.id is not None
+    def _create(self, uow: UnitOfWork, code: PromoCode, campaign: Campaign, user_id: int, key: str, slot: int,
+                now: datetime, accepted: Attempt) -> tuple[Redemption, PromoCode, Campaign] | None:
+        """The redemption (and for a grant its entitlement), the ACCEPTED attempt, then the claim: the redemption
+        with the claimed code and campaign, or None when the claim failed (the caller rolls back)."""
+        assert code.id is not None and campaign.id is not None
         if campaign.promo_type is PromoType.PREMIUM_GRANT:
             redemption = uow.redemptions.add(Redemption(
-                id=None, promo_code_id=campaign.id, user_id=user_id, idempotency_key=key,
-                status=RedemptionStatus.APPLIED, discount_percent=None, reserved_until=None,
-                purchase_id=None, applied_purchase_id=None, created_at=now, updated_at=now,
+                id=None, promo_code_id=code.id, campaign_id=campaign.id, user_id=user_id, idempotency_key=key,
+                status=RedemptionStatus.APPLIED, discount_percent=None, discount_stars=None, reserved_until=None,
+                purchase_id=None, applied_purchase_id=None, created_at=now, updated_at=now, user_slot=slot,
             ))
             assert campaign.grant_plan_code is not None and campaign.grant_days is not None
             entitlements.grant(uow, user_id, campaign.grant_plan_code, campaign.grant_days, now,
                                LedgerSource.PROMO_GRANT, promo_redemption_id=redemption.id)
             uow.attempts.add(accepted)
-            claimed = uow.promo_codes.claim_capacity(campaign.id, now)
-            return (redemption, claimed) if claimed is not None else None
+            claimed = uow.promo_codes.claim_capacity(code.id, now)
+            return (redemption, *claimed) if claimed is not None else None
         # A reservation: the three writes at once (one statement on PostgreSQL).
         return uow.redemptions.add_and_claim(Redemption(
-            id=None, promo_code_id=campaign.id, user_id=user_id, idempotency_key=key,
+            id=None, promo_code_id=code.id, campaign_id=campaign.id, user_id=user_id, idempotency_key=key,
             status=RedemptionStatus.RESERVED, discount_percent=campaign.discount_percent,
-            reserved_until=now + self._policy.reservation_ttl, purchase_id=None,
-            applied_purchase_id=None, created_at=now, updated_at=now,
+            discount_stars=campaign.discount_stars, reserved_until=now + self._policy.reservation_ttl,
+            purchase_id=None, applied_purchase_id=None, created_at=now, updated_at=now, user_slot=slot,
         ), accepted, now)
 
     @staticmethod
     def _replay_or_reuse(
         uow: UnitOfWork, existing: Redemption, user_id: int, hashes: tuple[str, ...]
     ) -> _Decision:
-        campaign = uow.promo_codes.get(existing.promo_code_id)
-        if existing.user_id == user_id and campaign is not None and campaign.code_hash in hashes:
-            return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, True, existing, campaign), None)
+        code = uow.promo_codes.get(existing.promo_code_id)
+        if existing.user_id == user_id and code is not None and code.code_hash in hashes:
+            campaign = uow.campaigns.get(code.campaign_id)
+            return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, True, existing, code, campaign), None)
         return _Decision(RedeemOutcome(RedeemResult.IDEMPOTENCY_KEY_REUSED), None)
 
 

@@ -143,8 +143,9 @@ class PromoCodes(Protocol):
         """The campaign's ACTIVE and PAUSED codes -> EXPIRED (the campaign expired); returns how many."""
         ...
 
-    def copy_campaign_fields(self, campaign: Campaign, now: datetime) -> int:
-        """Set the copies of the campaign's ``name`` and ``valid_until`` on its codes; returns how many changed."""
+    def copy_campaign_fields(self, campaign_id: int, name: str, valid_until: datetime | None, now: datetime) -> int:
+        """Set the copies of the campaign's ``name`` and ``valid_until`` on its codes (called BEFORE the campaign row
+        changes: code rows are locked before campaign rows); returns how many codes there are."""
         ...
 
     def claim_capacity(self, promo_code_id: int, now: datetime) -> tuple[PromoCode, Campaign] | None:
@@ -165,6 +166,104 @@ class PromoCodes(Protocol):
 
     def count_paused(self, since: datetime | None = None) -> int:
         """PAUSED codes (paused on their own); with ``since``, only those paused at or after it."""
+        ...
+
+
+class Redemptions(Protocol):
+    """The ``promo_redemptions`` table."""
+
+    def add(self, redemption: Redemption) -> Redemption:
+        """Insert; raises ``DuplicateIdempotencyKey``, ``LiveRedemptionExists`` (the user holds this code) or
+        ``UserSlotTaken`` (the user holds a live redemption in the same ``user_slot`` of the campaign)."""
+        ...
+
+    def get(self, redemption_id: int) -> Redemption | None: ...
+
+    def get_by_idempotency_key(self, idempotency_key: str) -> Redemption | None: ...
+
+    def get_live(self, promo_code_id: int, user_id: int) -> Redemption | None:
+        """The user's redemption of this code that is not EXPIRED."""
+        ...
+
+    def held_slots(self, campaign_id: int, user_id: int) -> tuple[int, ...]:
+        """The ``user_slot`` of each of the user's live (not EXPIRED) redemptions in the campaign, ascending."""
+        ...
+
+    def for_user(self, user_id: int, limit: int) -> list[Redemption]:
+        """The user's redemptions, newest first."""
+        ...
+
+    def redeem_snapshot(self, idempotency_key: str, user_id: int, code_hashes: Sequence[str],
+                        failures_since: datetime) -> RedeemSnapshot:
+        """The reads of redeem checks 1-7 in one call, as ``get_by_idempotency_key``,
+        ``Attempts.failure_stats``, ``PromoCodes.get_by_hashes``, ``Campaigns.get``, ``get_live`` and
+        ``held_slots`` would answer them (``domain.redemption.snapshot_by_parts`` composes exactly that;
+        adapters may read it at once)."""
+        ...
+
+    def add_and_claim(self, redemption: Redemption, attempt: Attempt, now: datetime
+                      ) -> tuple[Redemption, PromoCode, Campaign] | None:
+        """``add(redemption)``, ``Attempts.add(attempt)`` and ``PromoCodes.claim_capacity`` of the redemption's
+        code in one call, in that order (``domain.redemption.add_and_claim_by_parts``): the stored redemption,
+        the claimed code and campaign, or None when no unit could be claimed. Raises as ``add``. On None
+        or an error the caller rolls back, and nothing of the call survives that. The caller commits right
+        after a success, so an adapter may make the call its own transaction when the unit of work has no
+        other write open (PostgreSQL does: one statement instead of BEGIN, statement, COMMIT)."""
+        ...
+
+    def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
+        """Bind a RESERVED, unexpired, unbound reservation (or one already bound to this purchase)."""
+        ...
+
+    def unbind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> None:
+        """Undo ``bind_purchase`` when the purchase fails; the reservation may then expire."""
+        ...
+
+    def apply(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
+        """RESERVED -> APPLIED with ``applied_purchase_id``; None when not RESERVED."""
+        ...
+
+    def expire(self, redemption_id: int, now: datetime) -> Redemption | None:
+        """RESERVED, past ``reserved_until`` and unbound -> EXPIRED; None otherwise."""
+        ...
+
+    def expire_many(self, redemption_ids: Sequence[int], now: datetime) -> list[Redemption]:
+        """``expire`` for a batch in one statement; returns those this call expired (any order)."""
+        ...
+
+    def revoke(self, redemption_id: int, now: datetime) -> Redemption | None:
+        """RESERVED/APPLIED -> REVOKED; None otherwise."""
+        ...
+
+    def due_for_expiry(self, now: datetime, limit: int) -> list[Redemption]:
+        """RESERVED, unbound, ``reserved_until <= now`` (locked, skip-locked)."""
+        ...
+
+    def count_created(self, since: datetime, until: datetime, reservations_only: bool) -> int:
+        """Redemptions created in ``[since, until)``; ``reservations_only``: only discount reservations
+        (``discount_percent`` or ``discount_stars`` set)."""
+        ...
+
+    def count_applied_reservations(self, since: datetime, until: datetime) -> int:
+        """Discount reservations (percent or Stars) created in the window that reached APPLIED (or later REVOKED)."""
+        ...
+
+    def count_by_status(self, promo_code_id: int) -> dict[RedemptionStatus, int]: ...
+
+    def count_by_status_in_campaign(self, campaign_id: int, since: datetime | None = None
+                                    ) -> dict[RedemptionStatus, int]:
+        """The campaign's redemptions per status (every status present); with ``since``, created at or after it."""
+        ...
+
+    def hourly_applied(self, since: datetime, until: datetime, campaign_id: int | None = None) -> list[HourCount]:
+        """Redemptions APPLIED per hour in ``[since, until)``: grants by ``created_at``, discounts by the ``paid_at``
+        of the purchase that applied them (``applied_purchase_id``); hours without any are left out. REVOKED ones
+        that were applied count too."""
+        ...
+
+    def given_in_campaign(self, campaign_id: int, since: datetime) -> tuple[int, int]:
+        """(discount Stars, grant days) the campaign gave since ``since``: the ``discount_stars_amount`` of the
+        purchases paid with its redemptions, and ``grant_days`` times its grants created (APPLIED or REVOKED)."""
         ...
 
 
