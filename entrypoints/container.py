@@ -11,6 +11,7 @@ from adapters.sql.engine import EngineHolder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.telegram import TelegramBotApi, TelegramPaymentGateway
 from domain.alerts import AlertPolicy
+from domain.audit import AuditService
 from domain.batch import BatchService
 from domain.campaigns import CampaignService
 from domain.checkout import CheckoutService
@@ -20,7 +21,9 @@ from domain.errors import ConfigurationError
 from domain.maintenance import MaintenanceService
 from domain.payments import PaymentReviewService, ReconciliationService, RecoveryService
 from domain.products import ProductCatalog, parse_products
+from domain.promo_codes import CodeService
 from domain.redemption import RedemptionService
+from domain.reports import ReportService
 from entrypoints.bot.handlers import PromoBot
 from entrypoints.bot.intake import UpdateIntake
 from entrypoints.settings import Settings
@@ -130,9 +133,12 @@ class Container(containers.DeclarativeContainer):
     alert_dispatcher = providers.Singleton(RoutingNotifier, alert_channels)
 
     redemption_service = providers.Factory(RedemptionService, uow_factory, clock, hasher, policy)
-    campaign_service = providers.Factory(CampaignService, uow_factory, clock, hasher)
-
     products = providers.Singleton(_products, settings)
+    campaign_service = providers.Factory(CampaignService, uow_factory, clock, hasher, products.provided.codes)
+    code_service = providers.Factory(CodeService, uow_factory, clock, hasher)
+    report_service = providers.Factory(ReportService, uow_factory, clock, policy)
+    audit_service = providers.Factory(AuditService, uow_factory)
+
     # Bulk imports refuse unknown products: a typo there would make thousands of codes apply to nothing.
     batch_service = providers.Factory(BatchService, uow_factory, clock, hasher, products.provided.codes)
     checkout_service = providers.Factory(CheckoutService, uow_factory, clock, products, policy)

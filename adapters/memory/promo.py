@@ -238,19 +238,14 @@ class InMemoryPromoCodes(MemoryTable):
             self._u.set(self._s.codes, code.id, _with_status(code, CampaignStatus.EXPIRED, None, now))
         return len(due)
 
-    def copy_campaign_fields(self, campaign: Campaign, now: datetime) -> int:
-        """The campaign's ``name`` and ``valid_until`` onto its codes' copies; returns how many codes differed
-        (only those get ``updated_at = now``)."""
-        changed = 0
-        for code in list(self._s.codes.values()):
-            if code.campaign_id != campaign.id:
-                continue
-            if (code.campaign_name, code.valid_until) == (campaign.name, campaign.valid_until):
-                continue
-            self._u.set(self._s.codes, code.id, attrs.evolve(
-                code, campaign_name=campaign.name, valid_until=campaign.valid_until, updated_at=now))
-            changed += 1
-        return changed
+    def copy_campaign_fields(self, campaign_id: int, name: str, valid_until: datetime | None, now: datetime) -> int:
+        """The campaign's ``name`` and ``valid_until`` onto the copies of every code of it (``updated_at = now``);
+        returns how many codes the campaign has."""
+        mine = [code for code in self._s.codes.values() if code.campaign_id == campaign_id]
+        for code in mine:
+            self._u.set(self._s.codes, code.id,
+                        attrs.evolve(code, campaign_name=name, valid_until=valid_until, updated_at=now))
+        return len(mine)
 
     def claim_capacity(self, promo_code_id: int, now: datetime) -> tuple[PromoCode, Campaign] | None:
         """One unit from the code's cap and its campaign's budget together: both ``used_total + 1`` while both are

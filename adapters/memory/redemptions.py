@@ -36,14 +36,6 @@ def _is_live(r: Redemption) -> bool:
     return r.status is not RedemptionStatus.EXPIRED
 
 
-def reached_applied(r: Redemption) -> bool:
-    """The redemption gave what it promised: a grant (APPLIED at once), or a reservation applied to a paid
-    purchase (``applied_purchase_id``); a later REVOKED does not undo that it was applied."""
-    if r.is_reservation:
-        return r.applied_purchase_id is not None
-    return r.status in (RedemptionStatus.APPLIED, RedemptionStatus.REVOKED)
-
-
 class InMemoryRedemptions(MemoryTable):
     """The ``promo_redemptions`` table (port ``Redemptions``)."""
 
@@ -179,12 +171,13 @@ class InMemoryRedemptions(MemoryTable):
                 out[r.status] += 1
         return out
 
-    def count_by_status_in_campaign(self, campaign_id: int, since: datetime) -> dict[RedemptionStatus, int]:
-        """Redemptions across all codes of a campaign created at or after ``since``, per (current) status, every
-        status present."""
+    def count_by_status_in_campaign(self, campaign_id: int, since: datetime | None = None
+                                    ) -> dict[RedemptionStatus, int]:
+        """The campaign's redemptions (all its codes) per current status, every status present; with ``since``,
+        only those created at or after it."""
         out = dict.fromkeys(RedemptionStatus, 0)
         for r in self._s.redemptions.values():
-            if r.campaign_id == campaign_id and r.created_at >= since:
+            if r.campaign_id == campaign_id and (since is None or r.created_at >= since):
                 out[r.status] += 1
         return out
 
@@ -193,28 +186,44 @@ class InMemoryRedemptions(MemoryTable):
         mine = [r for r in self._s.redemptions.values() if r.user_id == user_id]
         return sorted(mine, key=lambda r: (r.created_at, r.id or 0), reverse=True)[:max(limit, 0)]
 
+    def _applied_at(self, r: Redemption) -> datetime | None:
+        """When the redemption was applied: a grant when it was created (APPLIED at once; REVOKED later still
+        was), a reservation when the purchase that applied it was paid; None when it never was."""
+        if not r.is_reservation:
+            return r.created_at if r.status in (RedemptionStatus.APPLIED, RedemptionStatus.REVOKED) else None
+        purchase = self._s.purchases.get(r.applied_purchase_id) if r.applied_purchase_id is not None else None
+        return purchase.paid_at if purchase is not None else None
+
     def hourly_applied(self, since: datetime, until: datetime, campaign_id: int | None = None) -> list[HourCount]:
-        """Redemptions created in ``[since, until)`` that reached APPLIED (a grant at once, a reservation through a
-        paid purchase; REVOKED later included), per hour of ``created_at``, by hour; empty hours left out.
-        With ``campaign_id``, only that campaign's."""
+        """Redemptions applied per UTC hour in ``[since, until)``, by hour: grants by ``created_at``, discounts by
+        the ``paid_at`` of the purchase that applied them (``applied_purchase_id``); REVOKED ones that were applied
+        count too; hours without any are left out. With ``campaign_id``, only that campaign's."""
         per_hour: dict[datetime, int] = defaultdict(int)
         for r in self._s.redemptions.values():
-            if since <= r.created_at < until and (campaign_id is None or r.campaign_id == campaign_id) \
-                    and reached_applied(r):
-                per_hour[hour_start(r.created_at)] += 1
+            if campaign_id is not None and r.campaign_id != campaign_id:
+                continue
+            at = self._applied_at(r)
+            if at is not None and since <= at < until:
+                per_hour[hour_start(at)] += 1
         return [HourCount(hour, n) for hour, n in sorted(per_hour.items())]
 
     def given_in_campaign(self, campaign_id: int, since: datetime) -> tuple[int, int]:
-        """(grants, grant days): the campaign's premium grants created at or after ``since`` (APPLIED, REVOKED
-        later included) and the days they gave (the campaign's ``grant_days`` each). Discount Stars given are
-        the purchases' (``Purchases.paid_in_campaign``)."""
-        campaign = self._s.campaigns.get(campaign_id)
-        grants = sum(
-            1 for r in self._s.redemptions.values()
-            if r.campaign_id == campaign_id and r.created_at >= since and not r.is_reservation and reached_applied(r)
+        """(discount Stars, grant days) the campaign gave since ``since``: the ``discount_stars_amount`` of the
+        purchases paid (``paid_at``) at or after it with the campaign's redemptions (refunded later included), and
+        the campaign's ``grant_days`` times its grants created at or after it (APPLIED, or REVOKED later)."""
+        mine = {r.id: r for r in self._s.redemptions.values() if r.campaign_id == campaign_id}
+        discount = sum(
+            p.discount_stars_amount for p in self._s.purchases.values()
+            if p.promo_redemption_id in mine and p.paid_at is not None and p.paid_at >= since
         )
+        grants = sum(
+            1 for r in mine.values()
+            if not r.is_reservation and r.created_at >= since
+            and r.status in (RedemptionStatus.APPLIED, RedemptionStatus.REVOKED)
+        )
+        campaign = self._s.campaigns.get(campaign_id)
         days = campaign.grant_days if campaign is not None and campaign.grant_days is not None else 0
-        return grants, grants * days
+        return discount, grants * days
 
 
 class InMemoryAttempts(MemoryTable):

@@ -105,7 +105,3 @@ def hour_start(moment: datetime) -> datetime:
     """The start of the UTC hour ``moment`` lies in: the bucket of every hourly series."""
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
-
-def newest_first(rows: list[Any], limit: int, *, key: Callable[[Any], Any]) -> list[Any]:
-    """``rows`` sorted by ``key`` descending, the first ``limit`` of them."""
-    return sorted(rows, key=key, reverse=True)[:limit]

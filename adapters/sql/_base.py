@@ -55,6 +55,7 @@ _SQLITE_UNIQUE_MESSAGE = "UNIQUE constraint failed: "
 
 # SQLite allows 32766 bound parameters; stay well below for IN lists.
 IN_CHUNK = 900
+CODE_PREFIX_LENGTH = 4
 _IDLE = TransactionStatus.IDLE
 
 
@@ -196,6 +197,14 @@ def in_chunks(values: Sequence[Any], size: int = IN_CHUNK) -> Iterator[list[Any]
 def like_escaped(text: str) -> str:
     """``text`` taken literally inside a LIKE pattern (escape character ``\\``)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def starts_with(column: sa.ColumnElement[str], prefix: str) -> sa.ColumnElement[bool]:
+    """``column`` starts with ``prefix``. A stored ``code_prefix`` is always 4 characters (a code has at least
+    4), so a prefix of 4 or more is an equality, which an index serves whatever the collation."""
+    if len(prefix) >= CODE_PREFIX_LENGTH:
+        return column == prefix
+    return column.like(f"{like_escaped(prefix)}%", escape="\\")
 
 
 def hour_bucket(column: sa.ColumnElement[Any], postgres: bool) -> sa.ColumnElement[Any]:

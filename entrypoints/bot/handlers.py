@@ -159,12 +159,16 @@ class PromoBot:
 
     def _discount_offer(self, lang: str, campaign: Campaign,
                         redemption: Redemption) -> tuple[str, list[list[Button]]]:
-        percent = redemption.discount_percent or 0
+        # The price each button shows is the price checkout will charge (the same function computes both).
+        if redemption.discount_stars is not None:
+            discount = messages.text(lang, "discount_stars", stars=redemption.discount_stars)
+        else:
+            discount = messages.text(lang, "discount_percent", percent=redemption.discount_percent or 0)
         rows: list[list[Button]] = []
         for product in self._checkout.catalog:
             if not campaign.applies_to(product.code):
                 continue
-            _, final = discounted_price(product.stars, percent)
+            _, final = discounted_price(product.stars, redemption.discount_percent, redemption.discount_stars)
             try:
                 data = buy_callback_data(product.code, redemption.id)
             except ValueError:
@@ -174,9 +178,9 @@ class PromoBot:
                                   base=product.stars)
             rows.append([Button(label, data)])
         if not rows:
-            return messages.text(lang, "discount_no_products", percent=percent), []
+            return messages.text(lang, "discount_no_products", discount=discount), []
         until = redemption.reserved_until or self._clock.now()
-        return messages.text(lang, "discount_offer", percent=percent, until=messages.when(lang, until)), rows
+        return messages.text(lang, "discount_offer", discount=discount, until=messages.when(lang, until)), rows
 
     @staticmethod
     def _name(lang: str, product: Product) -> str:

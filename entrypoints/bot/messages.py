@@ -15,9 +15,11 @@ CATALOG: dict[str, dict[str, str]] = {
     GERMAN: {
         "promo_hint": "Sende deinen Promo-Code so: /promo DEINCODE (zum Beispiel /promo SOMMER20).",
         "promo_open_hint": "Schick mir einfach eine Nachricht: /promo DEINCODE",
-        "discount_offer": ("Code angenommen: {percent} % Rabatt, reserviert bis {until}. "
+        "discount_offer": ("Code angenommen: {discount} Rabatt, reserviert bis {until}. "
                            "Wähle dein Paket, um mit Telegram Stars zu bezahlen:"),
-        "discount_no_products": "Code angenommen ({percent} % Rabatt), aber derzeit passt kein Paket dazu. "
+        "discount_percent": "{percent} %",
+        "discount_stars": "{stars} ⭐",
+        "discount_no_products": "Code angenommen ({discount} Rabatt), aber derzeit passt kein Paket dazu. "
                                 "Bitte melde dich beim Support.",
         "discount_button": "{product} · {final} ⭐ statt {base} ⭐",
         "discount_done": "Diesen Code hast du mit dieser Nachricht schon eingelöst (Status: {status}). "
@@ -67,9 +69,11 @@ CATALOG: dict[str, dict[str, str]] = {
     ENGLISH: {
         "promo_hint": "Send your promo code like this: /promo YOURCODE (for example /promo SUMMER20).",
         "promo_open_hint": "Just send me a message: /promo YOURCODE",
-        "discount_offer": ("Code accepted: {percent}% off, reserved until {until}. "
+        "discount_offer": ("Code accepted: {discount} off, reserved until {until}. "
                            "Choose your plan to pay with Telegram Stars:"),
-        "discount_no_products": "Code accepted ({percent}% off), but no plan matches it right now. "
+        "discount_percent": "{percent}%",
+        "discount_stars": "{stars} ⭐",
+        "discount_no_products": "Code accepted ({discount} off), but no plan matches it right now. "
                                 "Please contact support.",
         "discount_button": "{product} · {final} ⭐ instead of {base} ⭐",
         "discount_done": "You already redeemed this code with this message (status: {status}). "

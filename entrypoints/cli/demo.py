@@ -1,6 +1,6 @@
 """``starpromo demo``: the whole product on one machine with no other service (SPEC 10).
 
-SQLite file (``DATABASE_URL``, default ``sqlite:///starpromo.db``), migrated on start; two demo campaigns
+SQLite file (``DATABASE_URL``, default ``sqlite:///starpromo.db``), migrated on start; three demo campaigns
 seeded idempotently; maintenance jobs in a daemon thread; the API on 127.0.0.1:8080. Prints the demo
 codes and a curl line that works as pasted.
 """
@@ -17,7 +17,7 @@ import click
 
 from adapters.jsonlog import configure_json_logging
 from domain.campaigns import CampaignService, CampaignSpec
-from domain.errors import CodeExists
+from domain.errors import CampaignExists, CodeExists
 from domain.model import PromoType
 from entrypoints.cli.serve import base_url, make_server, run_server
 from entrypoints.container import Container, build_container
@@ -37,9 +37,12 @@ class DemoCampaign:
 # Fixed codes so that a re-run finds (and prints) the same campaigns: plaintext is never stored.
 DEMO_CAMPAIGNS: tuple[DemoCampaign, ...] = (
     DemoCampaign("DEMO-20-OFF", CampaignSpec("demo: 20% off", PromoType.PERCENT_DISCOUNT, discount_percent=20)),
+    DemoCampaign("DEMO-50-STARS", CampaignSpec("demo: 50 Stars off", PromoType.STARS_DISCOUNT, discount_stars=50,
+                                               max_total_uses=1000)),
     DemoCampaign("DEMO-GIFT-30", CampaignSpec("demo: 30 days premium", PromoType.PREMIUM_GRANT,
                                               grant_plan_code="PREMIUM", grant_days=30)),
 )
+DEMO_ACTOR = "cli:demo"
 
 
 def register(cli: click.Group) -> None:
@@ -68,9 +71,9 @@ def seed(campaigns: CampaignService) -> list[tuple[DemoCampaign, bool]]:
     out = []
     for item in DEMO_CAMPAIGNS:
         try:
-            campaigns.create(item.spec, item.code)
+            campaigns.create(item.spec, actor=DEMO_ACTOR, code=item.code)
             out.append((item, True))
-        except CodeExists:
+        except (CampaignExists, CodeExists):
             out.append((item, False))
     return out
 
@@ -111,7 +114,7 @@ def curl_line(url: str, token: str, user_id: int, code: str, key: str) -> str:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any).")
 def demo(host: str, port: int) -> None:
-    """Migrate, seed two demo campaigns and serve the API on HOST:PORT (no other service needed)."""
+    """Migrate, seed three demo campaigns and serve the API on HOST:PORT (no other service needed)."""
     configure_json_logging()
     settings, generated = demo_settings(os.environ)
     container = build_container(settings)
@@ -129,7 +132,7 @@ def demo(host: str, port: int) -> None:
         lines.append("INTERNAL_API_TOKEN was not set; generated one for this run.")
     for item, created in seeded:
         state = "created" if created else "already there"
-        lines.append(f"  {item.spec.promo_type.value:<16} code {item.code:<14} ({item.spec.campaign_name}; {state})")
+        lines.append(f"  {item.spec.promo_type.value:<16} code {item.code:<14} ({item.spec.name}; {state})")
     lines.append("\nRedeem the discount code (paste into another terminal):")
     lines.append(curl_line(url, token, 42, DEMO_CAMPAIGNS[0].code, "demo-1"))
     lines.append("\nRedeem the 30-day grant:")
