@@ -49,14 +49,16 @@ def make_campaign(name: str = "Spring sale", **changes: Any) -> Campaign:
 
 def make_grant_campaign(name: str = "Gift", **changes: Any) -> Campaign:
     """An ACTIVE campaign granting 30 days of ``PREMIUM``, for every product, without end."""
-    return make_campaign(name, promo_type=PromoType.PREMIUM_GRANT, discount_percent=None, grant_plan_code="PREMIUM",
-                         grant_days=30, applicable_products=(), valid_until=None, **changes)
+    grant: dict[str, Any] = {"promo_type": PromoType.PREMIUM_GRANT, "discount_percent": None,
+                             "grant_plan_code": "PREMIUM", "grant_days": 30, "applicable_products": (),
+                             "valid_until": None}
+    return make_campaign(name, **{**grant, **changes})
 
 
 def make_stars_campaign(name: str = "Stars off", **changes: Any) -> Campaign:
     """An ACTIVE campaign taking 40 Stars off the base price."""
-    return make_campaign(name, promo_type=PromoType.STARS_DISCOUNT, discount_percent=None, discount_stars=40,
-                         **changes)
+    stars: dict[str, Any] = {"promo_type": PromoType.STARS_DISCOUNT, "discount_percent": None, "discount_stars": 40}
+    return make_campaign(name, **{**stars, **changes})
 
 
 def make_code(campaign: Campaign, code_hash: str = "a" * 64, **changes: Any) -> PromoCode:
@@ -86,8 +88,8 @@ def make_redemption(code: PromoCode, user_id: int = 1, key: str = "k1", **change
 
 def make_grant_redemption(code: PromoCode, user_id: int = 1, key: str = "g1", **changes: Any) -> Redemption:
     """An APPLIED grant redemption of ``code`` (no reservation, no discount)."""
-    return make_redemption(code, user_id, key, status=RedemptionStatus.APPLIED, discount_percent=None,
-                           reserved_until=None, **changes)
+    grant: dict[str, Any] = {"status": RedemptionStatus.APPLIED, "discount_percent": None, "reserved_until": None}
+    return make_redemption(code, user_id, key, **{**grant, **changes})
 
 
 def make_purchase(user_id: int = 1, product: str = "PREMIUM_30D", **changes: Any) -> Purchase:
