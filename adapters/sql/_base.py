@@ -117,7 +117,7 @@ class SqlRepository:
             return statement.with_for_update(skip_locked=True, of=list(tables) or None)
         return statement
 
-    def _raw(self, statement: PgStatement, params: dict[str, Any], *, alone: bool = False) -> Any:
+    def run_raw(self, statement: PgStatement, params: dict[str, Any], *, alone: bool = False) -> Any:
         """PostgreSQL hot path: ``statement`` straight on the psycopg connection of this unit of work.
 
         The same SQL text SQLAlchemy would send (compiled once), in the same transaction (begun through

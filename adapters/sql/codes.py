@@ -134,7 +134,7 @@ class SqlPromoCodes(SqlRepository):
     def _one_with(self, statement: sa.Executable, params: dict[str, Any], pg_statement: PgStatement
                   ) -> PromoCode | None:
         if self._postgres:
-            found = self._raw(pg_statement, params).fetchone()
+            found = self.run_raw(pg_statement, params).fetchone()
             return code_from_tuple(found) if found is not None else None
         row = self._connection.execute(statement, params).first()
         return code_from_row(row._mapping) if row is not None else None
@@ -285,7 +285,7 @@ class SqlPromoCodes(SqlRepository):
     def claim_capacity(self, promo_code_id: int, now: datetime) -> tuple[PromoCode, Campaign] | None:
         params = {"promo_code_id_": promo_code_id, "now_": now}
         if self._postgres:
-            row = self._raw(_PG_CLAIM, params).fetchone()
+            row = self.run_raw(_PG_CLAIM, params).fetchone()
             if row is None:
                 return None
             if row[_CODE_WIDTH] is None:
