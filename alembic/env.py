@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import sqlalchemy as sa
+
 from adapters.sql.engine import create_engine
 from adapters.sql.tables import metadata
 from alembic import context
@@ -26,17 +28,39 @@ def run() -> None:
         engine.dispose()
 
 
-def _migrate(connection: object) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        render_as_batch=connection.dialect.name == "sqlite",  # type: ignore[attr-defined]
-        compare_type=True,
-    )
-    with context.begin_transaction():
-        context.run_migrations()
-    if connection.in_transaction():  # type: ignore[attr-defined]
-        connection.commit()  # type: ignore[attr-defined]
+def _migrate(connection: sa.Connection) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # A migration that rebuilds a table drops one other tables refer to: SQLite's foreign keys go off for the
+        # run (outside any transaction: inside one the PRAGMA does nothing) and are checked before the commit.
+        _sqlite_foreign_keys(connection, enabled=False)
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=metadata,
+            render_as_batch=sqlite,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"migration left rows pointing at missing rows: {broken[:10]}")
+        if connection.in_transaction():
+            connection.commit()
+    finally:
+        if sqlite:
+            _sqlite_foreign_keys(connection, enabled=True)
+
+
+def _sqlite_foreign_keys(connection: sa.Connection, enabled: bool) -> None:
+    """Straight on the driver's connection: SQLAlchemy would begin a transaction first."""
+    driver_connection = connection.connection.dbapi_connection
+    assert driver_connection is not None
+    if connection.in_transaction() or getattr(driver_connection, "in_transaction", False):
+        return  # the PRAGMA would be ignored; 0003 then refuses to rebuild with a clear message
+    driver_connection.execute(f"PRAGMA foreign_keys={'ON' if enabled else 'OFF'}")
 
 
 if context.is_offline_mode():

@@ -155,6 +155,8 @@ class RedemptionService:
             # 1. idempotency
             if snap.by_key is not None:
                 return self._replay_or_reuse(uow, snap.by_key, user_id, hashes)
+            # The attempt names the code's campaign whenever the code exists (SPEC 4): a throttled one too.
+            campaign_id = snap.campaign.id if snap.code is not None and snap.campaign is not None else None
             # 2. throttling
             until = block_ends(snap.failures, snap.latest_failure, now, self._policy)
             if until is not None:
@@ -163,7 +165,6 @@ class RedemptionService:
             code, campaign = snap.code, snap.campaign
             if code is None or code.id is None or campaign is None or campaign.id is None:
                 return failed(RedeemResult.INVALID)
-            campaign_id = campaign.id
             # 4-6. the code's state and its campaign's: either one decides
             if CampaignStatus.PAUSED in (code.status, campaign.status):
                 return failed(RedeemResult.PAUSED)

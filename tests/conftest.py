@@ -8,10 +8,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock
+from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock, MemoryStore
 from domain.campaigns import CampaignService
 from domain.codes import CodeHasher
 from domain.policy import PromoPolicy
+from domain.promo_codes import CodeService
 from domain.redemption import RedemptionService
 
 PEPPER = "test-pepper"
@@ -56,6 +57,12 @@ def uow_factory() -> InMemoryUnitOfWorkFactory:
 
 
 @pytest.fixture
+def store(uow_factory: InMemoryUnitOfWorkFactory) -> MemoryStore:
+    """The tables behind ``uow_factory``, for tests to read directly."""
+    return uow_factory.store
+
+
+@pytest.fixture
 def campaigns(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, hasher: CodeHasher) -> CampaignService:
     return CampaignService(uow_factory, clock, hasher)
 
@@ -65,3 +72,8 @@ def redemptions(
     uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, hasher: CodeHasher, policy: PromoPolicy
 ) -> RedemptionService:
     return RedemptionService(uow_factory, clock, hasher, policy)
+
+
+@pytest.fixture
+def codes(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, hasher: CodeHasher) -> CodeService:
+    return CodeService(uow_factory, clock, hasher)

@@ -68,15 +68,31 @@ def truncate_all(engines: EngineHolder) -> None:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
 
 
-def live_units_mismatch(engines: EngineHolder) -> list[tuple[int, int, int]]:
-    """(campaign id, used_total, live redemptions) of every campaign breaking the SPEC 4 accounting:
-    ``used_total`` must equal its RESERVED + APPLIED + REVOKED redemptions."""
+def live_units_mismatch(engines: EngineHolder) -> list[tuple[str, int, int, int]]:
+    """(level, id, used_total, live redemptions) of every code and every campaign breaking the SPEC 4
+    accounting: a code's ``used_total`` must equal its RESERVED + APPLIED + REVOKED redemptions, a campaign's
+    that number over all its codes, and neither may exceed its cap (a code's) or budget (a campaign's). A
+    redemption filed under another campaign than its code's (which the campaign sum would hide) is listed as
+    (``redemption``, id, its campaign_id, its code's campaign_id)."""
     sql = sa.text("""
-        SELECT c.id, c.used_total, count(r.id) AS live
+        SELECT 'code' AS level, c.id, c.used_total, count(r.id) AS live
         FROM promo_codes c
         LEFT JOIN promo_redemptions r ON r.promo_code_id = c.id AND r.status IN ('RESERVED', 'APPLIED', 'REVOKED')
-        GROUP BY c.id, c.used_total
+        GROUP BY c.id, c.used_total, c.max_total_uses
         HAVING c.used_total <> count(r.id) OR (c.max_total_uses IS NOT NULL AND c.used_total > c.max_total_uses)
+        UNION ALL
+        SELECT 'campaign' AS level, k.id, k.used_total, count(r.id) AS live
+        FROM promo_campaigns k
+        LEFT JOIN promo_codes c ON c.campaign_id = k.id
+        LEFT JOIN promo_redemptions r ON r.promo_code_id = c.id AND r.status IN ('RESERVED', 'APPLIED', 'REVOKED')
+        GROUP BY k.id, k.used_total, k.max_total_uses
+        HAVING k.used_total <> count(r.id) OR (k.max_total_uses IS NOT NULL AND k.used_total > k.max_total_uses)
+        UNION ALL
+        SELECT 'redemption' AS level, r.id, r.campaign_id, c.campaign_id
+        FROM promo_redemptions r JOIN promo_codes c ON c.id = r.promo_code_id
+        WHERE r.campaign_id <> c.campaign_id
+        ORDER BY 1, 2
     """)
     with engines.engine.connect() as conn:
-        return [(int(a), int(b), int(c)) for a, b, c in conn.execute(sql)]
+        return [(str(level), int(a), int(b), int(c)) for level, a, b, c in conn.execute(sql)]
+

@@ -7,6 +7,7 @@ rules hold here too: one open purchase per ``(user_id, product_code)``, a unique
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from datetime import datetime
@@ -39,9 +40,8 @@ class InMemoryPurchases(MemoryTable):
             purchase.telegram_payment_charge_id
         ):
             raise DuplicateChargeId(purchase.telegram_payment_charge_id)
-        stored = attrs.evolve(purchase, id=self._s.next_id("purchases"))
-        self._u.set(self._s.purchases, stored.id, stored)
-        return stored
+        new_id = self._s.next_id("purchases")
+        return self._write(self._s.purchases, new_id, attrs.evolve(purchase, id=new_id))
 
     def get(self, purchase_id: int) -> Purchase | None:
         return self._s.purchases.get(purchase_id)
@@ -85,17 +85,13 @@ class InMemoryPurchases(MemoryTable):
             changes["paid_at"] = now
         if status is PurchaseStatus.REFUNDED:
             changes["refunded_at"] = now
-        updated = attrs.evolve(p, **changes)
-        self._u.set(self._s.purchases, purchase_id, updated)
-        return updated
+        return self._write(self._s.purchases, purchase_id, attrs.evolve(p, **changes))
 
     def mark_review(self, purchase_id: int, reason: str, now: datetime) -> Purchase | None:
         p = self._s.purchases.get(purchase_id)
         if p is None:
             return None
-        updated = attrs.evolve(p, review_reason=reason, updated_at=now)
-        self._u.set(self._s.purchases, purchase_id, updated)
-        return updated
+        return self._write(self._s.purchases, purchase_id, attrs.evolve(p, review_reason=reason, updated_at=now))
 
     def stale_open(self, cutoff: datetime, limit: int) -> list[Purchase]:
         due = [p for p in self._s.purchases.values() if p.status in OPEN_PURCHASE_STATUSES and p.created_at < cutoff]
@@ -192,10 +188,10 @@ class InMemoryPaymentReviews(MemoryTable):
         """Insert unless a review with the same ``dedup_key`` exists (open or resolved): then None."""
         if review.dedup_key in self._s.payment_review_keys:
             return None
-        stored = attrs.evolve(review, id=self._s.next_id("payment_reviews"), details=dict(review.details))
-        assert stored.id is not None
-        self._u.set(self._s.payment_reviews, stored.id, stored)
-        self._u.set(self._s.payment_review_keys, stored.dedup_key, stored.id)
+        new_id = self._s.next_id("payment_reviews")
+        stored = self._write(self._s.payment_reviews, new_id,
+                             attrs.evolve(review, id=new_id, details=copy.deepcopy(review.details)))
+        self._u.set(self._s.payment_review_keys, stored.dedup_key, new_id)
         return stored
 
     def get(self, review_id: int) -> PaymentReview | None:
@@ -213,6 +209,4 @@ class InMemoryPaymentReviews(MemoryTable):
         r = self._s.payment_reviews.get(review_id)
         if r is None or not r.is_open:
             return None
-        updated = attrs.evolve(r, resolved_at=now, resolution_note=note)
-        self._u.set(self._s.payment_reviews, review_id, updated)
-        return updated
+        return self._write(self._s.payment_reviews, review_id, attrs.evolve(r, resolved_at=now, resolution_note=note))

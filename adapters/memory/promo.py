@@ -49,9 +49,9 @@ class InMemoryCampaigns(MemoryTable):
         """Insert; returns the row with its id. Raises ``DuplicateCampaignName``."""
         if campaign.name in self._s.campaign_names:
             raise DuplicateCampaignName(campaign.name)
-        stored = attrs.evolve(campaign, id=self._s.next_id("promo_campaigns"))
-        self._u.set(self._s.campaigns, stored.id, stored)
-        self._u.set(self._s.campaign_names, stored.name, stored.id)
+        new_id = self._s.next_id("promo_campaigns")
+        stored = self._write(self._s.campaigns, new_id, attrs.evolve(campaign, id=new_id))
+        self._u.set(self._s.campaign_names, stored.name, new_id)
         return stored
 
     def get(self, campaign_id: int) -> Campaign | None:
@@ -90,8 +90,7 @@ class InMemoryCampaigns(MemoryTable):
         if c is None or c.status not in expected:
             return None
         updated: Campaign = _with_status(c, status, paused_reason, now)
-        self._u.set(self._s.campaigns, campaign_id, updated)
-        return updated
+        return self._write(self._s.campaigns, campaign_id, updated)
 
     def change(self, campaign_id: int, changes: CampaignChanges, now: datetime) -> Campaign | None:
         """The given fields in one conditional update: None, and nothing changed, when the campaign is missing or
@@ -108,12 +107,10 @@ class InMemoryCampaigns(MemoryTable):
         owner = self._s.campaign_names.get(name)
         if owner is not None and owner != campaign_id:
             raise DuplicateCampaignName(name)
-        updated = attrs.evolve(c, **fields, updated_at=now)
         if name != c.name:
             self._u.delete(self._s.campaign_names, c.name)
             self._u.set(self._s.campaign_names, name, campaign_id)
-        self._u.set(self._s.campaigns, campaign_id, updated)
-        return updated
+        return self._write(self._s.campaigns, campaign_id, attrs.evolve(c, **fields, updated_at=now))
 
     def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
         """``used_total - units`` for many campaigns (never below zero)."""
@@ -121,7 +118,7 @@ class InMemoryCampaigns(MemoryTable):
             c = self._s.campaigns.get(campaign_id)
             if c is not None and c.used_total > 0 and units[campaign_id] > 0:
                 left = max(0, c.used_total - units[campaign_id])
-                self._u.set(self._s.campaigns, campaign_id, attrs.evolve(c, used_total=left, updated_at=now))
+                self._write(self._s.campaigns, campaign_id, attrs.evolve(c, used_total=left, updated_at=now))
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
         """ACTIVE or PAUSED campaigns whose ``valid_until`` has passed, by id."""
@@ -168,9 +165,9 @@ class InMemoryPromoCodes(MemoryTable):
             raise DuplicateCodeHash(code.code_hash)
         if code.campaign_id not in self._s.campaigns:
             raise ConstraintViolation(f"no campaign {code.campaign_id}")
-        stored = attrs.evolve(code, id=self._s.next_id("promo_codes"))
-        self._u.set(self._s.codes, stored.id, stored)
-        self._u.set(self._s.code_hashes, stored.code_hash, stored.id)
+        new_id = self._s.next_id("promo_codes")
+        stored = self._write(self._s.codes, new_id, attrs.evolve(code, id=new_id))
+        self._u.set(self._s.code_hashes, stored.code_hash, new_id)
         return stored
 
     def add_many(self, codes: Sequence[PromoCode]) -> list[int]:
@@ -228,14 +225,13 @@ class InMemoryPromoCodes(MemoryTable):
         if code is None or code.status not in expected:
             return None
         updated: PromoCode = _with_status(code, status, paused_reason, now)
-        self._u.set(self._s.codes, promo_code_id, updated)
-        return updated
+        return self._write(self._s.codes, promo_code_id, updated)
 
     def expire_for_campaign(self, campaign_id: int, now: datetime) -> int:
         """The campaign's ACTIVE and PAUSED codes -> EXPIRED; returns how many."""
         due = [c for c in self._s.codes.values() if c.campaign_id == campaign_id and c.status in _LIVE_STATES]
         for code in due:
-            self._u.set(self._s.codes, code.id, _with_status(code, CampaignStatus.EXPIRED, None, now))
+            self._write(self._s.codes, code.id, _with_status(code, CampaignStatus.EXPIRED, None, now))
         return len(due)
 
     def copy_campaign_fields(self, campaign_id: int, name: str, valid_until: datetime | None, now: datetime) -> int:
@@ -243,7 +239,7 @@ class InMemoryPromoCodes(MemoryTable):
         returns how many codes the campaign has."""
         mine = [code for code in self._s.codes.values() if code.campaign_id == campaign_id]
         for code in mine:
-            self._u.set(self._s.codes, code.id,
+            self._write(self._s.codes, code.id,
                         attrs.evolve(code, campaign_name=name, valid_until=valid_until, updated_at=now))
         return len(mine)
 
@@ -256,10 +252,10 @@ class InMemoryPromoCodes(MemoryTable):
         campaign = self._s.campaigns.get(code.campaign_id)
         if campaign is None or campaign.status is not CampaignStatus.ACTIVE or campaign.capacity_used_up():
             return None
-        claimed_code = attrs.evolve(code, used_total=code.used_total + 1, updated_at=now)
-        claimed_campaign = attrs.evolve(campaign, used_total=campaign.used_total + 1, updated_at=now)
-        self._u.set(self._s.codes, promo_code_id, claimed_code)
-        self._u.set(self._s.campaigns, campaign.id, claimed_campaign)
+        claimed_code = self._write(self._s.codes, promo_code_id,
+                                   attrs.evolve(code, used_total=code.used_total + 1, updated_at=now))
+        claimed_campaign = self._write(self._s.campaigns, code.campaign_id,
+                                       attrs.evolve(campaign, used_total=campaign.used_total + 1, updated_at=now))
         return claimed_code, claimed_campaign
 
     def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
@@ -269,7 +265,7 @@ class InMemoryPromoCodes(MemoryTable):
             code = self._s.codes.get(promo_code_id)
             if code is not None and code.used_total > 0 and units[promo_code_id] > 0:
                 left = max(0, code.used_total - units[promo_code_id])
-                self._u.set(self._s.codes, promo_code_id, attrs.evolve(code, used_total=left, updated_at=now))
+                self._write(self._s.codes, promo_code_id, attrs.evolve(code, used_total=left, updated_at=now))
 
     def due_for_depletion(self, limit: int) -> list[PromoCode]:
         """ACTIVE codes that reached their own cap and have no RESERVED redemption, by id."""
@@ -298,9 +294,8 @@ class InMemoryAuditLog(MemoryTable):
 
     def add(self, entry: AuditEntry) -> AuditEntry:
         # The details are copied: a caller changing its dict afterwards must not rewrite history.
-        stored = attrs.evolve(entry, id=self._s.next_id("audit_log"), details=copy.deepcopy(entry.details))
-        self._u.append(self._s.audit, stored)
-        return stored
+        return self._append(self._s.audit, attrs.evolve(entry, id=self._s.next_id("audit_log"),
+                                                        details=copy.deepcopy(entry.details)))
 
     def search(self, flt: AuditFilter, limit: int, before_id: int | None) -> list[AuditEntry]:
         """Entries matching ``flt`` (each given field equal), newest first (by id), starting below ``before_id``."""

@@ -50,9 +50,8 @@ class InMemoryRedemptions(MemoryTable):
                 raise LiveRedemptionExists(f"{redemption.promo_code_id}/{redemption.user_id}")
             if redemption.user_slot in self.held_slots(redemption.campaign_id, redemption.user_id):
                 raise UserSlotTaken(f"{redemption.campaign_id}/{redemption.user_id}/{redemption.user_slot}")
-        stored = attrs.evolve(redemption, id=self._s.next_id("promo_redemptions"))
-        self._u.set(self._s.redemptions, stored.id, stored)
-        return stored
+        new_id = self._s.next_id("promo_redemptions")
+        return self._write(self._s.redemptions, new_id, attrs.evolve(redemption, id=new_id))
 
     def get(self, redemption_id: int) -> Redemption | None:
         return self._s.redemptions.get(redemption_id)
@@ -92,9 +91,7 @@ class InMemoryRedemptions(MemoryTable):
                                       redemption, attempt, now)
 
     def _put(self, r: Redemption, **changes: Any) -> Redemption:
-        updated = attrs.evolve(r, **changes)
-        self._u.set(self._s.redemptions, r.id, updated)
-        return updated
+        return self._write(self._s.redemptions, r.id, attrs.evolve(r, **changes))
 
     def bind_purchase(self, redemption_id: int, purchase_id: int, now: datetime) -> Redemption | None:
         """Bind a RESERVED, unexpired, unbound reservation (or one already bound to this purchase)."""
@@ -230,7 +227,7 @@ class InMemoryAttempts(MemoryTable):
     """The ``promo_attempts`` table (port ``Attempts``), append only."""
 
     def add(self, attempt: Attempt) -> None:
-        self._u.append(self._s.attempts, attrs.evolve(attempt, id=self._s.next_id("promo_attempts")))
+        self._append(self._s.attempts, attrs.evolve(attempt, id=self._s.next_id("promo_attempts")))
 
     def failure_stats(self, user_id: int, since: datetime) -> tuple[int, datetime | None]:
         times = [a.attempted_at for a in self._s.attempts

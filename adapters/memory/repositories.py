@@ -60,16 +60,14 @@ class InMemoryEntitlements(MemoryTable):
         return self._s.entitlements.get(user_id)
 
     def put(self, entitlement: Entitlement) -> None:
-        self._u.set(self._s.entitlements, entitlement.user_id, entitlement)
+        self._write(self._s.entitlements, entitlement.user_id, entitlement)
 
 
 class InMemoryLedger(MemoryTable):
     """The ``entitlement_ledger`` table (append only)."""
 
     def add(self, entry: LedgerEntry) -> LedgerEntry:
-        stored = attrs.evolve(entry, id=self._s.next_id("entitlement_ledger"))
-        self._u.append(self._s.ledger, stored)
-        return stored
+        return self._append(self._s.ledger, attrs.evolve(entry, id=self._s.next_id("entitlement_ledger")))
 
     def for_user(self, user_id: int) -> list[LedgerEntry]:
         return [e for e in self._s.ledger if e.user_id == user_id]
@@ -81,7 +79,7 @@ class InMemoryProcessedUpdates(MemoryTable):
     def add(self, update_id: int, now: datetime) -> bool:
         if update_id in self._s.processed_updates:
             return False
-        self._u.set(self._s.processed_updates, update_id, now)
+        self._write(self._s.processed_updates, update_id, now)
         return True
 
     def delete_before(self, cutoff: datetime, limit: int) -> int:

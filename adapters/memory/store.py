@@ -11,7 +11,9 @@ import threading
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar, cast
+
+import attrs
 
 from domain.model import (
     Attempt,
@@ -26,6 +28,7 @@ from domain.model import (
 )
 
 _MISSING = object()
+Row = TypeVar("Row")
 
 
 class MemoryStore:
@@ -93,12 +96,41 @@ class UndoLog:
         self.log.append(undo)
 
 
+def as_utc(row: Row) -> Row:
+    """``row`` with every timezone-aware timestamp field in UTC: what a database with UTC columns hands back (the
+    same instants, so rows still compare equal to what was written)."""
+    value: Any = row
+    if isinstance(value, datetime):
+        converted: Any = value.astimezone(UTC) if value.tzinfo is not None else value
+        return cast(Row, converted)
+    if not attrs.has(type(value)):
+        return row
+    changes = {
+        f.name: moment.astimezone(UTC)
+        for f in attrs.fields(type(value))
+        if isinstance(moment := getattr(value, f.name), datetime) and moment.tzinfo is not None
+        and moment.tzinfo is not UTC
+    }
+    return cast(Row, attrs.evolve(value, **changes)) if changes else row
+
+
 class MemoryTable:
     """Base of the in-memory repositories: the store they read and the undo log of their unit of work."""
 
     def __init__(self, store: MemoryStore, undo: UndoLog) -> None:
         self._s = store
         self._u = undo
+
+    def _write(self, table: dict[Any, Row], key: Any, row: Row) -> Row:
+        """Store ``row`` (timestamps in UTC) under ``key``, undoably; the stored row."""
+        stored = as_utc(row)
+        self._u.set(table, key, stored)
+        return stored
+
+    def _append(self, table: list[Row], row: Row) -> Row:
+        stored = as_utc(row)
+        self._u.append(table, stored)
+        return stored
 
 
 def hour_start(moment: datetime) -> datetime:

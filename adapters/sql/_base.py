@@ -12,7 +12,7 @@ order than a fresh one, so every column list is written out from the ``Table`` o
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,9 @@ VIOLATIONS: dict[str, type[ConstraintViolation]] = {
 _FOREIGN_KEY_VIOLATION = "23503"
 _SQLITE_FOREIGN_KEY_MESSAGE = "FOREIGN KEY constraint failed"
 _SQLITE_UNIQUE_MESSAGE = "UNIQUE constraint failed: "
+
+# A row by column name: a SQLAlchemy ``Row._mapping`` (keyed by name or column) or a plain dict.
+ColumnValues = Mapping[Any, Any]
 
 # SQLite allows 32766 bound parameters; stay well below for IN lists.
 IN_CHUNK = 900

@@ -216,8 +216,8 @@ class SqlPromoCodes(SqlRepository):
             if any("," in code_hash for code_hash in wanted):
                 raise ValueError("a code hash never contains a comma")
             for start in range(0, len(wanted), _PG_PROBE_CHUNK):
-                chunk = ",".join(wanted[start:start + _PG_PROBE_CHUNK])
-                out.update(self._connection.execute(probe, {"hashes": chunk}).scalars())
+                joined = ",".join(wanted[start:start + _PG_PROBE_CHUNK])
+                out.update(self._connection.execute(probe, {"hashes": joined}).scalars())
             return out
         for chunk in in_chunks(code_hashes):
             out.update(self._connection.execute(
@@ -272,14 +272,11 @@ class SqlPromoCodes(SqlRepository):
             .values(status=CampaignStatus.EXPIRED.value, paused_reason=None, updated_at=now))
         return int(result.rowcount)
 
-    def copy_campaign_fields(self, campaign: Campaign, now: datetime) -> int:
-        assert campaign.id is not None
+    def copy_campaign_fields(self, campaign_id: int, name: str, valid_until: datetime | None, now: datetime) -> int:
         table = self.table
-        differs = sa.or_(table.c.campaign_name.is_distinct_from(campaign.name),
-                         table.c.valid_until.is_distinct_from(campaign.valid_until))
         result = self._connection.execute(
-            sa.update(table).where(self._of_campaign(campaign.id, differs))
-            .values(campaign_name=campaign.name, valid_until=campaign.valid_until, updated_at=now))
+            sa.update(table).where(self._of_campaign(campaign_id))
+            .values(campaign_name=name, valid_until=valid_until, updated_at=now))
         return int(result.rowcount)
 
     def claim_capacity(self, promo_code_id: int, now: datetime) -> tuple[PromoCode, Campaign] | None:

@@ -47,3 +47,14 @@ def upgrade(engines: EngineHolder, revision: str = "head") -> tuple[str | None, 
         if conn.in_transaction():
             conn.commit()
     return before, current_revision(engines)
+
+
+def downgrade(engines: EngineHolder, revision: str) -> tuple[str | None, str | None]:
+    """Migrate back to ``revision``; returns (revision before, revision after). A downgrade that the data does
+    not fit refuses with the migration's own message and changes nothing."""
+    before = current_revision(engines)
+    with engines.engine.connect() as conn:
+        command.downgrade(alembic_config(conn), revision)
+        if conn.in_transaction():
+            conn.commit()
+    return before, current_revision(engines)

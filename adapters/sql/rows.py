@@ -9,10 +9,10 @@ time zone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from adapters.sql._base import column_names, plain, utc, utc_required
+from adapters.sql._base import ColumnValues, column_names, plain, utc, utc_required
 from adapters.sql.tables import promo_attempts, promo_campaigns, promo_codes, promo_redemptions
 from domain.model import (
     Attempt,
@@ -61,7 +61,7 @@ def campaign_values(campaign: Campaign) -> dict[str, Any]:
     }
 
 
-def campaign_from_row(row: Mapping[str, Any]) -> Campaign:
+def campaign_from_row(row: ColumnValues) -> Campaign:
     return Campaign(
         id=row["id"],
         name=row["name"],
@@ -110,7 +110,7 @@ def code_values(code: PromoCode) -> dict[str, Any]:
     }
 
 
-def code_from_row(row: Mapping[str, Any]) -> PromoCode:
+def code_from_row(row: ColumnValues) -> PromoCode:
     return PromoCode(
         id=row["id"],
         campaign_id=row["campaign_id"],
@@ -156,7 +156,7 @@ def redemption_values(redemption: Redemption) -> dict[str, Any]:
     }
 
 
-def redemption_from_row(row: Mapping[str, Any]) -> Redemption:
+def redemption_from_row(row: ColumnValues) -> Redemption:
     return Redemption(
         id=row["id"],
         promo_code_id=row["promo_code_id"],
@@ -197,7 +197,7 @@ def attempt_values(attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def attempt_from_row(row: Mapping[str, Any]) -> Attempt:
+def attempt_from_row(row: ColumnValues) -> Attempt:
     return Attempt(
         user_id=row["user_id"],
         normalized_code_hash=row["normalized_code_hash"],

@@ -11,24 +11,33 @@ from typing import Self
 
 import sqlalchemy as sa
 
+from adapters.sql.attempts import SqlAttempts
+from adapters.sql.audit import SqlAuditLog
+from adapters.sql.campaigns import SqlCampaigns
+from adapters.sql.codes import SqlPromoCodes
 from adapters.sql.engine import EngineHolder
-from adapters.sql.repositories import (
-    SqlAttempts,
-    SqlEntitlements,
-    SqlLedger,
-    SqlPaymentReviews,
-    SqlProcessedUpdates,
-    SqlPromoCodes,
-    SqlPurchases,
-    SqlRedemptions,
-)
+from adapters.sql.entitlements import SqlEntitlements, SqlLedger, SqlProcessedUpdates
+from adapters.sql.purchases import SqlPurchases
+from adapters.sql.redemptions import SqlRedemptions
+from adapters.sql.reviews import SqlPaymentReviews
 from domain.errors import StorageUnavailable
 from ports.entitlements import EntitlementLedger, Entitlements
-from ports.repositories import Attempts, PaymentReviews, ProcessedUpdates, PromoCodes, Purchases, Redemptions
+from ports.repositories import (
+    Attempts,
+    AuditLog,
+    Campaigns,
+    PaymentReviews,
+    ProcessedUpdates,
+    PromoCodes,
+    Purchases,
+    Redemptions,
+)
 
 
 class SqlUnitOfWork:
+    campaigns: Campaigns
     promo_codes: PromoCodes
+    audit: AuditLog
     redemptions: Redemptions
     attempts: Attempts
     purchases: Purchases
@@ -47,7 +56,9 @@ class SqlUnitOfWork:
         except sa.exc.OperationalError as exc:
             raise StorageUnavailable(f"database unreachable: {type(exc.orig).__name__}") from exc
         self._conn = conn
+        self.campaigns = SqlCampaigns(conn)
         self.promo_codes = SqlPromoCodes(conn)
+        self.audit = SqlAuditLog(conn)
         self.redemptions = SqlRedemptions(conn)
         self.attempts = SqlAttempts(conn)
         self.purchases = SqlPurchases(conn)

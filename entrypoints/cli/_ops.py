@@ -1,7 +1,9 @@
-"""Shared plumbing of the ops commands: one container per invocation, errors to stderr, JSON output."""
+"""Shared plumbing of the ops commands: one container per invocation, who acts (``cli:<login>``), errors to stderr
+naming the flag, JSON and table output, codes read without echoing them, and the report file."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import queue
@@ -10,21 +12,25 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, NoReturn, cast
 
+import attrs
 import click
 from dependency_injector import containers
 
-from domain.batch import GENERATED_COLUMNS, GeneratedRow
+from domain.audit import MAX_ACTOR
+from domain.campaigns import CampaignView
+from domain.code_files import GENERATED_COLUMNS, GeneratedRow
 from domain.errors import ConfigurationError, DomainError, ValidationError
-from domain.model import Campaign
+from domain.model import Campaign, PromoCode
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+ACTOR_PREFIX = "cli:"
 
 
 def get_container(ctx: click.Context, *, require_pepper: bool = True) -> Container:
@@ -36,6 +42,23 @@ def get_container(ctx: click.Context, *, require_pepper: bool = True) -> Contain
     if not isinstance(root.obj, containers.Container):
         root.obj = build_container(None if require_pepper else Settings.from_env(require_pepper=False))
     return cast(Container, root.obj)
+
+
+def login_name() -> str:
+    """Who runs the command: the login name (``getpass.getuser``: LOGNAME, USER, LNAME, USERNAME, then the
+    password database); without any of them (a container's bare uid) ``$USER`` or ``uid<N>``."""
+    try:
+        name = getpass.getuser()
+    except Exception:  # OSError (3.13+) or KeyError: no variable set and no passwd entry
+        name = os.environ.get("USER") or f"uid{os.getuid()}"
+    # The audit actor is 1..64 printable characters.
+    name = "".join(ch for ch in name if ch.isprintable() and not ch.isspace()) or "unknown"
+    return name[:MAX_ACTOR - len(ACTOR_PREFIX)]
+
+
+def cli_actor() -> str:
+    """The audit actor of every change made through the CLI (SPEC 7): ``cli:<login name>``."""
+    return ACTOR_PREFIX + login_name()
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
@@ -52,18 +75,31 @@ def field_flag(field: str, flags: Mapping[str, str] | None = None) -> str:
 
 @contextmanager
 def cli_errors(flags: Mapping[str, str] | None = None) -> Iterator[None]:
-    """Domain and configuration errors -> one readable stderr line each and a non-zero exit."""
+    """Domain and configuration errors -> one readable stderr line each and a non-zero exit. A field the error
+    names is shown as the flag that sets it (``--`` + the field with dashes, unless ``flags`` maps it):
+    bad input exits 2 (like a bad flag), a refused change 1."""
     try:
         yield
     except ConfigurationError as exc:
         fail(f"configuration error: {exc.message}", EXIT_USAGE)
     except ValidationError as exc:
         for e in exc.errors:
-            name = field_flag(e["field"], flags) if flags is not None else e["field"]
-            click.echo(f"error: {name}: {e['message']}", err=True)
-        raise click.exceptions.Exit(EXIT_USAGE if flags is not None else EXIT_FAILURE) from None
+            click.echo(f"error: {field_flag(e['field'], flags)}: {e['message']}", err=True)
+        raise click.exceptions.Exit(EXIT_USAGE) from None
     except DomainError as exc:
-        fail(f"error: {exc.code}: {exc.message}")
+        field = exc.details.get("field") if isinstance(exc.details, dict) else None
+        where = f"{field_flag(field, flags)}: " if isinstance(field, str) else ""
+        fail(f"error: {where}{exc.code}: {exc.message}")
+
+
+def iso(value: datetime) -> str:
+    """UTC, ISO 8601 with ``Z`` (as the internal API writes timestamps)."""
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def when(value: datetime | None) -> str:
+    """A timestamp for a table cell (UTC, to the minute); ``-`` for none."""
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
 def json_value(value: Any) -> Any:
@@ -76,12 +112,32 @@ def json_value(value: Any) -> Any:
     return value
 
 
-def campaign_json(campaign: Campaign) -> dict[str, Any]:
-    """The SPEC 3 columns (``code_hash`` included; the plaintext is never stored), exactly as the
-    internal API shows a campaign."""
-    from entrypoints.http.schemas import campaign_json as api_campaign_json
+def _row_json(row: Campaign | PromoCode) -> dict[str, Any]:
+    return {k: iso(v) if isinstance(v, datetime) else json_value(v)
+            for k, v in attrs.asdict(row, recurse=False).items()}
 
-    return {k: json_value(v) for k, v in api_campaign_json(campaign).items()}
+
+def campaign_json(campaign: Campaign | CampaignView) -> dict[str, Any]:
+    """The campaign JSON of SPEC 7: the ``promo_campaigns`` columns, plus ``codes_total`` and ``codes_by_status``
+    when the codes were counted (a :class:`CampaignView`)."""
+    if isinstance(campaign, CampaignView):
+        return {**_row_json(campaign.campaign), "codes_total": campaign.codes_total,
+                "codes_by_status": {s.value: n for s, n in campaign.codes_by_status.items()}}
+    return _row_json(campaign)
+
+
+def code_json(code: PromoCode) -> dict[str, Any]:
+    """The code JSON of SPEC 7: the ``promo_codes`` columns (``code_hash`` included; the plaintext is never stored)."""
+    return _row_json(code)
+
+
+def status_text(row: Campaign | PromoCode) -> str:
+    return row.status.value + (f" ({row.paused_reason.value})" if row.paused_reason is not None else "")
+
+
+def cap_text(used: int, cap: int | None) -> str:
+    """``used/cap``; ``-`` for no cap (unlimited)."""
+    return f"{used}/{'-' if cap is None else cap}"
 
 
 def echo_json(data: Any) -> None:
@@ -93,6 +149,41 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     return "\n".join(lines)
+
+
+def series_table(series: Sequence[Mapping[str, Any]]) -> str:
+    """The hourly ``series`` of the dashboard and the campaign stats, one line per hour."""
+    rows = [[str(h["hour"]), str(h["attempts"]), str(h["accepted"]), str(h["applied"]), str(h["stars_revenue"])]
+            for h in series]
+    return table(["hour", "attempts", "accepted", "applied", "stars_revenue"], rows)
+
+
+def more_hint(next_cursor: int | None) -> None:
+    if next_cursor is not None:
+        click.echo(f"more: add --cursor {next_cursor}")
+
+
+def read_code(prompt: str = "Code") -> str:
+    """One code, read so that no other process sees it: the first line of standard input, or a prompt that does
+    not echo when standard input is a terminal. Never from the command line, where ``ps`` shows it."""
+    stdin = sys.stdin  # (CliRunner puts its input here)
+    if stdin.isatty():
+        value = str(click.prompt(prompt, hide_input=True, err=True, default="", show_default=False))
+    else:
+        value = stdin.readline()
+    value = value.strip("\r\n")
+    if not value.strip():
+        fail("error: code: none given; type it at the prompt or pipe it on standard input "
+             "(e.g. from a file or a password manager)", EXIT_USAGE)
+    return value
+
+
+def refuse_code_arguments(ctx: click.Context) -> None:
+    """A code typed after the command would sit in the shell history and the process list: refuse it without
+    echoing it (click's own error would repeat the argument)."""
+    if ctx.args:
+        fail(f"error: {ctx.command_path} takes no arguments: the code is read from standard input or a hidden "
+             "prompt, never from the command line (where ps would show it)", EXIT_USAGE)
 
 
 def _csv_cell(value: str) -> str:

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from domain.dashboard import DEFAULT_WINDOW_HOURS, MAX_WINDOW_HOURS, MIN_WINDOW_HOURS
-from entrypoints.cli._ops import cli_errors, echo_json, get_container
+from entrypoints.cli._ops import cli_errors, echo_json, get_container, series_table
 
 
 def register(cli: click.Group) -> None:
@@ -18,7 +18,7 @@ def _pct(rate: float) -> str:
     return f"{rate * 100:.1f} %"
 
 
-def render(data: dict[str, Any]) -> str:
+def render(data: dict[str, Any], show_series: bool = False) -> str:
     """The dashboard document as an aligned, readable summary."""
     w, conv, fail, guard = data["window"], data["conversion"], data["failures"], data["guard"]
     lines = [
@@ -39,7 +39,8 @@ def render(data: dict[str, Any]) -> str:
         "",
         "guard",
         f"  paused campaigns {guard['paused_campaigns_total']:>7}   paused in the window "
-        f"{guard['paused_campaigns_recent']}",
+        f"{guard['paused_campaigns_recent']} (campaigns and codes)",
+        f"  paused codes     {guard['paused_codes_total']:>7}   (on their own)",
         f"  candidate abusive hashes {len(hashes)}",
     ]
     lines += [
@@ -57,6 +58,8 @@ def render(data: dict[str, Any]) -> str:
         f"  open review items {pay['open_review_items']:>6}   purchases in review {pay['purchases_in_review']}"
         + ("   (starpromo payments reviews)" if pay["open_review_items"] else ""),
     ]
+    if show_series:
+        lines += ["", series_table(data["series"])]
     return "\n".join(lines)
 
 
@@ -64,13 +67,14 @@ def render(data: dict[str, Any]) -> str:
 @click.option("--window-hours", default=DEFAULT_WINDOW_HOURS, show_default=True,
               type=click.IntRange(MIN_WINDOW_HOURS, MAX_WINDOW_HOURS),
               help=f"Trailing window in hours ({MIN_WINDOW_HOURS}..{MAX_WINDOW_HOURS}).")
+@click.option("--series", "show_series", is_flag=True, help="Also print the hourly series.")
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON document of GET /internal/promo/dashboard.")
 @click.pass_context
-def dashboard(ctx: click.Context, window_hours: int, as_json: bool) -> None:
+def dashboard(ctx: click.Context, window_hours: int, show_series: bool, as_json: bool) -> None:
     """Conversion, failures by result and brute-force guard state over the last WINDOW_HOURS."""
     with cli_errors():
         data = get_container(ctx).dashboard_service().metrics(window_hours)
     if as_json:
         echo_json(data)
     else:
-        click.echo(render(data))
+        click.echo(render(data, show_series))

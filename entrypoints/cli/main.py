@@ -15,6 +15,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.db",
     "entrypoints.cli.codes",
     "entrypoints.cli.campaigns",
+    "entrypoints.cli.audit",
     "entrypoints.cli.dashboard",
     "entrypoints.cli.payments",
     "entrypoints.cli.serve",
@@ -50,3 +51,7 @@ def main() -> None:
         sys.exit(1)
     except SystemExit:
         raise
+    except Exception as exc:  # a bug or an unreachable service: one line, never a traceback (SPEC 10)
+        first_line = (str(exc).splitlines() or [""])[0]
+        click.echo(f"error: unexpected {type(exc).__name__}: {first_line}", err=True)
+        sys.exit(1)

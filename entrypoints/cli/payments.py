@@ -1,5 +1,6 @@
-"""``starpromo payments``: refund a purchase through Telegram, compare the books with Telegram, work through
-the review items that reconciliation and recovery leave for a human (SPEC 10, issue 10)."""
+"""``starpromo payments``: refund a purchase through Telegram (and revoke its promo redemption), compare the books
+with Telegram, work through the review items that reconciliation and recovery leave for a human (SPEC 10, issue 10).
+Every change is audited as ``cli:<login name>``."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import click
 from domain.errors import ConfigurationError
 from domain.model import PaymentReview, Purchase
 from domain.payments import MAX_REVIEW_PAGE, MAX_WINDOW_HOURS, MIN_WINDOW_HOURS, ReconciliationReport
-from entrypoints.cli._ops import EXIT_FAILURE, cli_errors, echo_json, get_container, json_value, table
+from entrypoints.cli._ops import EXIT_FAILURE, cli_actor, cli_errors, echo_json, get_container, json_value, table
 from entrypoints.container import Container
 
 # `payments reconcile`: books differ (like diff(1): 0 same, 1 different, 2 trouble).
@@ -50,13 +51,30 @@ def refund(ctx: click.Context, purchase_id: int, as_json: bool) -> None:
     with cli_errors():
         container = get_container(ctx)
         _require_gateway(container)
-        purchase = container.checkout_service().refund(purchase_id, container.payment_gateway())
+        purchase = container.checkout_service().refund(purchase_id, container.payment_gateway(), actor=cli_actor())
     if as_json:
         echo_json(_purchase_json(purchase))
         return
     click.echo(f"purchase {purchase.id} {purchase.status.value}: {purchase.final_stars_amount} Stars to user "
                f"{purchase.user_id} ({purchase.product_code}), refunded at "
                f"{json_value(purchase.refunded_at) or '-'}")
+
+
+@payments.command("refund-rollback")
+@click.argument("purchase_id", type=click.IntRange(1, 2**63 - 1))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (as the internal API does).")
+@click.pass_context
+def refund_rollback(ctx: click.Context, purchase_id: int, as_json: bool) -> None:
+    """Revoke the promo redemption of refunded purchase PURCHASE_ID now, instead of waiting for the
+    run_refund_promo_rollback job (POST /internal/promo/refund-rollback). A repeat is a replay."""
+    with cli_errors():
+        result = get_container(ctx).maintenance_service().rollback_refund(purchase_id, actor=cli_actor())
+    if as_json:
+        echo_json(result.as_dict())
+        return
+    replay = " (already done before)" if result.replayed else ""
+    click.echo(f"purchase {result.purchase_id}: promo redemption {result.redemption_id} is "
+               f"{result.status.value}{replay}")
 
 
 def render_report(report: ReconciliationReport) -> str:
@@ -154,5 +172,5 @@ def resolve(ctx: click.Context, review_id: int, note: str | None) -> None:
     """Mark review item REVIEW_ID resolved (after a human dealt with it). The same difference is never
     raised again."""
     with cli_errors():
-        done = get_container(ctx).payment_review_service().resolve(review_id, note)
+        done = get_container(ctx).payment_review_service().resolve(review_id, note, actor=cli_actor())
     click.echo(f"review {done.id} ({done.kind}) resolved at {json_value(done.resolved_at)}")

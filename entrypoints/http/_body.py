@@ -1,4 +1,5 @@
-"""Reading a request body: at most ``MAX_CONTENT_LENGTH`` bytes of JSON, structured by the converter."""
+"""Reading a request: a JSON body of at most ``MAX_CONTENT_LENGTH`` bytes, or the query string, as a declared shape
+(``entrypoints.http.inputs``); any problem is a 400 VALIDATION_ERROR with one entry per bad field."""
 
 from __future__ import annotations
 
@@ -7,24 +8,39 @@ from typing import Any, TypeVar
 
 from flask import request
 
-from entrypoints.http.errors import ApiError, validation_error
-from entrypoints.http.schemas import read_json, structure
+from entrypoints.http.convert import Problems, read_json
+from entrypoints.http.errors import validation_error
+from entrypoints.http.shapes import merge, parse_body, parse_partial, parse_query
 
 T = TypeVar("T")
 
 
-def body_as(cls: type[T], value_checks: Callable[[dict[str, Any]], list[dict[str, str]]] | None = None) -> T:
-    """The body as ``cls``; ``value_checks`` adds value errors of the fields that are present, so one
-    answer lists every bad field even when another field is missing or of the wrong type."""
+def request_json() -> Any:
     # get_data raises RequestEntityTooLarge (-> 413 JSON) beyond MAX_CONTENT_LENGTH.
-    data = read_json(request.get_data(cache=False))
-    try:
-        return structure(data, cls)
-    except ApiError as exc:
-        if value_checks is None or not isinstance(data, dict) or not isinstance(exc.details, list):
-            raise
-        reported = {e["field"] for e in exc.details}
-        extra = [e for e in value_checks(data) if e["field"] not in reported]
-        if not extra:
-            raise
-        raise validation_error([*exc.details, *extra]) from None
+    return read_json(request.get_data(cache=False))
+
+
+def body_as(cls: type[T], data: Any = None, rules: Callable[[T], Problems] | None = None) -> T:
+    """The body (or ``data``, already read) as ``cls``. ``rules`` adds the domain's own checks of a body whose
+    fields all parsed, so one answer names a bad type, a broken limit and a broken rule together."""
+    instance, problems = parse_body(request_json() if data is None else data, cls)
+    if instance is not None and rules is not None:
+        problems = merge(problems, rules(instance))
+    if problems or instance is None:
+        raise validation_error(problems)
+    return instance
+
+
+def partial_body(cls: type) -> dict[str, Any]:
+    """The fields a PATCH body gives, parsed as ``cls`` declares them (absent: unchanged; null: a value)."""
+    values, problems = parse_partial(request_json(), cls)
+    if problems:
+        raise validation_error(problems)
+    return values
+
+
+def query_as(cls: type[T]) -> T:
+    instance, problems = parse_query(request.args, cls)
+    if problems or instance is None:
+        raise validation_error(problems)
+    return instance

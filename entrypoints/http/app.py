@@ -16,7 +16,7 @@ from dependency_injector import providers
 from flask import Flask, Response, g, request
 
 from entrypoints.container import Container
-from entrypoints.http import campaigns, health, openapi, promo
+from entrypoints.http import audit, campaigns, codes, health, openapi, promo, users
 from entrypoints.http.auth import INTERNAL_PREFIX, TOKEN_HEADER, InternalAuth
 from entrypoints.http.errors import register_error_handlers
 
@@ -27,6 +27,9 @@ access_log = logging.getLogger("starpromo.http.access")
 VIEW_MODULES: Sequence[str] = (
     "entrypoints.http.promo",
     "entrypoints.http.campaigns",
+    "entrypoints.http.codes",
+    "entrypoints.http.audit",
+    "entrypoints.http.users",
     "entrypoints.http.health",
     "entrypoints.http.openapi",
 )
@@ -105,6 +108,9 @@ def create_app(container: Container) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(promo.bp)
     app.register_blueprint(campaigns.bp)
+    app.register_blueprint(codes.bp)
+    app.register_blueprint(audit.bp)
+    app.register_blueprint(users.bp)
     app.register_blueprint(openapi.bp)
     for feature in features:
         app.register_blueprint(importlib.import_module(feature.module).bp)

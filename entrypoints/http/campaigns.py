@@ -1,4 +1,5 @@
-"""``/internal/promo/campaigns``: create (plaintext code in, never out), list, get, status transitions."""
+"""``/internal/promo/campaigns``: create (optionally with one chosen code), list, read, change, pause/resume, add
+codes (one chosen code, or a generated batch answered as the report CSV) and the campaign's metrics."""
 
 from __future__ import annotations
 
@@ -6,109 +7,137 @@ import logging
 from typing import Any
 
 from dependency_injector.wiring import Provide, inject
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify
 
-from domain.campaigns import MAX_LIST_LIMIT, CampaignService
-from domain.model import CampaignFilter, CampaignStatus, PromoType
+from domain.batch import BatchService
+from domain.campaigns import CampaignService
+from domain.model import CampaignChanges, CampaignFilter
+from domain.promo_codes import CodeService
+from domain.reports import ReportService
 from entrypoints.container import Container
-from entrypoints.http._body import body_as
+from entrypoints.http._body import body_as, partial_body, query_as, request_json
+from entrypoints.http.actor import request_actor
+from entrypoints.http.convert import MAX_INT64
 from entrypoints.http.errors import validation_error
-from entrypoints.http.schemas import (
-    MAX_INT64,
-    MAX_REASON,
+from entrypoints.http.inputs import (
+    AddCodeRequest,
+    CampaignChangeRequest,
     CampaignCreateRequest,
+    CampaignQuery,
+    GenerateCodesRequest,
     StatusChangeRequest,
-    campaign_json,
-    not_found,
+    WindowQuery,
 )
+from entrypoints.http.report_csv import CsvReport
+from entrypoints.http.schemas import campaign_json, code_json, new_campaign_view, not_found
 
 log = logging.getLogger("starpromo.http.campaigns")
 
 bp = Blueprint("campaigns", __name__, url_prefix="/internal/promo/campaigns")
 
-DEFAULT_LIMIT = 50
-MAX_NAME_FILTER = 200
 
-
-def _campaign_id(promo_code_id: int) -> int:
+def _campaign_id(campaign_id: int) -> int:
     # Flask's int converter accepts any size; ids beyond BIGINT cannot exist.
-    if promo_code_id > MAX_INT64:
-        raise not_found(f"campaign {promo_code_id}")
-    return promo_code_id
+    if campaign_id > MAX_INT64:
+        raise not_found(f"campaign {campaign_id}")
+    return campaign_id
+
+
+def _current(service: CampaignService, campaign_id: int) -> Response:
+    return jsonify(campaign_json(service.get(campaign_id)))
 
 
 @bp.post("")
 @inject
 def create(service: CampaignService = Provide[Container.campaign_service]) -> tuple[Response, int]:
-    req = body_as(CampaignCreateRequest)
-    problems = req.problems()
-    if problems:
-        raise validation_error(problems)
-    campaign = service.create(req.spec(), req.code)
-    log.info("campaign created", extra={"event": "promo_campaign_created", "promo_code_id": campaign.id,
-                                        "code_prefix": campaign.code_prefix, "promo_type": campaign.promo_type.value})
-    return jsonify(campaign_json(campaign)), 201
-
-
-def _list_query() -> tuple[CampaignFilter, int, int | None]:
-    args = request.args
-    errors: list[dict[str, str]] = []
-    status: CampaignStatus | None = None
-    promo_type: PromoType | None = None
-    limit = DEFAULT_LIMIT
-    cursor: int | None = None
-    if "status" in args:
-        try:
-            status = CampaignStatus(args["status"])
-        except ValueError:
-            errors.append({"field": "status", "message": "must be one of " + ", ".join(CampaignStatus)})
-    if "promo_type" in args:
-        try:
-            promo_type = PromoType(args["promo_type"])
-        except ValueError:
-            errors.append({"field": "promo_type", "message": "must be one of " + ", ".join(PromoType)})
-    name = args.get("campaign_name")
-    if name is not None and (len(name) > MAX_NAME_FILTER or "\x00" in name):
-        errors.append({"field": "campaign_name", "message": f"at most {MAX_NAME_FILTER} characters, no NUL"})
-    if "limit" in args:
-        raw = args["limit"]
-        if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_LIST_LIMIT:
-            limit = int(raw)
-        else:
-            errors.append({"field": "limit", "message": f"must be an integer 1..{MAX_LIST_LIMIT}"})
-    if "cursor" in args:
-        raw = args["cursor"]
-        if raw.isascii() and raw.isdigit() and len(raw) <= 19 and int(raw) <= MAX_INT64:
-            cursor = int(raw)
-        else:
-            errors.append({"field": "cursor", "message": "must be the next_cursor of an earlier page"})
-    if errors:
-        raise validation_error(errors)
-    return CampaignFilter(status=status, promo_type=promo_type, name_contains=name or None), limit, cursor
+    """201 campaign JSON with a ``code`` member: the code row when one was given, else null."""
+    actor = request_actor()
+    req = body_as(CampaignCreateRequest, rules=CampaignCreateRequest.rule_problems)
+    campaign, code = service.create(req.spec(), actor=actor, code=req.code,
+                                    code_max_total_uses=req.code_max_total_uses)
+    log.info("campaign created", extra={"event": "promo_campaign_created", "campaign_id": campaign.id,
+                                        "promo_type": campaign.promo_type.value, "actor": actor,
+                                        "code_prefix": code.code_prefix if code else None})
+    body = campaign_json(new_campaign_view(campaign, code))
+    body["code"] = code_json(code) if code is not None else None
+    return jsonify(body), 201
 
 
 @bp.get("")
 @inject
 def list_campaigns(service: CampaignService = Provide[Container.campaign_service]) -> Response:
-    flt, limit, cursor = _list_query()
-    page = service.list_campaigns(flt, limit=limit, cursor=cursor)
+    query = query_as(CampaignQuery)
+    flt = CampaignFilter(status=query.status, promo_type=query.promo_type, name_contains=query.name)
+    page = service.list_campaigns(flt, limit=query.limit, cursor=query.cursor)
     body: dict[str, Any] = {"items": [campaign_json(c) for c in page.items], "next_cursor": page.next_cursor}
     return jsonify(body)
 
 
-@bp.get("/<int:promo_code_id>")
+@bp.get("/<int:campaign_id>")
 @inject
-def get(promo_code_id: int, service: CampaignService = Provide[Container.campaign_service]) -> Response:
-    return jsonify(campaign_json(service.get(_campaign_id(promo_code_id))))
+def get(campaign_id: int, service: CampaignService = Provide[Container.campaign_service]) -> Response:
+    return _current(service, _campaign_id(campaign_id))
 
 
-@bp.post("/<int:promo_code_id>/status")
+@bp.patch("/<int:campaign_id>")
 @inject
-def set_status(promo_code_id: int, service: CampaignService = Provide[Container.campaign_service]) -> Response:
+def change(campaign_id: int, service: CampaignService = Provide[Container.campaign_service]) -> Response:
+    actor = request_actor()
+    changes = CampaignChanges(**partial_body(CampaignChangeRequest))
+    service.change(_campaign_id(campaign_id), changes, actor=actor)
+    if changes.changed():
+        log.info("campaign changed", extra={"event": "promo_campaign_changed", "campaign_id": campaign_id,
+                                            "fields": sorted(changes.changed()), "actor": actor})
+    return _current(service, campaign_id)
+
+
+@bp.post("/<int:campaign_id>/status")
+@inject
+def set_status(campaign_id: int, service: CampaignService = Provide[Container.campaign_service]) -> Response:
+    actor = request_actor()
     req = body_as(StatusChangeRequest)
-    if req.reason is not None and len(req.reason) > MAX_REASON:
-        raise validation_error([{"field": "reason", "message": f"at most {MAX_REASON} characters"}])
-    campaign = service.set_status(_campaign_id(promo_code_id), req.status)
-    log.info("campaign status set", extra={"event": "promo_campaign_status_set", "promo_code_id": campaign.id,
-                                           "status": campaign.status.value, "reason": req.reason})
-    return jsonify(campaign_json(campaign))
+    campaign = service.set_status(_campaign_id(campaign_id), req.status, actor=actor, reason=req.reason)
+    log.info("campaign status set", extra={"event": "promo_campaign_status_set", "campaign_id": campaign.id,
+                                           "status": campaign.status.value, "actor": actor})
+    return _current(service, campaign_id)
+
+
+@bp.post("/<int:campaign_id>/codes")
+@inject
+def add_codes(
+    campaign_id: int,
+    batches: BatchService = Provide[Container.batch_service],
+    codes: CodeService = Provide[Container.code_service],
+) -> Response | tuple[Response, int]:
+    """``count``: that many generated codes, answered as the report CSV; ``code``: one chosen code, answered as
+    its row. Exactly one of the two."""
+    actor = request_actor()
+    data = request_json()
+    given = {"count", "code"} & set(data) if isinstance(data, dict) else set()
+    if given == {"code"}:
+        one = body_as(AddCodeRequest, data)
+        code = codes.add(_campaign_id(campaign_id), one.code, one.max_total_uses, actor=actor)
+        log.info("code added", extra={"event": "promo_code_created", "campaign_id": campaign_id,
+                                      "promo_code_id": code.id, "code_prefix": code.code_prefix, "actor": actor})
+        return jsonify(code_json(code)), 201
+    if given == {"count", "code"}:
+        raise validation_error([{"field": "code", "message": "give either count (generated codes) or code "
+                                                             "(one chosen code), not both"}])
+    if isinstance(data, dict) and "count" not in data:
+        raise validation_error([{"field": "count", "message": "required: count (generated codes) or code "
+                                                              "(one chosen code)"}])
+    batch = body_as(GenerateCodesRequest, data)
+    report = CsvReport()
+    result = batches.generate_into(_campaign_id(campaign_id), batch.count, report, actor=actor,
+                                   code_max_total_uses=batch.max_total_uses, length=batch.length,
+                                   prefix=batch.prefix)
+    log.info("codes generated", extra={"event": "promo_codes_generated", "campaign_id": campaign_id,
+                                       "count": result.inserted, "actor": actor})
+    return report.response(f"campaign-{campaign_id}-codes.csv")
+
+
+@bp.get("/<int:campaign_id>/stats")
+@inject
+def stats(campaign_id: int, reports: ReportService = Provide[Container.report_service]) -> Response:
+    query = query_as(WindowQuery)
+    return jsonify(reports.campaign_stats(_campaign_id(campaign_id), query.window_hours))

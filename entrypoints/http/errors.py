@@ -36,6 +36,8 @@ DOMAIN_STATUSES: tuple[tuple[type[domain_errors.DomainError], int], ...] = (
     (domain_errors.ValidationError, 400),
     (domain_errors.NotFound, 404),
     (domain_errors.CodeExists, 409),
+    (domain_errors.CampaignExists, 409),
+    (domain_errors.InvalidChange, 409),
     (domain_errors.InvalidTransition, 409),
     (domain_errors.PurchaseNotRefunded, 409),
     (domain_errors.NoPromoRedemption, 409),

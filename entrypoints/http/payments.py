@@ -11,7 +11,10 @@ from flask import Blueprint, Response, jsonify
 from domain.checkout import CheckoutService
 from entrypoints.container import Container
 from entrypoints.http._body import body_as
-from entrypoints.http.schemas import MAX_INT64, EmptyRequest, not_found, purchase_json
+from entrypoints.http.actor import request_actor
+from entrypoints.http.convert import MAX_INT64
+from entrypoints.http.inputs import EmptyRequest
+from entrypoints.http.schemas import not_found, purchase_json
 
 if TYPE_CHECKING:
     from ports.payments import PaymentGateway
@@ -30,10 +33,11 @@ def refund(
     gateway: PaymentGateway = Provide[Container.payment_gateway],
 ) -> Response:
     """Idempotent: an already REFUNDED purchase is answered as it is; anything but PAID/REFUNDED is 409."""
+    actor = request_actor()
     body_as(EmptyRequest)
     if purchase_id > MAX_INT64:
         raise not_found(f"purchase {purchase_id}")
-    purchase = checkout.refund(purchase_id, gateway)
+    purchase = checkout.refund(purchase_id, gateway, actor=actor)
     log.info("purchase refunded", extra={"event": "payment_refunded", "purchase_id": purchase.id,
-                                         "status": purchase.status.value})
+                                         "status": purchase.status.value, "actor": actor})
     return jsonify(purchase_json(purchase))

@@ -9,10 +9,11 @@ from dependency_injector.wiring import Provide, inject
 from flask import Blueprint, Response, jsonify
 
 from domain.model import RedeemResult
-from domain.redemption import RedeemOutcome, RedemptionService, validate_redeem_input
+from domain.redemption import RedeemOutcome, RedemptionService
 from entrypoints.container import Container
 from entrypoints.http._body import body_as
-from entrypoints.http.schemas import RedeemRequest, RedemptionView, unstructure
+from entrypoints.http.inputs import RedeemRequest
+from entrypoints.http.schemas import redemption_json
 
 if TYPE_CHECKING:
     from ports.clock import Clock
@@ -49,15 +50,9 @@ def redeem(
     service: RedemptionService = Provide[Container.redemption_service],
     clock: Clock = Provide[Container.clock],
 ) -> Response:
-    req = body_as(RedeemRequest, value_checks=_redeem_value_checks)
+    req = body_as(RedeemRequest)
     outcome = service.redeem(req.user_id, req.code, req.idempotency_key)
     return redeem_response(outcome, clock)
-
-
-def _redeem_value_checks(data: dict[str, Any]) -> list[dict[str, str]]:
-    """The SPEC 4 value rules, so a body with a missing field and a bad value reports both."""
-    errors = validate_redeem_input(data.get("user_id"), data.get("code"), data.get("idempotency_key"))
-    return [e for e in errors if e["field"] in data]
 
 
 def redeem_response(outcome: RedeemOutcome, clock: Clock) -> Response:
@@ -67,7 +62,7 @@ def redeem_response(outcome: RedeemOutcome, clock: Clock) -> Response:
         body: dict[str, Any] = {
             "result": outcome.result.value,
             "replayed": outcome.replayed,
-            "redemption": unstructure(RedemptionView.of(outcome.redemption, outcome.campaign)),
+            "redemption": redemption_json(outcome.redemption, outcome.campaign),
         }
         response = jsonify(body)
     else:

@@ -11,7 +11,8 @@ from flask import Blueprint, Response, jsonify
 from domain.maintenance import MaintenanceService
 from entrypoints.container import Container
 from entrypoints.http._body import body_as
-from entrypoints.http.schemas import RefundRollbackRequest, positive_id
+from entrypoints.http.actor import request_actor
+from entrypoints.http.inputs import RefundRollbackRequest
 
 bp = Blueprint("refunds", __name__, url_prefix="/internal/promo")
 
@@ -19,6 +20,7 @@ bp = Blueprint("refunds", __name__, url_prefix="/internal/promo")
 @bp.post("/refund-rollback")
 @inject
 def refund_rollback(service: MaintenanceService = Provide[Container.maintenance_service]) -> Response:
+    actor = request_actor()
     req = body_as(RefundRollbackRequest)
-    result = service.rollback_refund(positive_id(req.purchase_id, "purchase_id"))
+    result = service.rollback_refund(req.purchase_id, actor=actor)
     return jsonify(result.as_dict())

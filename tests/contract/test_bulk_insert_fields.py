@@ -1,5 +1,5 @@
 """``PromoCodes.add_many`` stores every field exactly as ``add`` does (PostgreSQL streams the rows
-with a hand-formatted text ``COPY``: escaping, NULLs, JSON and timestamps must survive it)."""
+with a hand-formatted text ``COPY``: escaping, NULLs and timestamps must survive it)."""
 
 from __future__ import annotations
 
@@ -7,25 +7,31 @@ from datetime import timedelta, timezone
 
 import attrs
 
-from domain.model import CampaignStatus, PausedReason, PromoType
+from domain.model import CampaignStatus, PausedReason, TargetScope
+from tests.builders import Factory, make_code, make_grant_campaign, make_stars_campaign, store_campaign
 from tests.conftest import T0
-from tests.contract.test_repositories import Factory, campaign
+
+AWKWARD_NAME = "tab\there\\back slash\nnew line\r% 'quote' \"dq\" ünïcode \\N"
 
 
 def test_add_many_round_trips_every_field_like_add(uow_factory: Factory) -> None:
-    awkward = campaign(
-        "1" * 64, campaign_name="tab\there\\back slash\nnew line\r% 'quote' \"dq\" ünïcode \\N",
-        applicable_products=("PREMIUM_7D", "A\\B\tC"), valid_until=None, max_total_uses=None,
-        status=CampaignStatus.PAUSED, paused_reason=PausedReason.MANUAL, used_total=0,
-        valid_from=T0.astimezone(timezone(timedelta(hours=5))),
+    awkward_campaign = store_campaign(uow_factory, make_stars_campaign(
+        AWKWARD_NAME, valid_until=None, target_scope=TargetScope.FIRST_PURCHASE_ONLY,
+        valid_from=T0.astimezone(timezone(timedelta(hours=5)))))
+    grant_campaign = store_campaign(uow_factory, make_grant_campaign(valid_until=T0 + timedelta(days=3)))
+    awkward = make_code(
+        awkward_campaign, "1" * 64, code_prefix="TAB1", max_total_uses=None, used_total=0,
+        status=CampaignStatus.PAUSED, paused_reason=PausedReason.MANUAL,
+        updated_at=T0.astimezone(timezone(timedelta(hours=-7, minutes=-30))),
     )
-    grant = campaign("2" * 64, promo_type=PromoType.PREMIUM_GRANT, discount_percent=None, grant_plan_code="PLAN",
-                     grant_days=30, applicable_products=())
-    plain = campaign("3" * 64)
+    capped = make_code(grant_campaign, "2" * 64, code_prefix="GIFT", max_total_uses=1, used_total=1,
+                       status=CampaignStatus.DEPLETED)
+    plain = make_code(grant_campaign, "3" * 64)
     with uow_factory() as uow:
-        ids = uow.promo_codes.add_many([awkward, grant, plain])
+        ids = uow.promo_codes.add_many([awkward, capped, plain])
         uow.commit()
     with uow_factory() as uow:
-        for given, new_id in zip([awkward, grant, plain], ids, strict=True):
+        for given, new_id in zip([awkward, capped, plain], ids, strict=True):
             stored = uow.promo_codes.get(new_id)
             assert stored == attrs.evolve(given, id=new_id)
+    assert awkward.campaign_name == AWKWARD_NAME and awkward.valid_until is None

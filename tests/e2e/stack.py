@@ -123,15 +123,21 @@ class Stack:
         return requests.get(self.url + path, headers=AUTH, timeout=10)
 
     def create_campaign(self, code: str, **fields: Any) -> dict[str, Any]:
-        body = {"campaign_name": "e2e campaign", "code": code, "target_scope": "ALL",
+        """A campaign (named after its code unless ``name`` is given: names are unique) with ``code`` as its one
+        code; the campaign JSON, whose ``code`` member is that code's row."""
+        body = {"name": f"e2e {code}", "code": code, "target_scope": "ALL",
                 "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(), **fields}
         response = self.post("/internal/promo/campaigns", body)
         assert response.status_code == 201, response.text
         campaign: dict[str, Any] = response.json()
+        assert campaign["code"] is not None and campaign["code"]["campaign_id"] == campaign["id"], campaign
         return campaign
 
     def discount_campaign(self, code: str, percent: int, **fields: Any) -> dict[str, Any]:
         return self.create_campaign(code, promo_type="PERCENT_DISCOUNT", discount_percent=percent, **fields)
+
+    def stars_campaign(self, code: str, stars: int, **fields: Any) -> dict[str, Any]:
+        return self.create_campaign(code, promo_type="STARS_DISCOUNT", discount_stars=stars, **fields)
 
     def run_job(self, name: str) -> subprocess.CompletedProcess[str]:
         proc = starpromo(self.env, "jobs", "run", name)

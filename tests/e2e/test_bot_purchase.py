@@ -16,7 +16,8 @@ def _button(api: FakeBotApi, chat_id: int, product: str) -> dict[str, str]:
     rows = call.json("reply_markup")["inline_keyboard"]
     buttons = [b for row in rows for b in row if b["callback_data"].startswith(f"buy:{product}:")]
     assert len(buttons) == 1, rows
-    return buttons[0]
+    button: dict[str, str] = buttons[0]
+    return button
 
 
 def _invoices(api: FakeBotApi, chat_id: int) -> list[dict[str, str]]:
@@ -93,6 +94,81 @@ def test_discount_code_purchase_refund_and_rollback(stack: Stack, bot_api: FakeB
     dump = "\n".join(sqlite3.connect(stack.database_url.removeprefix("sqlite:///")).iterdump())
     for shown in ("SPRING20", "spring-20"):
         assert shown not in stack.log() and shown not in dump
+
+
+def test_stars_discount_code_settles_at_the_base_price_minus_the_discount(
+        stack: Stack, bot_api: FakeBotApi, user_id: int) -> None:
+    """A STARS_DISCOUNT campaign takes ``discount_stars`` off every plan, but never below 1 Star (SPEC 5):
+    each button shows that price, the invoice asks exactly it, and the payment settles the reservation."""
+    campaign = stack.stars_campaign("STARS60OFF", 60, max_total_uses=5)
+    code_id = campaign["code"]["id"]
+
+    stack.deliver(stack.updates.promo(user_id, "stars-60-off"))
+    assert bot_api.texts(user_id)[-1].startswith("Code angenommen: 60 ⭐ Rabatt")
+    prices = {"PREMIUM_7D": (50, 1), "PREMIUM_30D": (150, 90), "PREMIUM_90D": (350, 290),
+              "PREMIUM_365D": (1000, 940)}  # 7 days: min(60, 50 - 1) off -> 1 Star
+    for product, (base, final) in prices.items():
+        label = _button(bot_api, user_id, product)["text"]
+        assert label.endswith(f"· {final} ⭐ statt {base} ⭐"), label
+    button = _button(bot_api, user_id, "PREMIUM_30D")
+    redemption_id = int(button["callback_data"].rsplit(":", 1)[1])
+
+    # the button's price is the invoice's: one price of exactly 90 Stars
+    stack.deliver(stack.updates.callback(user_id, button["callback_data"]))
+    (invoice,) = _invoices(bot_api, user_id)
+    assert (invoice["currency"], invoice["provider_token"]) == ("XTR", "")
+    assert bot_api.last("sendInvoice").json("prices") == [{"label": "Premium 30 Tage", "amount": 90}]
+    assert "90 ⭐ statt 150 ⭐" in invoice["description"]
+    payload = invoice["payload"]
+    purchase_id = int(re.fullmatch(r"purchase:(\d+)", payload).group(1))  # type: ignore[union-attr]
+
+    # pre-checkout: the base price is refused, the discounted one accepted
+    stack.deliver(stack.updates.pre_checkout(user_id, payload, 150, query_id="pcq-stars-base"))
+    assert bot_api.last("answerPreCheckoutQuery").params["ok"] == "False"
+    stack.deliver(stack.updates.pre_checkout(user_id, payload, 90, query_id="pcq-stars-ok"))
+    ok = bot_api.last("answerPreCheckoutQuery").params
+    assert (ok["pre_checkout_query_id"], ok["ok"]) == ("pcq-stars-ok", "True")
+
+    bot_api.add_payment(f"charge-stars-{user_id}", 90, user_id, payload)
+    stack.deliver(stack.updates.successful_payment(user_id, payload, 90, f"charge-stars-{user_id}"))
+    assert bot_api.texts(user_id)[-1].startswith("Danke! 90 ⭐ erhalten.")
+    with stack.uow() as uow:
+        purchase = uow.purchases.get(purchase_id)
+        assert purchase.status is PurchaseStatus.PAID
+        assert (purchase.base_stars_amount, purchase.discount_stars_amount, purchase.final_stars_amount) == (
+            150, 60, 90)
+        assert purchase.promo_redemption_id == redemption_id
+        redemption = uow.redemptions.get(redemption_id)
+        assert redemption.status is RedemptionStatus.APPLIED and redemption.applied_purchase_id == purchase_id
+        assert (redemption.discount_stars, redemption.discount_percent) == (60, None)
+        assert (redemption.promo_code_id, redemption.campaign_id) == (code_id, campaign["id"])
+        ledger = [e for e in uow.ledger.for_user(user_id) if e.purchase_id == purchase_id]
+        assert [(e.source.value, e.days) for e in ledger] == [("PURCHASE", 30)]
+    settled = stack.get(f"/internal/promo/campaigns/{campaign['id']}").json()
+    assert settled["used_total"] == 1 and settled["promo_type"] == "STARS_DISCOUNT"
+    assert stack.get(f"/internal/promo/codes/{code_id}").json()["used_total"] == 1
+
+
+def test_stars_discount_larger_than_a_price_still_charges_one_star(
+        stack: Stack, bot_api: FakeBotApi, user_id: int) -> None:
+    stack.stars_campaign("STARS999", 999, applicable_products=["PREMIUM_7D", "PREMIUM_365D"])
+    stack.deliver(stack.updates.promo(user_id, "STARS999", language_code="en"))
+    assert bot_api.texts(user_id)[-1].startswith("Code accepted: 999 ⭐ off")
+    assert _button(bot_api, user_id, "PREMIUM_365D")["text"].endswith("· 1 ⭐ instead of 1000 ⭐")
+    button = _button(bot_api, user_id, "PREMIUM_7D")
+    assert button["text"].endswith("· 1 ⭐ instead of 50 ⭐")
+    stack.deliver(stack.updates.callback(user_id, button["callback_data"], language_code="en"))
+    (invoice,) = _invoices(bot_api, user_id)
+    assert bot_api.last("sendInvoice").json("prices")[0]["amount"] == 1
+    stack.deliver(stack.updates.pre_checkout(user_id, invoice["payload"], 1, language_code="en"))
+    assert bot_api.last("answerPreCheckoutQuery").params["ok"] == "True"
+    purchase_id = int(invoice["payload"].split(":")[1])
+    stack.deliver(stack.updates.successful_payment(user_id, invoice["payload"], 1, f"charge-one-{user_id}",
+                                                   language_code="en"))
+    with stack.uow() as uow:
+        purchase = uow.purchases.get(purchase_id)
+        assert (purchase.status, purchase.discount_stars_amount, purchase.final_stars_amount) == (
+            PurchaseStatus.PAID, 49, 1)
 
 
 def test_grant_code_unlocks_premium(stack: Stack, bot_api: FakeBotApi, user_id: int) -> None:

@@ -6,6 +6,13 @@ where the Bot API wants objects; form and JSON bodies are read too). Every call 
 (:attr:`FakeBotApi.calls`) for assertions, errors can be injected per method (:meth:`FakeBotApi.fail`),
 and ``getStarTransactions`` pages over :attr:`FakeBotApi.star_transactions` with ``offset``/``limit``.
 
+Like Telegram, the fake refuses with 400 what breaks the Bot API's documented limits: a message text of 1..4096
+characters, ``callback_data`` of 1..64 bytes, an invoice ``title`` of 1..32 and ``description`` of 1..255
+characters, a ``payload`` of 1..128 bytes, a Stars (``XTR``) invoice with anything but one positive integer
+price and an empty provider token, an ``answerCallbackQuery`` text over 200 characters. Flood control is opt-in:
+with ``messages_per_second`` set, a message beyond that many in the trailing second is answered 429 with
+``parameters.retry_after``, as Telegram answers a bot that sends too fast.
+
     with FakeBotApi() as api:
         os.environ["TELEGRAM_API_URL"] = api.url
         ...
@@ -20,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +40,16 @@ import attrs
 
 BOT_ID = 7000000001
 BOT_USERNAME = "starpromo_test_bot"
+
+# The Bot API's documented limits (sendMessage, InlineKeyboardButton, sendInvoice, answerCallbackQuery).
+MAX_MESSAGE_TEXT = 4096
+MAX_CALLBACK_DATA_BYTES = 64
+MAX_INVOICE_TITLE = 32
+MAX_INVOICE_DESCRIPTION = 255
+MAX_INVOICE_PAYLOAD_BYTES = 128
+MAX_CALLBACK_ANSWER_TEXT = 200
+# What flood control counts: the methods that send a message to a chat.
+MESSAGE_METHODS = frozenset({"sendMessage", "sendInvoice"})
 
 
 @attrs.frozen
@@ -59,14 +77,19 @@ class _Failure:
     http_status: int
     remaining: int | None  # None: every call fails
     raw_body: bytes | None = None
+    retry_after: int | None = None
 
 
 class FakeBotApi:
     """A threaded HTTP server answering Bot API methods. Thread-safe; use as a context manager."""
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, messages_per_second: int | None = None) -> None:
         # With ``token`` set, calls with another token get 401 like the real API.
         self.token = token
+        # Flood control (opt-in): at most this many messages in any second, else 429 + retry_after.
+        self.messages_per_second = messages_per_second
+        self.flood_refusals = 0
+        self._sent_at: list[float] = []
         self.calls: list[Call] = []
         self.star_transactions: list[dict[str, Any]] = []
         self.refunded_charges: set[str] = set()
@@ -91,6 +114,7 @@ class FakeBotApi:
         """The base URL to use as ``TELEGRAM_API_URL``."""
         assert self._server is not None, "start() the fake first"
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an AF_INET server: (host, port)
         return f"http://{host}:{port}"
 
     def start(self) -> FakeBotApi:
@@ -129,13 +153,15 @@ class FakeBotApi:
     # --- scripting -----------------------------------------------------------------------------------
 
     def fail(self, method: str, description: str = "Internal Server Error", error_code: int = 500,
-             times: int | None = 1, http_status: int | None = None, raw_body: bytes | None = None) -> None:
+             times: int | None = 1, http_status: int | None = None, raw_body: bytes | None = None,
+             retry_after: int | None = None) -> None:
         """The next ``times`` calls of ``method`` (every call with ``times=None``) answer
         ``{"ok": false, "error_code", "description"}`` with HTTP ``http_status`` (default: the error code),
-        or ``raw_body`` verbatim (e.g. an HTML error page)."""
+        or ``raw_body`` verbatim (e.g. an HTML error page). ``retry_after`` adds ``parameters.retry_after``
+        (Telegram's flood-control answer: ``error_code=429``)."""
         with self._lock:
             self._failures.setdefault(method, []).append(
-                _Failure(description, error_code, http_status or error_code, times, raw_body))
+                _Failure(description, error_code, http_status or error_code, times, raw_body, retry_after))
 
     def clear_failures(self) -> None:
         with self._lock:
@@ -234,16 +260,39 @@ class FakeBotApi:
             if failure.raw_body is not None:
                 self._reply_raw(h, failure.http_status, failure.raw_body, "text/html")
             else:
-                self._reply(h, failure.http_status, {"ok": False, "error_code": failure.error_code,
-                                                     "description": failure.description})
+                answer: dict[str, Any] = {"ok": False, "error_code": failure.error_code,
+                                          "description": failure.description}
+                if failure.retry_after is not None:
+                    answer["parameters"] = {"retry_after": failure.retry_after}
+                self._reply(h, failure.http_status, answer)
+            return
+        wait = self._flood_wait(method)
+        if wait is not None:
+            self._reply(h, 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after "
+                                 f"{wait}", "parameters": {"retry_after": wait}})
             return
         try:
+            _check_limits(call)
             result = handler(call) if handler is not None else self._answer(call)
         except _ApiError as exc:
             self._reply(h, exc.error_code, {"ok": False, "error_code": exc.error_code,
                                             "description": exc.description})
             return
         self._reply(h, 200, {"ok": True, "result": result})
+
+    def _flood_wait(self, method: str) -> int | None:
+        """Seconds to wait when ``method`` sends a message beyond ``messages_per_second``; None: it may go."""
+        limit = self.messages_per_second
+        if limit is None or method not in MESSAGE_METHODS:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            self._sent_at = [t for t in self._sent_at if now - t < 1.0]
+            if len(self._sent_at) >= limit:
+                self.flood_refusals += 1
+                return max(1, math.ceil(1.0 - (now - self._sent_at[0])))
+            self._sent_at.append(now)
+            return None
 
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)
@@ -362,6 +411,35 @@ class _ApiError(Exception):
         super().__init__(description)
         self.error_code = error_code
         self.description = description
+
+
+def _check_limits(call: Call) -> None:
+    """400 for what breaks the Bot API's documented limits (see the module docstring)."""
+    p, m = call.params, call.method
+    if m == "sendMessage" and not 1 <= len(p.get("text", "")) <= MAX_MESSAGE_TEXT:
+        raise _ApiError(400, "Bad Request: message text is empty" if not p.get("text")
+                        else "Bad Request: message is too long")
+    if m in ("sendMessage", "sendInvoice") and "reply_markup" in p:
+        for row in json.loads(p["reply_markup"]).get("inline_keyboard", []):
+            for button in row:
+                data = button.get("callback_data")
+                if data is not None and not 1 <= len(data.encode()) <= MAX_CALLBACK_DATA_BYTES:
+                    raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
+                if not button.get("text"):
+                    raise _ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
+    if m == "sendInvoice":
+        if not 1 <= len(p.get("title", "")) <= MAX_INVOICE_TITLE:
+            raise _ApiError(400, "Bad Request: INVOICE_TITLE_INVALID")
+        if not 1 <= len(p.get("description", "")) <= MAX_INVOICE_DESCRIPTION:
+            raise _ApiError(400, "Bad Request: INVOICE_DESCRIPTION_INVALID")
+        if not 1 <= len(p.get("payload", "").encode()) <= MAX_INVOICE_PAYLOAD_BYTES:
+            raise _ApiError(400, "Bad Request: INVOICE_PAYLOAD_INVALID")
+        if p.get("currency") == "XTR" and "prices" in p:
+            amounts = [price.get("amount") for price in json.loads(p["prices"])]
+            if any(isinstance(a, bool) or not isinstance(a, int) or a < 1 for a in amounts):
+                raise _ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
+    if m == "answerCallbackQuery" and len(p.get("text") or "") > MAX_CALLBACK_ANSWER_TEXT:
+        raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
 
 
 def _require(p: dict[str, str], *names: str) -> None:

@@ -69,8 +69,11 @@ class World:
         return next(self._users)
 
     def discount_reservation(self, user_id: int, code: str, percent: int = 20) -> int:
-        self.c.campaign_service().create(CampaignSpec(campaign_name="spring", promo_type=PromoType.PERCENT_DISCOUNT,
-                                                      discount_percent=percent, max_total_uses=10), code)
+        """A campaign of one code (named after it) and ``user_id``'s reservation of that code."""
+        self.c.campaign_service().create(
+            CampaignSpec(name=f"spring {code}", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=percent,
+                         max_total_uses=10),
+            actor="test", code=code)
         out = self.c.redemption_service().redeem(user_id, code, f"k-{user_id}-{code}")
         assert out.redemption is not None and out.redemption.id is not None
         return out.redemption.id
@@ -160,7 +163,8 @@ def test_matching_books_raise_no_alert(world: World) -> None:
     world.paid("PREMIUM_30D")
     refunded = world.paid("PREMIUM_365D")
     assert refunded.id is not None
-    world.c.checkout_service().refund(refunded.id, world.c.payment_gateway())  # Telegram records the refund too
+    # Telegram records the refund too
+    world.c.checkout_service().refund(refunded.id, world.c.payment_gateway(), actor="test")
     world.later()
     summary = world.run(RECONCILE)
     assert summary["differences"] == 0 and summary["alerts_sent"] == 0
@@ -236,8 +240,9 @@ def test_a_refund_only_telegram_knows_marks_the_purchase_refunded_and_the_rollba
         applied = uow.redemptions.get(reservation)
         assert applied is not None and applied.status is RedemptionStatus.APPLIED
         code = uow.promo_codes.get(applied.promo_code_id)
-        assert code is not None
-        used_before = code.used_total
+        campaign = uow.campaigns.get(applied.campaign_id)
+        assert code is not None and campaign is not None
+        used_before = (code.used_total, campaign.used_total)
     world.bot_api.add_refund("ch-refunded", 120, user, date=world.clock.now())  # refunded in Telegram only
     world.later()
     summary = world.run(RECONCILE)
@@ -250,7 +255,9 @@ def test_a_refund_only_telegram_knows_marks_the_purchase_refunded_and_the_rollba
         r = uow.redemptions.get(reservation)
         assert r is not None and r.status is RedemptionStatus.REVOKED
         c = uow.promo_codes.get(r.promo_code_id)
-        assert c is not None and c.used_total == used_before == 1  # revocation never gives the unit back
+        k = uow.campaigns.get(r.campaign_id)
+        assert c is not None and k is not None
+        assert (c.used_total, k.used_total) == used_before == (1, 1)  # revocation never gives the unit back
     # Books match now: the refund is on both sides; nothing new is raised.
     assert world.run(RECONCILE)["new_differences"] == 0
     assert len(world.alerts.bodies) == 1
@@ -329,7 +336,7 @@ def test_stuck_purchases_are_settled_exactly_once_by_four_racing_recoveries(worl
         t.join()
     assert errors == []
     settled = [pid for r in results for pid in r["settled"]]
-    assert sorted(settled) == sorted(p.id for p in stuck)  # each exactly once, across the four runs
+    assert sorted(settled) == sorted(p.id or 0 for p in stuck)  # each exactly once, across the four runs
     for r in results:  # every candidate a run saw was settled by it or found settled by another
         assert r["candidates"] == len(r["settled"]) + r["already_settled"], r
         assert r["reviews"] == 0 and r["transactions_read"] == STUCK
@@ -361,7 +368,7 @@ def test_stuck_purchases_are_settled_exactly_once_by_two_racing_worker_processes
         for proc, (_, err) in zip(procs, outputs, strict=True):
             assert proc.returncode == 0, err
         summaries = [json.loads(out) for out, _ in outputs]
-        assert sorted(pid for s in summaries for pid in s["settled"]) == sorted(p.id for p in stuck)
+        assert sorted(pid for s in summaries for pid in s["settled"]) == sorted(p.id or 0 for p in stuck)
         for s in summaries:
             assert s["job"] == RECOVER and s["reviews"] == 0
             assert s["candidates"] == len(s["settled"]) + s["already_settled"], s
@@ -491,7 +498,7 @@ def test_without_a_bot_token_both_payments_jobs_report_skipped(caplog: pytest.Lo
 def test_the_payments_section_of_the_dashboard_counts_the_window(world: World) -> None:
     world.paid("PREMIUM_7D")
     refunded = world.paid("PREMIUM_30D")
-    world.c.checkout_service().refund(refunded.id or 0, world.c.payment_gateway())
+    world.c.checkout_service().refund(refunded.id or 0, world.c.payment_gateway(), actor="test")
     world.invoice(world.user(), "PREMIUM_90D")
     world.clock.advance(minutes=31)
     world.run("run_payment_invoice_expiry")

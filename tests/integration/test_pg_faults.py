@@ -87,14 +87,21 @@ class KillAfterClaim(SqlUnitOfWorkFactory):
         self.admin.dispose()
 
 
-def counts(engines: EngineHolder) -> tuple[int, int, int, int]:
+def counts(engines: EngineHolder) -> tuple[int, int, int, int, int]:
+    """Units claimed from codes, units claimed from campaigns, redemptions, entitlements, ledger entries."""
     with engines.engine.connect() as conn:
         return tuple(int(conn.execute(sa.text(sql)).scalar_one()) for sql in (  # type: ignore[return-value]
             "SELECT coalesce(sum(used_total), 0) FROM promo_codes",
+            "SELECT coalesce(sum(used_total), 0) FROM promo_campaigns",
             "SELECT count(*) FROM promo_redemptions",
             "SELECT count(*) FROM entitlements",
             "SELECT count(*) FROM entitlement_ledger",
         ))
+
+
+def attempts(engines: EngineHolder) -> int:
+    with engines.engine.connect() as conn:
+        return int(conn.execute(sa.text("SELECT count(*) FROM promo_attempts")).scalar_one())
 
 
 def test_connection_killed_mid_redeem_leaves_nothing_half_written_and_the_retry_succeeds(
@@ -103,19 +110,24 @@ def test_connection_killed_mid_redeem_leaves_nothing_half_written_and_the_retry_
     clock = ManualClock(T0)
     hasher = CodeHasher(PEPPER)
     CampaignService(SqlUnitOfWorkFactory(engines), clock, hasher).create(
-        CampaignSpec("fault", PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=7, max_total_uses=3),
-        "FAULTCODE1")
+        CampaignSpec(name="fault", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=7,
+                     max_total_uses=3),
+        actor="test", code="FAULTCODE1", code_max_total_uses=2)
     killing = KillAfterClaim(engines)
     try:
         service = RedemptionService(killing, clock, hasher)
+        assert service.redeem(1, "FAULTCODE9", "fault-0").result is RedeemResult.INVALID  # no claim: not killed
+        assert attempts(engines) == 1
         with pytest.raises(StorageUnavailable):
             service.redeem(1, "FAULTCODE1", "fault-1")
         assert killing.kills == 1
-        assert counts(engines) == (0, 0, 0, 0)  # no capacity claim, no redemption, no grant
+        assert counts(engines) == (0, 0, 0, 0, 0)  # no claim (code or campaign), no redemption, no grant
+        assert attempts(engines) == 1  # the earlier attempt is kept; the killed one wrote nothing
         killing.armed = False
         out = service.redeem(1, "FAULTCODE1", "fault-1")  # the client retries with the same key
         assert out.result is RedeemResult.ACCEPTED and not out.replayed
-        assert counts(engines) == (1, 1, 1, 1)
+        assert counts(engines) == (1, 1, 1, 1, 1)
+        assert attempts(engines) == 2
         assert service.redeem(1, "FAULTCODE1", "fault-1").replayed
         assert live_units_mismatch(engines) == []
     finally:
@@ -134,15 +146,15 @@ def test_connection_killed_mid_redeem_over_http_is_a_503_json_error_and_the_api_
         client = create_app(container).test_client()
         headers = {"X-Internal-Token": TOKEN}
         created = client.post("/internal/promo/campaigns", headers=headers, json={
-            "code": "HTTPFAULT1", "campaign_name": "fault", "promo_type": "PERCENT_DISCOUNT",
-            "discount_percent": 10, "max_total_uses": 2})
+            "code": "HTTPFAULT1", "name": "fault", "promo_type": "PERCENT_DISCOUNT",
+            "discount_percent": 10, "max_total_uses": 2, "code_max_total_uses": 2})
         assert created.status_code == 201, created.json
         body = {"user_id": 5, "code": "HTTPFAULT1", "idempotency_key": "h-1"}
         r = client.post("/internal/promo/redeem", headers=headers, json=body)
         assert r.status_code == 503
         assert r.is_json and r.json is not None and r.json["error"]["code"] == "STORAGE_UNAVAILABLE"
         assert "Traceback" not in r.get_data(as_text=True)
-        assert counts(engines) == (0, 0, 0, 0)
+        assert counts(engines) == (0, 0, 0, 0, 0)
         killing.armed = False
         r = client.post("/internal/promo/redeem", headers=headers, json=body)
         assert r.status_code == 200 and r.json is not None and r.json["result"] == "ACCEPTED"

@@ -21,7 +21,7 @@ from adapters.memory import ManualClock
 from adapters.sql import tables
 from adapters.sql.engine import EngineHolder
 from domain.campaigns import CampaignSpec
-from domain.model import PromoType, RedeemResult, RedemptionStatus
+from domain.model import Campaign, PromoCode, PromoType, RedeemResult, RedemptionStatus
 from domain.policy import PromoPolicy
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
@@ -73,6 +73,22 @@ class CrashAfterCommits:
         return _CrashingUow(self.inner(), self)
 
 
+def spring_campaign(container: Container) -> tuple[Campaign, PromoCode]:
+    """A 20 % campaign with a budget of 100 and its one code ``SPRING-2026`` (capped at 100 too)."""
+    campaign, code = container.campaign_service().create(
+        CampaignSpec(name="spring", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=20, max_total_uses=100),
+        actor="test", code="SPRING-2026", code_max_total_uses=100)
+    assert campaign.id is not None and code is not None and code.id is not None
+    return campaign, code
+
+
+def used(container: Container, campaign: Campaign, code: PromoCode) -> tuple[int, int]:
+    """(the campaign's ``used_total``, its code's) as stored now."""
+    assert campaign.id is not None and code.id is not None
+    return (container.campaign_service().get(campaign.id).campaign.used_total,
+            container.code_service().get(code.id).used_total)
+
+
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     with ExitStack() as stack:
@@ -96,17 +112,17 @@ def container(database_url: str) -> Iterator[Container]:
 
 def test_reservation_expiry_killed_after_its_first_batch_finishes_on_the_rerun_exactly_once(
         container: Container) -> None:
-    campaign = container.campaign_service().create(
-        CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=20, max_total_uses=100), "SPRING-2026")
-    assert campaign.id is not None
+    campaign, code = spring_campaign(container)
     redeem = container.redemption_service()
     ids = []
     for user in range(1, USERS + 1):
         outcome = redeem.redeem(user, "SPRING-2026", f"k{user}")
         assert outcome.redemption is not None
         ids.append(outcome.redemption.id)
-    assert container.campaign_service().get(campaign.id).used_total == USERS
-    container.clock().advance(minutes=16)  # every reservation is past reserved_until
+    assert used(container, campaign, code) == (USERS, USERS)
+    clock = container.clock()
+    assert isinstance(clock, ManualClock)
+    clock.advance(minutes=16)  # every reservation is past reserved_until
 
     real_uow = container.uow_factory()
     crashing = CrashAfterCommits(real_uow, limit=1)
@@ -117,7 +133,7 @@ def test_reservation_expiry_killed_after_its_first_batch_finishes_on_the_rerun_e
     with real_uow() as uow:
         done = [uow.redemptions.get(i) for i in ids]
     assert sum(r is not None and r.status is RedemptionStatus.EXPIRED for r in done) == BATCH  # batch 1 only
-    assert container.campaign_service().get(campaign.id).used_total == USERS - BATCH
+    assert used(container, campaign, code) == (USERS - BATCH, USERS - BATCH)
 
     summary = run_job("run_promo_reservation_expiry", container)
     assert summary["expired"] == USERS - BATCH
@@ -126,10 +142,10 @@ def test_reservation_expiry_killed_after_its_first_batch_finishes_on_the_rerun_e
     assert again["expired"] == 0
     with real_uow() as uow:
         statuses = [r.status for r in (uow.redemptions.get(i) for i in ids) if r is not None]
-        by_status = uow.redemptions.count_by_status(campaign.id)
+        by_status = uow.redemptions.count_by_status(code.id)
     assert statuses == [RedemptionStatus.EXPIRED] * USERS
     assert by_status.get(RedemptionStatus.EXPIRED) == USERS
-    assert container.campaign_service().get(campaign.id).used_total == 0  # each unit given back exactly once
+    assert used(container, campaign, code) == (0, 0)  # each unit given back exactly once, to code and campaign
     if container.settings().adapter_family == "sql":
         assert live_units_mismatch(container.sql_engines()) == []
 
@@ -174,7 +190,7 @@ run_job("run_promo_reservation_expiry", container)
 """
 
 
-def status_counts(engines: EngineHolder, promo_code_id: int) -> dict[str, int]:
+def status_counts(engines: EngineHolder, promo_code_id: int | None) -> dict[str, int]:
     with engines.engine.connect() as db:
         rows = db.execute(sa.text("SELECT status, count(*) FROM promo_redemptions WHERE promo_code_id = :id "
                                   "GROUP BY status"), {"id": promo_code_id})
@@ -197,9 +213,7 @@ def test_reservation_expiry_process_sigkilled_mid_batch_is_finished_exactly_once
     container = build_container(Settings(database_url=database_url, promo_secret_pepper=PEPPER))
     engines = container.sql_engines()
     try:
-        campaign = container.campaign_service().create(
-            CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=20, max_total_uses=100), "SPRING-2026")
-        assert campaign.id is not None
+        campaign, code = spring_campaign(container)
         redeem = container.redemption_service()
         for user in range(1, USERS + 1):
             assert redeem.redeem(user, "SPRING-2026", f"k{user}").result is RedeemResult.ACCEPTED
@@ -210,14 +224,14 @@ def test_reservation_expiry_process_sigkilled_mid_batch_is_finished_exactly_once
         killed = subprocess.run([sys.executable, "-c", KILLED_JOB], env=env, cwd=ROOT, capture_output=True,
                                 text=True, timeout=120)
         assert killed.returncode == -signal.SIGKILL, killed.stderr
-        assert status_counts(engines, campaign.id) == {"EXPIRED": BATCH, "RESERVED": USERS - BATCH}
-        assert container.campaign_service().get(campaign.id).used_total == USERS - BATCH
+        assert status_counts(engines, code.id) == {"EXPIRED": BATCH, "RESERVED": USERS - BATCH}
+        assert used(container, campaign, code) == (USERS - BATCH, USERS - BATCH)
         assert live_units_mismatch(engines) == []
 
         assert _jobs_run(env)["expired"] == USERS - BATCH
         assert _jobs_run(env)["expired"] == 0
-        assert status_counts(engines, campaign.id) == {"EXPIRED": USERS}
-        assert container.campaign_service().get(campaign.id).used_total == 0  # each unit given back exactly once
+        assert status_counts(engines, code.id) == {"EXPIRED": USERS}
+        assert used(container, campaign, code) == (0, 0)  # each unit given back exactly once, at both levels
         assert live_units_mismatch(engines) == []
     finally:
         engines.dispose()

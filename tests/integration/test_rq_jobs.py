@@ -27,7 +27,15 @@ from adapters.sql import tables
 from adapters.sql.engine import EngineHolder
 from domain.alerts import PROMO_CAMPAIGN_AUTO_PAUSED, RoutedAlert, dedup_key
 from domain.campaigns import CampaignSpec
-from domain.model import Attempt, Campaign, CampaignStatus, PausedReason, PromoType, RedeemResult, RedemptionStatus
+from domain.model import (
+    Attempt,
+    CampaignStatus,
+    PausedReason,
+    PromoCode,
+    PromoType,
+    RedeemResult,
+    RedemptionStatus,
+)
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from entrypoints.worker.jobs import JOBS, periodic_jobs, run_job
@@ -81,32 +89,37 @@ def _work(conn: Redis) -> None:
     SimpleWorker([Queue(QUEUE_NAME, connection=conn)], connection=conn).work(burst=True)
 
 
-def _abused_campaign(c: Container, failures: int = 25, users: int = 5) -> Campaign:
-    """An ACTIVE campaign whose code ``failures`` attempts from ``users`` users just failed on."""
-    campaign = c.campaign_service().create(
-        CampaignSpec("spring sale", PromoType.PERCENT_DISCOUNT, discount_percent=20, max_total_uses=1), "SPRING-2026")
+def _abused_code(c: Container, failures: int = 25, users: int = 5) -> PromoCode:
+    """The one ACTIVE code of a campaign, which ``failures`` attempts from ``users`` users just failed on."""
+    _, code = c.campaign_service().create(
+        CampaignSpec(name="spring sale", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=20),
+        actor="test", code="SPRING-2026", code_max_total_uses=1)
+    assert code is not None
     now = c.clock().now()
     with c.uow_factory()() as uow:
         for i in range(failures):
-            uow.attempts.add(Attempt(user_id=1000 + i % users, normalized_code_hash=campaign.code_hash,
-                                     code_prefix=campaign.code_prefix, result=RedeemResult.ALREADY_USED,
-                                     attempted_at=now - timedelta(seconds=i)))
+            uow.attempts.add(Attempt(user_id=1000 + i % users, normalized_code_hash=code.code_hash,
+                                     code_prefix=code.code_prefix, result=RedeemResult.ALREADY_USED,
+                                     attempted_at=now - timedelta(seconds=i), campaign_id=code.campaign_id))
         uow.commit()
-    return campaign
+    return code
 
 
-def _expected_alert(c: Container, campaign_id: int, severity: str = "warning",
+def _expected_alert(c: Container, code: PromoCode, severity: str = "warning",
                     channels: tuple[str, ...] = ("slack", "generic")) -> RoutedAlert:
-    paused = c.campaign_service().get(campaign_id)
+    """The alert of the guard's hash rule pausing ``code`` (SPEC 6): the code, not its campaign, is paused."""
+    assert code.id is not None
+    paused = c.code_service().get(code.id)
     assert paused.status is CampaignStatus.PAUSED and paused.paused_reason is PausedReason.AUTO_BRUTEFORCE
+    assert c.campaign_service().get(code.campaign_id).campaign.status is CampaignStatus.ACTIVE
     return RoutedAlert(
         event=PROMO_CAMPAIGN_AUTO_PAUSED, severity=severity, tier="ops_l2", channels=channels,
-        summary=f"Campaign {campaign_id} (spring sale, prefix SPRI) auto-paused: 25 failed attempts from 5 users "
-                "in 10 min",
-        details={"promo_code_id": campaign_id, "code_prefix": "SPRI", "failures": 25, "distinct_users": 5,
-                 "rule": "hash"},
+        summary=f"Code {code.id} (prefix SPRI) of campaign {code.campaign_id} (spring sale) auto-paused: "
+                "25 failed attempts from 5 users in 10 min",
+        details={"promo_code_id": code.id, "campaign_id": code.campaign_id, "campaign_name": "spring sale",
+                 "code_prefix": "SPRI", "failures": 25, "distinct_users": 5, "rule": "hash"},
         occurred_at=paused.updated_at,
-        dedup_key=dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, campaign_id, paused.updated_at.isoformat()),
+        dedup_key=dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, "code", code.id, paused.updated_at.isoformat()),
     )
 
 
@@ -119,7 +132,7 @@ def test_a_worker_runs_each_periodic_job(redis_db: str, database_url: str) -> No
     queue = Queue(QUEUE_NAME, connection=conn)
     assert queue.failed_job_registry.count == 0
     finished = queue.finished_job_registry.get_job_ids()
-    results = {Job.fetch(i, connection=conn).return_value()["job"] for i in finished}
+    results = {(Job.fetch(i, connection=conn).return_value() or {})["job"] for i in finished}
     assert results == set(JOBS)
 
 
@@ -129,11 +142,10 @@ def test_the_guard_pauses_an_abused_campaign_and_the_receivers_get_the_routed_al
         c = _container(database_url, redis_db, ops_alert_webhook_url=generic.url,
                        ops_alert_slack_webhook_url=slack.url, ops_alert_pagerduty_events_url=pd.url,
                        ops_alert_pagerduty_routing_key="KEY")
-        campaign = _abused_campaign(c)
+        code = _abused_code(c)
         c.job_queue().enqueue("entrypoints.worker.jobs:run_promo_bruteforce_guard")
         _work(redis_connection(redis_db))  # the guard job, then the alert-delivery job it enqueued
-    assert campaign.id is not None
-    alert = _expected_alert(c, campaign.id)
+    alert = _expected_alert(c, code)
     assert generic.bodies == [{
         "event": "promo_campaign_auto_paused", "severity": "warning", "tier": "ops_l2",
         "summary": alert.summary, "details": alert.details, "occurred_at": alert.occurred_at.isoformat(),
@@ -150,11 +162,10 @@ def test_an_override_routes_the_auto_pause_to_pagerduty_only(redis_db: str, data
         c = _container(database_url, redis_db, ops_alert_webhook_url=generic.url,
                        ops_alert_slack_webhook_url=slack.url, ops_alert_pagerduty_events_url=pd.url,
                        ops_alert_pagerduty_routing_key="KEY", ops_alert_escalation_policy_json=override)
-        campaign = _abused_campaign(c)
+        code = _abused_code(c)
         c.job_queue().enqueue("entrypoints.worker.jobs:run_promo_bruteforce_guard")
         _work(redis_connection(redis_db))
-    assert campaign.id is not None
-    alert = _expected_alert(c, campaign.id, severity="error", channels=("pagerduty",))
+    alert = _expected_alert(c, code, severity="error", channels=("pagerduty",))
     assert generic.bodies == [] and slack.bodies == []
     [body] = pd.bodies
     assert body["routing_key"] == "KEY" and body["event_action"] == "trigger"
@@ -169,17 +180,17 @@ def test_an_override_routes_the_auto_pause_to_pagerduty_only(redis_db: str, data
 def test_a_channel_answering_500_is_retried_and_the_guard_job_still_succeeds(database_url: str) -> None:
     with receiving(statuses=[500]) as generic:
         c = _container(database_url, None, ops_alert_webhook_url=generic.url, ops_alert_max_retries=2)
-        campaign = _abused_campaign(c)
+        code = _abused_code(c)
         summary = run_job("run_promo_bruteforce_guard", c)
-    assert summary["paused"] == [campaign.id]
+    assert summary["paused"] == [code.id]
     assert len(generic.bodies) == 3  # the first try and two retries, then given up
-    assert c.campaign_service().get(campaign.id).status is CampaignStatus.PAUSED
+    assert code.id is not None and c.code_service().get(code.id).status is CampaignStatus.PAUSED
 
 
 def test_the_guard_alerts_once_per_pause_not_on_every_run(database_url: str) -> None:
     with receiving() as generic:
         c = _container(database_url, None, ops_alert_webhook_url=generic.url)
-        _abused_campaign(c)
+        _abused_code(c)
         first = run_job("run_promo_bruteforce_guard", c)
         second = run_job("run_promo_bruteforce_guard", c)
     assert len(first["paused"]) == 1 and second["paused"] == []
@@ -235,10 +246,12 @@ def test_forked_workers_run_the_jobs_while_users_redeem_and_the_accounting_holds
     exactly once and ``used_total`` equals the live redemptions of every campaign."""
     c = _container(sql_engines.url)
     campaigns = c.campaign_service()
-    capped = campaigns.create(CampaignSpec("rush", PromoType.PERCENT_DISCOUNT, discount_percent=10,
-                                           max_total_uses=SEEDED), "RUSH-2026")
-    grant = campaigns.create(CampaignSpec("gift", PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=7,
-                                          max_total_uses=50), "GIFT-2026")
+    # The rush code's units are its campaign's budget; the gift code has a cap of its own under a larger budget.
+    capped, _ = campaigns.create(CampaignSpec(name="rush", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=10,
+                                              max_total_uses=SEEDED), actor="test", code="RUSH-2026")
+    grant, _ = campaigns.create(CampaignSpec(name="gift", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM",
+                                             grant_days=7, max_total_uses=500), actor="test", code="GIFT-2026",
+                                code_max_total_uses=50)
     assert capped.id is not None and grant.id is not None
     redeem = c.redemption_service()
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -248,7 +261,7 @@ def test_forked_workers_run_the_jobs_while_users_redeem_and_the_accounting_holds
     with sql_engines.engine.begin() as db:  # every seeded reservation is now past reserved_until
         db.execute(sa.update(tables.promo_redemptions).values(
             reserved_until=c.clock().now() - timedelta(minutes=1)))
-    assert campaigns.get(capped.id).used_total == SEEDED
+    assert campaigns.get(capped.id).campaign.used_total == SEEDED
 
     conn = redis_connection(redis_db)
     queue = Queue(QUEUE_NAME, connection=conn)
@@ -301,13 +314,14 @@ def test_forked_workers_run_the_jobs_while_users_redeem_and_the_accounting_holds
     with sql_engines.engine.connect() as db:
         # The campaign was full when the workers started: a unit taken back while they ran was one the
         # expiry job had just given back — redemptions and jobs really overlapped.
-        retaken = db.execute(sa.text("SELECT count(*) FROM promo_redemptions WHERE promo_code_id = :id "
+        retaken = db.execute(sa.text("SELECT count(*) FROM promo_redemptions WHERE campaign_id = :id "
                                      "AND idempotency_key LIKE 'live-%' AND status = 'RESERVED'"),
                              {"id": capped.id}).scalar_one()
     assert retaken > 0
 
     with c.uow_factory()() as uow:
-        statuses = {uow.redemptions.get(i).status for i in seeded_ids}  # type: ignore[union-attr]
+        statuses = {uow.redemptions.get(i).status for i in seeded_ids}
     assert statuses == {RedemptionStatus.EXPIRED}
     assert live_units_mismatch(sql_engines) == []
-    assert campaigns.get(capped.id).used_total <= SEEDED and campaigns.get(grant.id).used_total <= 50
+    assert campaigns.get(capped.id).campaign.used_total <= SEEDED
+    assert campaigns.get(grant.id).campaign.used_total <= 50

@@ -44,7 +44,7 @@ def storage_unavailable(response: requests.Response) -> None:
 
 
 def campaign(server: Server, code: str, **fields: Any) -> dict[str, Any]:
-    r = server.post(CAMPAIGNS, {"code": code, "campaign_name": "fault", "promo_type": "PERCENT_DISCOUNT",
+    r = server.post(CAMPAIGNS, {"code": code, "name": f"fault {code}", "promo_type": "PERCENT_DISCOUNT",
                                 "discount_percent": 10, **fields})
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()

@@ -62,7 +62,9 @@ def _iso(moment: datetime) -> str:
 
 
 def create(server: Server, code: str, **fields: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {"code": code, "campaign_name": fields.pop("campaign_name", "pg smoke"),
+    """A campaign (named after its code unless ``name`` is given) with ``code`` as its first code: the campaign
+    JSON, whose ``code`` member is the code's row."""
+    body: dict[str, Any] = {"code": code, "name": fields.pop("name", f"pg smoke {code}"),
                             "promo_type": "PERCENT_DISCOUNT", "discount_percent": 20}
     if fields.get("promo_type") == "PREMIUM_GRANT":
         body.pop("discount_percent")
@@ -71,6 +73,7 @@ def create(server: Server, code: str, **fields: Any) -> dict[str, Any]:
     r = server.post(CAMPAIGNS, body)
     assert r.status_code == 201, r.text
     campaign: dict[str, Any] = r.json()
+    assert campaign["code"]["campaign_id"] == campaign["id"], campaign
     return campaign
 
 
@@ -123,13 +126,24 @@ def test_discount_code_is_accepted_with_a_reservation_and_the_same_key_replays_i
     first = r.json()
     assert first["result"] == "ACCEPTED" and first["replayed"] is False
     red = first["redemption"]
-    assert red["promo_code_id"] == campaign["id"] and red["user_id"] == 101
+    assert (red["promo_code_id"], red["campaign_id"], red["user_id"]) == (campaign["code"]["id"], campaign["id"], 101)
     assert red["status"] == "RESERVED" and red["discount_percent"] == 15 and red["reserved_until"]
+    assert red["promo_type"] == "PERCENT_DISCOUNT" and red["discount_stars"] is None
     again = redeem(server, 101, "PGSDISC7K2Q", "pg-disc-1")
     assert again.status_code == 200
     assert again.json() == {**first, "replayed": True}
-    assert scalar(engines, "SELECT used_total FROM promo_codes WHERE id = :id", id=campaign["id"]) == 1
+    assert scalar(engines, "SELECT used_total FROM promo_codes WHERE id = :id", id=campaign["code"]["id"]) == 1
+    assert scalar(engines, "SELECT used_total FROM promo_campaigns WHERE id = :id", id=campaign["id"]) == 1
     assert scalar(engines, "SELECT count(*) FROM promo_redemptions WHERE idempotency_key = 'pg-disc-1'") == 1
+
+
+def test_stars_discount_code_is_reserved_with_its_stars_snapshot(server: Server) -> None:
+    create(server, "PGS-STAR-40OF", promo_type="STARS_DISCOUNT", discount_percent=None, discount_stars=40)
+    r = redeem(server, 112, "PGSSTAR40OF", "pg-stars-1")
+    assert r.status_code == 200, r.text
+    red = r.json()["redemption"]
+    assert (red["promo_type"], red["status"], red["discount_stars"], red["discount_percent"]) == (
+        "STARS_DISCOUNT", "RESERVED", 40, None)
 
 
 def test_grant_code_is_accepted_applied_and_grants_the_entitlement(server: Server, engines: EngineHolder) -> None:
@@ -169,6 +183,40 @@ def test_used_up_campaign_is_depleted_422(server: Server) -> None:
     rejected(redeem(server, 107, "PGSONCE9X3C", "pg-dep-2"), 422, "DEPLETED")
 
 
+def test_a_used_up_code_is_depleted_while_another_code_of_its_campaign_still_redeems(server: Server) -> None:
+    c = create(server, "PGS-SOLO-1A2B", code_max_total_uses=1, max_total_uses=2)
+    added = server.post(f"{CAMPAIGNS}/{c['id']}/codes", {"code": "PGS-SOLO-3C4D", "max_total_uses": 5})
+    assert added.status_code == 201, added.text
+    SENT_CODES.append("PGS-SOLO-3C4D")
+    assert added.json()["campaign_id"] == c["id"] and added.json()["max_total_uses"] == 5
+    assert redeem(server, 113, "PGSSOLO1A2B", "pg-solo-1").status_code == 200
+    rejected(redeem(server, 114, "PGSSOLO1A2B", "pg-solo-2"), 422, "DEPLETED")  # the code's own cap
+    assert redeem(server, 114, "PGSSOLO3C4D", "pg-solo-3").status_code == 200
+    rejected(redeem(server, 115, "PGSSOLO3C4D", "pg-solo-4"), 422, "DEPLETED")  # the campaign's budget
+    # The budget raised: the second code redeems again; the first stays at its own cap.
+    patched = requests.patch(server.url + f"{CAMPAIGNS}/{c['id']}", json={"max_total_uses": 3}, headers=AUTH,
+                             timeout=10)
+    assert patched.status_code == 200 and patched.json()["max_total_uses"] == 3, patched.text
+    assert redeem(server, 115, "PGSSOLO3C4D", "pg-solo-5").status_code == 200
+    rejected(redeem(server, 116, "PGSSOLO1A2B", "pg-solo-6"), 422, "DEPLETED")
+    view = server.get(f"{CAMPAIGNS}/{c['id']}").json()
+    assert (view["used_total"], view["codes_total"]) == (3, 2)
+
+
+def test_a_paused_code_is_422_while_its_campaign_and_other_codes_stay_active(server: Server) -> None:
+    c = create(server, "PGS-CPAU-5E6F")
+    other = server.post(f"{CAMPAIGNS}/{c['id']}/codes", {"code": "PGS-CPAU-7G8H"})
+    assert other.status_code == 201, other.text
+    SENT_CODES.append("PGS-CPAU-7G8H")
+    path = f"/internal/promo/codes/{c['code']['id']}/status"
+    paused = server.post(path, {"status": "PAUSED", "reason": "leaked"})
+    assert paused.status_code == 200 and paused.json()["status"] == "PAUSED", paused.text
+    rejected(redeem(server, 117, "PGSCPAU5E6F", "pg-cpause-1"), 422, "PAUSED")
+    assert redeem(server, 117, "PGSCPAU7G8H", "pg-cpause-2").status_code == 200
+    assert server.get(f"{CAMPAIGNS}/{c['id']}").json()["status"] == "ACTIVE"
+    assert server.post(path, {"status": "ACTIVE"}).json()["status"] == "ACTIVE"
+
+
 def test_same_user_same_campaign_is_already_used_409_and_a_reused_key_is_409(server: Server) -> None:
     create(server, "PGS-USED-5T7W")
     create(server, "PGS-OTHR-5T7W")
@@ -206,23 +254,33 @@ def test_bad_redeem_input_is_400_naming_each_field(server: Server) -> None:
 
 
 def test_campaign_create_list_get_and_status_over_http(server: Server) -> None:
-    c = create(server, "PGS-Camp-A1b2", campaign_name="pg catalogue spring", discount_percent=30,
-               applicable_products=["PREMIUM_30D"], max_total_uses=10)
-    assert "code" not in c and c["code_hash"] == hmac_hash(PEPPER, "PGSCAMPA1B2") and c["code_prefix"] == "PGSC"
+    c = create(server, "PGS-Camp-A1b2", name="pg catalogue spring", discount_percent=30,
+               applicable_products=["PREMIUM_30D"], max_total_uses=10, per_user_limit=2)
+    code = c["code"]
+    assert code["code_hash"] == hmac_hash(PEPPER, "PGSCAMPA1B2") and code["code_prefix"] == "PGSC"
+    assert "code" not in code and code["campaign_name"] == "pg catalogue spring"
     assert c["status"] == "ACTIVE" and c["applicable_products"] == ["PREMIUM_30D"] and c["used_total"] == 0
+    assert (c["name"], c["max_total_uses"], c["per_user_limit"], c["codes_total"]) == (
+        "pg catalogue spring", 10, 2, 1)
     assert "PGSCAMPA1B2" not in server.get(f"{CAMPAIGNS}/{c['id']}").text.upper()
     SENT_CODES.append("pgs camp a1b2")
-    error(server.post(CAMPAIGNS, {"code": "pgs camp a1b2", "campaign_name": "dup", "promo_type": "PERCENT_DISCOUNT",
+    error(server.post(CAMPAIGNS, {"code": "pgs camp a1b2", "name": "dup", "promo_type": "PERCENT_DISCOUNT",
                                   "discount_percent": 5}), 409, "CODE_EXISTS")
-    err = error(server.post(CAMPAIGNS, {"code": "x", "campaign_name": "", "promo_type": "PERCENT_DISCOUNT",
+    # A taken name: nothing is created, so the code sent with it is still free afterwards.
+    SENT_CODES.append("PGS-Camp-N0n0")
+    error(server.post(CAMPAIGNS, {"code": "PGS-Camp-N0n0", "name": "pg catalogue spring",
+                                  "promo_type": "PERCENT_DISCOUNT", "discount_percent": 5}), 409, "CAMPAIGN_EXISTS")
+    assert not server.get(CAMPAIGNS + "?name=dup").json()["items"]
+    err = error(server.post(CAMPAIGNS, {"code": "x", "name": "", "promo_type": "PERCENT_DISCOUNT",
                                         "discount_percent": 120}), 400, "VALIDATION_ERROR")
-    assert {d["field"] for d in err["details"]} == {"code", "campaign_name", "discount_percent"}
-    g = create(server, "PGS-Camp-G7h8", campaign_name="pg catalogue gift", promo_type="PREMIUM_GRANT",
+    assert {d["field"] for d in err["details"]} == {"code", "name", "discount_percent"}
+    g = create(server, "PGS-Camp-G7h8", name="pg catalogue gift", promo_type="PREMIUM_GRANT",
                grant_plan_code="PREMIUM", grant_days=7)
-    p = create(server, "PGS-Camp-P5q6", campaign_name="pg catalogue partners")
+    p = create(server, "PGS-Camp-P5q6", name="pg catalogue partners")
+    create(server, "PGS-Camp-N0n0", name="pg elsewhere")
 
     # get one / unknown
-    assert server.get(f"{CAMPAIGNS}/{c['id']}").json() == c
+    assert server.get(f"{CAMPAIGNS}/{c['id']}").json() == {k: v for k, v in c.items() if k != "code"}
     error(server.get(f"{CAMPAIGNS}/987654"), 404, "NOT_FOUND")
 
     # status transitions: pause (idempotent), resume, refused resume, unknown campaign
@@ -230,7 +288,7 @@ def test_campaign_create_list_get_and_status_over_http(server: Server) -> None:
     paused = server.post(path, {"status": "PAUSED", "reason": "audit"})
     assert paused.status_code == 200 and paused.json()["paused_reason"] == "MANUAL"
     assert server.post(path, {"status": "PAUSED"}).json() == paused.json()
-    stale = create(server, "PGS-Camp-S3t4", campaign_name="pg catalogue stale",
+    stale = create(server, "PGS-Camp-S3t4", name="pg catalogue stale",
                    valid_until=_iso(datetime.now(UTC) - timedelta(minutes=5)))
     assert server.post(f"{CAMPAIGNS}/{stale['id']}/status", {"status": "PAUSED"}).status_code == 200
     error(server.post(f"{CAMPAIGNS}/{stale['id']}/status", {"status": "ACTIVE"}), 409, "INVALID_TRANSITION")
@@ -242,9 +300,10 @@ def test_campaign_create_list_get_and_status_over_http(server: Server) -> None:
         assert r.status_code == 200 and set(r.json()) == {"items", "next_cursor"}, r.text
         return [item["id"] for item in r.json()["items"]]
 
-    assert ids("?campaign_name=CATALOGUE") == [c["id"], g["id"], p["id"], stale["id"]]
-    assert ids("?campaign_name=catalogue&status=PAUSED") == [p["id"], stale["id"]]
-    assert ids("?campaign_name=catalogue&promo_type=PREMIUM_GRANT") == [g["id"]]
+    # newest first
+    assert ids("?name=CATALOGUE") == [stale["id"], p["id"], g["id"], c["id"]]
+    assert ids("?name=catalogue&status=PAUSED") == [stale["id"], p["id"]]
+    assert ids("?name=catalogue&promo_type=PREMIUM_GRANT") == [g["id"]]
     everything = ids("?limit=200")
     walked: list[int] = []
     cursor = None
@@ -276,7 +335,8 @@ def test_dashboard_counts_what_postgresql_holds(server: Server, engines: EngineH
     assert conv["attempts_total"] >= 2 and 0 < conv["acceptance_rate"] <= 1
     assert body["failures"]["by_result"]["ALREADY_USED"] == scalar(
         engines, "SELECT count(*) FROM promo_attempts WHERE result = 'ALREADY_USED'") >= 1
-    assert set(body["guard"]) == {"candidate_abusive_hashes", "paused_campaigns_total", "paused_campaigns_recent"}
+    assert set(body["guard"]) == {"candidate_abusive_hashes", "paused_campaigns_total", "paused_codes_total",
+                                  "paused_campaigns_recent"}
     assert server.get("/internal/promo/dashboard").json()["window"]["hours"] == 24
     error(server.get("/internal/promo/dashboard?window_hours=721"), 400, "VALIDATION_ERROR")
 
@@ -303,10 +363,11 @@ def test_100_concurrent_redeems_on_a_capped_campaign_give_exact_capacity(
     with ThreadPoolExecutor(max_workers=100) as pool:
         statuses = Counter(pool.map(one, range(100)))
     assert statuses == Counter({200: 25, 422: 75})
-    assert scalar(engines, "SELECT used_total FROM promo_codes WHERE id = :id", id=c["id"]) == 25
-    assert scalar(engines, "SELECT count(*) FROM promo_redemptions WHERE promo_code_id = :id", id=c["id"]) == 25
+    assert scalar(engines, "SELECT used_total FROM promo_codes WHERE id = :id", id=c["code"]["id"]) == 25
+    assert scalar(engines, "SELECT used_total FROM promo_campaigns WHERE id = :id", id=c["id"]) == 25
+    assert scalar(engines, "SELECT count(*) FROM promo_redemptions WHERE campaign_id = :id", id=c["id"]) == 25
     assert scalar(engines, "SELECT count(*) FROM promo_attempts WHERE normalized_code_hash = :h AND result = "
-                           "'DEPLETED'", h=c["code_hash"]) == 75
+                           "'DEPLETED'", h=c["code"]["code_hash"]) == 75
     assert live_units_mismatch(engines) == []
 
 
@@ -388,7 +449,8 @@ def test_payments_refund_and_refund_rollback_over_http_on_postgresql(
                   "PURCHASE_NOT_REFUNDED")
         finally:
             log = server.stop()
-    assert scalar(engines, "SELECT used_total FROM promo_codes WHERE id = :id", id=c["id"]) == 1  # not given back
+    assert scalar(engines, "SELECT used_total FROM promo_codes WHERE id = :id", id=c["code"]["id"]) == 1  # kept
+    assert scalar(engines, "SELECT used_total FROM promo_campaigns WHERE id = :id", id=c["id"]) == 1
     assert live_units_mismatch(engines) == []
     forms = set().union(*(_forms(code) for code in SENT_CODES))
     assert not sorted(f for f in forms if f in log) and "Traceback" not in log

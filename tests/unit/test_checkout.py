@@ -20,12 +20,14 @@ from domain.errors import (
     PaymentRefundError,
     ValidationError,
 )
-from domain.model import LedgerSource, PromoType, PurchaseStatus, Redemption, RedemptionStatus
+from domain.model import AuditEntry, LedgerSource, PromoType, PurchaseStatus, Redemption, RedemptionStatus
 from domain.products import DEFAULT_PRODUCTS, ProductCatalog, parse_products
 from domain.redemption import RedemptionService
 
 USER = 4242
 OTHER = 777
+ACTOR = "alice"
+REFUNDED = "purchase.refunded"
 _keys = count(1)
 
 
@@ -36,9 +38,21 @@ def checkout(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> Chec
 
 def reserve(campaigns: CampaignService, redemptions: RedemptionService, percent: int = 20,
             products: tuple[str, ...] = (), user_id: int = USER, code: str | None = None) -> Redemption:
+    """A reservation of a fresh ``percent`` % campaign's code."""
     code = code or f"SAVE{percent}X{next(_keys)}"
-    campaigns.create(CampaignSpec(campaign_name="discount", promo_type=PromoType.PERCENT_DISCOUNT,
-                                  discount_percent=percent, applicable_products=products), code)
+    campaigns.create(CampaignSpec(name=f"discount {code}", promo_type=PromoType.PERCENT_DISCOUNT,
+                                  discount_percent=percent, applicable_products=products), actor=ACTOR, code=code)
+    outcome = redemptions.redeem(user_id, code, f"key-{next(_keys)}")
+    assert outcome.accepted and outcome.redemption is not None
+    return outcome.redemption
+
+
+def reserve_stars(campaigns: CampaignService, redemptions: RedemptionService, stars: int,
+                  user_id: int = USER) -> Redemption:
+    """A reservation of a fresh campaign taking ``stars`` Stars off the base price."""
+    code = f"STARS{stars}X{next(_keys)}"
+    campaigns.create(CampaignSpec(name=f"stars {code}", promo_type=PromoType.STARS_DISCOUNT, discount_stars=stars),
+                     actor=ACTOR, code=code)
     outcome = redemptions.redeem(user_id, code, f"key-{next(_keys)}")
     assert outcome.accepted and outcome.redemption is not None
     return outcome.redemption
@@ -110,6 +124,25 @@ def test_discount_is_floored_and_the_final_price_is_at_least_one_star(
     assert discounted_price(base, percent) == (discount, final)
 
 
+@pytest.mark.parametrize(("base", "stars", "discount", "final"), [
+    (150, 40, 40, 110),  # base - discount_stars
+    (50, 49, 49, 1),
+    (50, 50, 49, 1),  # at most base - 1 off: the final price is at least 1 Star
+    (50, 100, 49, 1),  # a 100-Star discount on a 50-Star plan
+    (1000, 1_000_000, 999, 1),
+    (1, 5, 0, 1),
+])
+def test_a_stars_discount_takes_that_many_stars_off_but_leaves_at_least_one(
+    base: int, stars: int, discount: int, final: int
+) -> None:
+    assert discounted_price(base, stars=stars) == (discount, final)
+    assert discount + final == base
+
+
+def test_without_a_discount_the_base_price_is_the_final_price() -> None:
+    assert discounted_price(350) == (0, 350)
+
+
 def test_twenty_percent_off_premium_30d_costs_120_stars_and_binds_the_reservation(
     checkout: CheckoutService, campaigns: CampaignService, redemptions: RedemptionService,
     uow_factory: InMemoryUnitOfWorkFactory,
@@ -127,6 +160,43 @@ def test_minimum_price_is_one_star(uow_factory: InMemoryUnitOfWorkFactory, clock
     r = reserve(campaigns, redemptions, 99)
     p = tiny.init(USER, "TINY", r.id)
     assert (p.discount_stars_amount, p.final_stars_amount) == (0, 1)
+
+
+@pytest.mark.parametrize(("product", "base", "discount", "final"), [
+    ("PREMIUM_7D", 50, 49, 1), ("PREMIUM_30D", 150, 100, 50), ("PREMIUM_365D", 1000, 100, 900),
+])
+def test_a_100_star_discount_prices_each_plan_at_base_minus_the_discount_and_never_below_one_star(
+    checkout: CheckoutService, campaigns: CampaignService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, product: str, base: int, discount: int, final: int,
+) -> None:
+    r = reserve_stars(campaigns, redemptions, 100)
+    assert (r.discount_stars, r.discount_percent) == (100, None)  # the campaign's terms, snapshotted
+    p = checkout.init(USER, product, r.id)
+    assert (p.base_stars_amount, p.discount_stars_amount, p.final_stars_amount) == (base, discount, final)
+    assert p.promo_redemption_id == r.id and redemption(uow_factory, r.id).purchase_id == p.id
+
+
+def test_a_stars_discount_purchase_is_settled_at_its_final_price(
+    checkout: CheckoutService, campaigns: CampaignService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+) -> None:
+    r = reserve_stars(campaigns, redemptions, 100)
+    p = checkout.init(USER, "PREMIUM_7D", r.id)
+    assert p.id is not None
+    checkout.mark_invoice_sent(p.id)
+    assert checkout.precheckout(p.id, 50).error_code == "AMOUNT_MISMATCH"  # the base price is not the price
+    assert checkout.precheckout(p.id, 1).ok
+    with pytest.raises(CheckoutError) as err:
+        checkout.successful_payment(p.id, "stars-charge", 50)
+    assert err.value.code == "AMOUNT_MISMATCH" and err.value.details == {"expected": 1, "got": 50}
+    settled = checkout.successful_payment(p.id, "stars-charge", 1)
+    assert not settled.replayed and settled.purchase.status is PurchaseStatus.PAID
+    assert (settled.purchase.final_stars_amount, settled.purchase.discount_stars_amount) == (1, 49)
+    applied = redemption(uow_factory, r.id)
+    assert applied.status is RedemptionStatus.APPLIED and applied.applied_purchase_id == p.id
+    assert uow_factory.store.entitlements[USER].expires_at == clock.now() + timedelta(days=7)
+    assert checkout.successful_payment(p.id, "stars-charge", 1).replayed
+    assert len(uow_factory.store.ledger) == 1
 
 
 def test_without_a_reservation_the_full_price_applies(checkout: CheckoutService) -> None:
@@ -232,8 +302,8 @@ def test_reservation_for_other_products_is_not_applicable(checkout: CheckoutServ
 
 def test_a_grant_redemption_is_not_a_reservation(checkout: CheckoutService, campaigns: CampaignService,
                                                  redemptions: RedemptionService) -> None:
-    campaigns.create(CampaignSpec(campaign_name="gift", promo_type=PromoType.PREMIUM_GRANT,
-                                  grant_plan_code="PREMIUM", grant_days=7), "GIFT7DAYS")
+    campaigns.create(CampaignSpec(name="gift", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM",
+                                  grant_days=7), actor=ACTOR, code="GIFT7DAYS")
     grant = redemptions.redeem(USER, "GIFT7DAYS", "g1").redemption
     assert grant is not None
     with pytest.raises(CheckoutError) as err:
@@ -412,39 +482,84 @@ def test_only_paid_purchases_can_be_marked_refunded(checkout: CheckoutService) -
         checkout.mark_refunded(404)
 
 
-def test_ops_refund_goes_through_the_gateway_once(checkout: CheckoutService) -> None:
+def refund_entries(uow_factory: InMemoryUnitOfWorkFactory) -> list[AuditEntry]:
+    return [e for e in uow_factory.store.audit if e.action == REFUNDED]
+
+
+def test_ops_refund_goes_through_the_gateway_once_with_one_audit_entry(
+    checkout: CheckoutService, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+) -> None:
     gateway = InMemoryPaymentGateway()
     pid = _paid(checkout, charge="tg-charge-9")
-    refunded = checkout.refund(pid, gateway)
+    refunded = checkout.refund(pid, gateway, actor=ACTOR)
     assert refunded.status is PurchaseStatus.REFUNDED
-    assert checkout.refund(pid, gateway) == refunded
+    [entry] = refund_entries(uow_factory)
+    assert (entry.actor, entry.target_type, entry.target_id, entry.at) == (ACTOR, "purchase", str(pid), clock.now())
+    assert entry.details == {"final_stars_amount": 50, "promo_redemption_id": None}
+    assert checkout.refund(pid, gateway, actor="bob") == refunded  # a replay: no second refund, no second entry
     assert gateway.refunds == [(USER, "tg-charge-9")]
+    assert refund_entries(uow_factory) == [entry]
 
 
-def test_ops_refund_marks_a_charge_telegram_already_refunded(checkout: CheckoutService) -> None:
+def test_a_refund_marked_without_a_person_writes_no_audit_entry(
+    checkout: CheckoutService, uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
+    """Telegram's ``refunded_payment`` and reconciliation mark refunds made elsewhere: nobody here made them."""
+    pid = _paid(checkout)
+    checkout.mark_refunded(pid)
+    assert refund_entries(uow_factory) == []
+    other = _paid(checkout, "PREMIUM_30D", 150, "ch-2")
+    checkout.mark_refunded(other, actor=ACTOR)
+    checkout.mark_refunded(other, actor=ACTOR)
+    assert [e.target_id for e in refund_entries(uow_factory)] == [str(other)]
+
+
+def test_ops_refund_marks_a_charge_telegram_already_refunded(
+    checkout: CheckoutService, uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
     gateway = InMemoryPaymentGateway()
     pid = _paid(checkout, charge="c2")
     gateway.refund_star_payment(USER, "c2")  # refunded earlier, but never marked
-    assert checkout.refund(pid, gateway).status is PurchaseStatus.REFUNDED
+    assert checkout.refund(pid, gateway, actor=ACTOR).status is PurchaseStatus.REFUNDED
+    assert len(refund_entries(uow_factory)) == 1
 
 
-def test_ops_refund_refused_by_telegram_changes_nothing(checkout: CheckoutService) -> None:
+def test_ops_refund_refused_by_telegram_changes_nothing(
+    checkout: CheckoutService, uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
     gateway = InMemoryPaymentGateway()
     gateway.refuse_refunds = True
     pid = _paid(checkout)
     with pytest.raises(PaymentRefundError):
-        checkout.refund(pid, gateway)
+        checkout.refund(pid, gateway, actor=ACTOR)
     assert checkout.get(pid).status is PurchaseStatus.PAID
+    assert refund_entries(uow_factory) == []
 
 
-def test_ops_refund_of_an_unpaid_purchase_is_an_invalid_state(checkout: CheckoutService) -> None:
+def test_ops_refund_of_an_unpaid_purchase_is_an_invalid_state(
+    checkout: CheckoutService, uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
     p = checkout.init(USER, "PREMIUM_7D")
     assert p.id is not None
     with pytest.raises(InvalidPurchaseState) as err:
-        checkout.refund(p.id, InMemoryPaymentGateway())
+        checkout.refund(p.id, InMemoryPaymentGateway(), actor=ACTOR)
     assert err.value.code == "INVALID_PURCHASE_STATE"
     with pytest.raises(NotFound):
-        checkout.refund(31337, InMemoryPaymentGateway())
+        checkout.refund(31337, InMemoryPaymentGateway(), actor=ACTOR)
+    assert refund_entries(uow_factory) == []
+
+
+def test_refunding_a_stars_discount_purchase_records_the_promo_and_the_price_paid(
+    checkout: CheckoutService, campaigns: CampaignService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory,
+) -> None:
+    r = reserve_stars(campaigns, redemptions, 100)
+    p = checkout.init(USER, "PREMIUM_30D", r.id)
+    assert p.id is not None
+    checkout.successful_payment(p.id, "stars", 50)
+    checkout.refund(p.id, InMemoryPaymentGateway(), actor=ACTOR)
+    [entry] = refund_entries(uow_factory)
+    assert entry.details == {"final_stars_amount": 50, "promo_redemption_id": r.id}
 
 
 # --- composition root ---------------------------------------------------------------------------------------

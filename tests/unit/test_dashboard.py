@@ -1,21 +1,26 @@
-"""SPEC 7: the dashboard document, computed on a known data set (exact numbers)."""
+"""SPEC 7: the dashboard document, computed on a known data set (exact numbers), its hourly ``series``, and
+the guard's counts of paused campaigns and of codes paused on their own."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock
-from domain.campaigns import CampaignSpec, build_campaign
+from domain.campaigns import CampaignService, CampaignSpec, build_campaign, build_code
+from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
 from domain.errors import ValidationError
 from domain.model import (
     Attempt,
+    Campaign,
     CampaignStatus,
     PausedReason,
     PaymentReview,
+    PromoCode,
     PromoType,
     Purchase,
     PurchaseStatus,
@@ -23,14 +28,22 @@ from domain.model import (
     Redemption,
     RedemptionStatus,
 )
+from domain.promo_codes import CodeService
 from tests.conftest import T0
 
 HOT = "a" * 64
 WARM = "b" * 64
+DISCOUNT = CampaignSpec(name="d", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=10)
+STARS = CampaignSpec(name="s", promo_type=PromoType.STARS_DISCOUNT, discount_stars=100)
+GRANT = CampaignSpec(name="g", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="P", grant_days=1)
 
 
 def _ago(**kw: float) -> datetime:
     return T0 - timedelta(**kw)
+
+
+def _hour(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:00:00Z")
 
 
 @pytest.fixture
@@ -38,34 +51,81 @@ def dashboard(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> Das
     return DashboardService(uow_factory, clock)
 
 
+def _campaign(uow: Any, spec: CampaignSpec, **changes: Any) -> Campaign:
+    stored: Campaign = uow.campaigns.add(attrs.evolve(build_campaign(spec, _ago(days=10)), **changes))
+    return stored
+
+
+def _code(uow: Any, campaign: Campaign, digit: str, prefix: str, **changes: Any) -> PromoCode:
+    stored: PromoCode = uow.promo_codes.add(attrs.evolve(build_code(campaign, digit * 64, prefix, None, _ago(days=10)),
+                                                         **changes))
+    return stored
+
+
+def _redemption(code: PromoCode, user: int, status: RedemptionStatus, created: datetime, purchase: int | None = None,
+                percent: int | None = None, stars: int | None = None) -> Redemption:
+    assert code.id is not None
+    reserved = percent is not None or stars is not None
+    return Redemption(
+        id=None, promo_code_id=code.id, campaign_id=code.campaign_id, user_id=user, idempotency_key=f"k{user}",
+        status=status, discount_percent=percent, discount_stars=stars,
+        reserved_until=created + timedelta(minutes=15) if reserved else None, purchase_id=purchase,
+        applied_purchase_id=purchase, created_at=created, updated_at=created,
+        revoked_at=created if status is RedemptionStatus.REVOKED else None)
+
+
 @pytest.fixture
 def data(uow_factory: InMemoryUnitOfWorkFactory) -> None:
-    """The known data set: see the expected figures in the tests."""
-    discount = CampaignSpec(campaign_name="d", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=10)
-    grant = CampaignSpec(campaign_name="g", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="P", grant_days=1)
+    """The known data set: see the expected figures in the tests (``now`` is ``T0``, on the hour)."""
     with uow_factory() as uow:
-        d = uow.promo_codes.add(build_campaign(discount, "1" * 64, "DISC", _ago(days=10)))
-        g = uow.promo_codes.add(build_campaign(grant, "2" * 64, "GIFT", _ago(days=10)))
-        for i, (status, changed) in enumerate([(CampaignStatus.PAUSED, _ago(hours=2)),
-                                               (CampaignStatus.PAUSED, _ago(hours=48)),
-                                               (CampaignStatus.ACTIVE, _ago(hours=1))]):
-            c = build_campaign(discount, f"{i + 3}" * 64, "MORE", _ago(days=10))
-            uow.promo_codes.add(attrs.evolve(
-                c, status=status, updated_at=changed,
-                paused_reason=PausedReason.MANUAL if status is CampaignStatus.PAUSED else None))
-        assert d.id is not None and g.id is not None
-        for user, (campaign_id, percent, status, created, applied) in enumerate([
-            (d.id, 10, RedemptionStatus.APPLIED, _ago(hours=2), 1),
-            (d.id, 10, RedemptionStatus.RESERVED, _ago(hours=3), None),
-            (d.id, 10, RedemptionStatus.EXPIRED, _ago(hours=5), None),
-            (d.id, 10, RedemptionStatus.REVOKED, _ago(hours=1), 2),
-            (g.id, None, RedemptionStatus.APPLIED, _ago(hours=1), None),  # a grant is no reservation
-            (d.id, 10, RedemptionStatus.APPLIED, _ago(hours=30), 3),  # outside the 24 h window
-        ], start=1):
-            uow.redemptions.add(Redemption(
-                id=None, promo_code_id=campaign_id, user_id=user, idempotency_key=f"k{user}", status=status,
-                discount_percent=percent, reserved_until=None if percent is None else created + timedelta(minutes=15),
-                purchase_id=applied, applied_purchase_id=applied, created_at=created, updated_at=created))
+        d = _campaign(uow, DISCOUNT)
+        s = _campaign(uow, STARS)
+        g = _campaign(uow, GRANT)
+        _campaign(uow, attrs.evolve(DISCOUNT, name="m1"), status=CampaignStatus.PAUSED,
+                  paused_reason=PausedReason.MANUAL, updated_at=_ago(hours=2))
+        _campaign(uow, attrs.evolve(DISCOUNT, name="m2"), status=CampaignStatus.PAUSED,
+                  paused_reason=PausedReason.AUTO_BRUTEFORCE, updated_at=_ago(hours=48))
+        _campaign(uow, attrs.evolve(DISCOUNT, name="m3"), updated_at=_ago(hours=1))  # resumed: not paused
+        dc = _code(uow, d, "1", "DISC")
+        sc = _code(uow, s, "2", "STAR")
+        gc = _code(uow, g, "3", "GIFT")
+        # codes paused on their own (their campaign d stays ACTIVE)
+        _code(uow, d, "4", "DISC", status=CampaignStatus.PAUSED, paused_reason=PausedReason.AUTO_BRUTEFORCE,
+              updated_at=_ago(hours=3))
+        _code(uow, d, "5", "DISC", status=CampaignStatus.PAUSED, paused_reason=PausedReason.MANUAL,
+              updated_at=_ago(hours=30))
+
+        redemptions = [
+            _redemption(dc, 1, RedemptionStatus.APPLIED, _ago(hours=2, minutes=30), purchase=1, percent=10),
+            _redemption(sc, 2, RedemptionStatus.REVOKED, _ago(hours=1), purchase=2, stars=100),
+            _redemption(dc, 3, RedemptionStatus.RESERVED, _ago(minutes=10), percent=10),
+            _redemption(dc, 4, RedemptionStatus.EXPIRED, _ago(hours=5), percent=10),
+            _redemption(gc, 5, RedemptionStatus.APPLIED, _ago(hours=1, minutes=30)),  # a grant is no reservation
+            _redemption(dc, 6, RedemptionStatus.APPLIED, _ago(hours=40, minutes=10), purchase=6, percent=10),
+            _redemption(gc, 8, RedemptionStatus.REVOKED, _ago(hours=20)),
+        ]
+        assert [uow.redemptions.add(r).id for r in redemptions] == [1, 2, 3, 4, 5, 6, 7]
+
+        purchases = [
+            # user, product, base, final, redemption, status, paid, refunded, changed, review
+            (1, "PREMIUM_30D", 150, 135, 1, PurchaseStatus.PAID, _ago(hours=2), None, _ago(hours=2), None),
+            (2, "PREMIUM_7D", 50, 1, 2, PurchaseStatus.REFUNDED, _ago(minutes=50), _ago(minutes=10),
+             _ago(minutes=10), None),
+            (3, "PREMIUM_365D", 1000, 1000, None, PurchaseStatus.REFUNDED, _ago(hours=30), _ago(hours=1),
+             _ago(hours=1), None),  # paid before the window
+            (4, "PREMIUM_90D", 350, 350, None, PurchaseStatus.FAILED, None, None, _ago(hours=3), None),
+            (5, "PREMIUM_90D", 350, 350, None, PurchaseStatus.FAILED, None, None, _ago(hours=25), None),
+            (6, "PREMIUM_30D", 150, 135, 6, PurchaseStatus.PAID, _ago(hours=40), None, _ago(hours=40),
+             "AMOUNT_MISMATCH"),
+            (7, "PREMIUM_30D", 150, 150, None, PurchaseStatus.PAID, T0, None, T0, None),  # paid right now
+        ]
+        for user, product, base, final, rid, status, paid, refunded, changed, review in purchases:
+            uow.purchases.add(Purchase(
+                id=None, user_id=user, product_code=product, base_stars_amount=base,
+                discount_stars_amount=base - final, final_stars_amount=final, promo_redemption_id=rid, status=status,
+                telegram_payment_charge_id=f"ch-{user}" if paid else None, created_at=changed - timedelta(minutes=5),
+                updated_at=changed, paid_at=paid, refunded_at=refunded, review_reason=review))
+
         rows = (
             [(100 + i % 5, HOT, RedeemResult.INVALID, _ago(minutes=5)) for i in range(20)]
             + [(200 + i, None, RedeemResult.ACCEPTED, _ago(hours=1)) for i in range(5)]
@@ -78,25 +138,23 @@ def data(uow_factory: InMemoryUnitOfWorkFactory) -> None:
         for user, h, result, at in rows:
             uow.attempts.add(Attempt(user_id=user, normalized_code_hash=h, code_prefix=None, result=result,
                                      attempted_at=at))
-        for user, (status, stars, paid, refunded, changed, review) in enumerate([
-            (PurchaseStatus.PAID, 150, _ago(hours=2), None, _ago(hours=2), None),
-            (PurchaseStatus.REFUNDED, 50, _ago(hours=30), _ago(hours=1), _ago(hours=1), None),  # paid before
-            (PurchaseStatus.REFUNDED, 1000, _ago(hours=3), _ago(hours=2), _ago(hours=2), None),
-            (PurchaseStatus.FAILED, 350, None, None, _ago(hours=3), None),
-            (PurchaseStatus.FAILED, 350, None, None, _ago(hours=25), None),  # failed before the window
-            (PurchaseStatus.PAID, 120, _ago(hours=40), None, _ago(hours=40), "AMOUNT_MISMATCH"),
-        ], start=1):
-            uow.purchases.add(Purchase(
-                id=None, user_id=user, product_code="PREMIUM_30D", base_stars_amount=stars, discount_stars_amount=0,
-                final_stars_amount=stars, promo_redemption_id=None, status=status,
-                telegram_payment_charge_id=f"ch-{user}" if paid else None, created_at=changed, updated_at=changed,
-                paid_at=paid, refunded_at=refunded, review_reason=review))
         for key in ("a", "b"):
             uow.payment_reviews.add(PaymentReview(
                 id=None, dedup_key=key, event="payments_recovery_review_required", kind="AMOUNT_MISMATCH",
                 purchase_id=None, telegram_payment_charge_id=None, details={}, created_at=_ago(hours=50)))
         uow.payment_reviews.resolve(2, "done", _ago(hours=49))
         uow.commit()
+
+
+def _series(hours: int, **busy: dict[str, int]) -> list[dict[str, Any]]:
+    """The expected series of a window of ``hours`` ending at ``T0``: ``hours + 1`` entries (the window touches the
+    hour ``T0`` opens as well), zeros except the ``busy`` hours (keyed ``h<hours before T0>``)."""
+    out = []
+    for back in range(hours, -1, -1):
+        entry = {"hour": _hour(_ago(hours=back)), "attempts": 0, "accepted": 0, "applied": 0, "stars_revenue": 0}
+        entry.update(busy.get(f"h{back}", {}))
+        out.append(entry)
+    return out
 
 
 @pytest.mark.usefixtures("data")
@@ -107,8 +165,8 @@ def test_dashboard_of_the_last_24_hours(dashboard: DashboardService) -> None:
             "attempts_total": 38,
             "attempts_accepted": 5,
             "acceptance_rate": 5 / 38,
-            "reservations_total": 4,
-            "reservations_applied": 2,
+            "reservations_total": 4,  # percent and Stars reservations alike; not the grant
+            "reservations_applied": 2,  # paid (the REVOKED one was paid, then refunded)
             "reservation_apply_rate": 0.5,
         },
         "failures": {
@@ -120,14 +178,23 @@ def test_dashboard_of_the_last_24_hours(dashboard: DashboardService) -> None:
             "candidate_abusive_hashes": [{"normalized_code_hash": HOT, "failures": 20, "distinct_users": 5,
                                           "last_seen": "2026-03-01T11:55:00Z"}],
             "paused_campaigns_total": 2,
-            "paused_campaigns_recent": 1,
+            "paused_codes_total": 2,
+            "paused_campaigns_recent": 2,  # campaign m1 and one code, paused inside the window
         },
         "payments": {
-            "paid_count": 2, "paid_stars": 1150,  # by paid_at: a refund later does not unpay it
-            "refunded_count": 2, "refunded_stars": 1050,  # by refunded_at: one was paid before the window
+            "paid_count": 3, "paid_stars": 286,  # by paid_at: a refund later does not unpay it
+            "refunded_count": 2, "refunded_stars": 1001,  # by refunded_at: one was paid before the window
             "failed_count": 1, "failed_stars": 350,
             "open_review_items": 1, "purchases_in_review": 1,  # now, whatever the window
         },
+        "series": _series(
+            24,
+            h20={"applied": 1},  # the revoked grant, applied when it was created
+            h3={"attempts": 2},
+            h2={"attempts": 3, "applied": 2, "stars_revenue": 135},  # purchase 1 paid; the grant at -1h30
+            h1={"attempts": 32, "accepted": 5, "applied": 1, "stars_revenue": 1},  # the Stars purchase paid
+            h0={"attempts": 1, "stars_revenue": 150},  # what happens at T0 itself belongs to the window
+        ),
     }
 
 
@@ -136,10 +203,16 @@ def test_dashboard_of_the_last_hour_includes_both_ends_of_the_window(dashboard: 
     m = dashboard.metrics(1)
     assert m["window"] == {"from": "2026-03-01T11:00:00Z", "to": "2026-03-01T12:00:00Z", "hours": 1}
     assert m["conversion"] == {"attempts_total": 33, "attempts_accepted": 5, "acceptance_rate": 5 / 33,
-                               "reservations_total": 1, "reservations_applied": 1, "reservation_apply_rate": 1.0}
+                               "reservations_total": 2, "reservations_applied": 1, "reservation_apply_rate": 0.5}
     assert m["failures"]["by_result"]["INVALID"] == 20 and m["failures"]["by_result"]["PAUSED"] == 0
     assert m["failures"]["failure_rate"] == 28 / 33
-    assert (m["guard"]["paused_campaigns_total"], m["guard"]["paused_campaigns_recent"]) == (2, 0)
+    assert {k: v for k, v in m["guard"].items() if k != "candidate_abusive_hashes"} == {
+        "paused_campaigns_total": 2, "paused_codes_total": 2, "paused_campaigns_recent": 0}
+    assert m["payments"] | {"open_review_items": 0, "purchases_in_review": 0} == {
+        "paid_count": 2, "paid_stars": 151, "refunded_count": 2, "refunded_stars": 1001, "failed_count": 0,
+        "failed_stars": 0, "open_review_items": 0, "purchases_in_review": 0}
+    assert m["series"] == _series(1, h1={"attempts": 32, "accepted": 5, "applied": 1, "stars_revenue": 1},
+                                  h0={"attempts": 1, "stars_revenue": 150})
 
 
 @pytest.mark.usefixtures("data")
@@ -150,18 +223,74 @@ def test_default_window_is_24_hours_and_the_longest_30_days(dashboard: Dashboard
     assert longest["conversion"]["attempts_total"] == 42
     assert longest["conversion"]["reservations_total"] == 5
     assert longest["failures"]["by_result"]["EXPIRED"] == 4
+    assert longest["guard"]["paused_campaigns_recent"] == 4
+    assert len(longest["series"]) == 721
 
 
-def test_empty_dashboard_has_zero_rates_and_every_result(dashboard: DashboardService) -> None:
+@pytest.mark.usefixtures("data")
+@pytest.mark.parametrize("hours", [1, 3, 24, 72, 720])
+def test_the_series_has_one_entry_per_hour_and_adds_up_to_the_window(dashboard: DashboardService,
+                                                                       hours: int) -> None:
+    m = dashboard.metrics(hours)
+    series = m["series"]
+    assert [e["hour"] for e in series] == [_hour(_ago(hours=back)) for back in range(hours, -1, -1)]
+    assert sum(e["attempts"] for e in series) == m["conversion"]["attempts_total"]
+    assert sum(e["accepted"] for e in series) == m["conversion"]["attempts_accepted"]
+    assert sum(e["stars_revenue"] for e in series) == m["payments"]["paid_stars"]
+
+
+def test_a_window_off_the_hour_starts_and_ends_in_partial_hours(
+    dashboard: DashboardService, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+) -> None:
+    clock.advance(minutes=30)  # 12:30: the window 10:30..12:30 touches the hours 10, 11 and 12
+    with uow_factory() as uow:
+        for minutes_ago in (121, 120, 90, 5, 0):  # 10:29 is outside, 10:30 the window's first moment
+            uow.attempts.add(Attempt(user_id=1, normalized_code_hash=None, code_prefix=None,
+                                     result=RedeemResult.INVALID, attempted_at=clock.now() - timedelta(minutes=minutes_ago)))
+        uow.commit()
+    m = dashboard.metrics(2)
+    assert [(e["hour"], e["attempts"]) for e in m["series"]] == [
+        ("2026-03-01T10:00:00Z", 1), ("2026-03-01T11:00:00Z", 1), ("2026-03-01T12:00:00Z", 2)]
+    assert m["conversion"]["attempts_total"] == 4
+
+
+def test_empty_dashboard_has_zero_rates_every_result_and_a_series_of_zeros(dashboard: DashboardService) -> None:
     m = dashboard.metrics(24)
     assert m["conversion"] == {"attempts_total": 0, "attempts_accepted": 0, "acceptance_rate": 0.0,
                                "reservations_total": 0, "reservations_applied": 0, "reservation_apply_rate": 0.0}
     assert m["failures"] == {"failure_rate": 0.0, "by_result": {
         "INVALID": 0, "PAUSED": 0, "EXPIRED": 0, "NOT_APPLICABLE": 0, "DEPLETED": 0, "ALREADY_USED": 0,
         "RATE_LIMITED": 0, "IDEMPOTENCY_KEY_REUSED": 0}}
-    assert m["guard"] == {"candidate_abusive_hashes": [], "paused_campaigns_total": 0, "paused_campaigns_recent": 0}
+    assert m["guard"] == {"candidate_abusive_hashes": [], "paused_campaigns_total": 0, "paused_codes_total": 0,
+                          "paused_campaigns_recent": 0}
     assert m["payments"] == {"paid_count": 0, "paid_stars": 0, "refunded_count": 0, "refunded_stars": 0,
                              "failed_count": 0, "failed_stars": 0, "open_review_items": 0, "purchases_in_review": 0}
+    assert m["series"] == _series(24)
+
+
+def test_paused_codes_count_apart_from_paused_campaigns(
+    dashboard: DashboardService, campaigns: CampaignService, uow_factory: InMemoryUnitOfWorkFactory,
+    clock: ManualClock, hasher: CodeHasher,
+) -> None:
+    codes = CodeService(uow_factory, clock, hasher)
+    c, first = campaigns.create(DISCOUNT, actor="alice", code="GIVEAWAY1")
+    assert c.id is not None and first is not None and first.id is not None
+    codes.add(c.id, "GIVEAWAY2", actor="alice")
+
+    def guard() -> tuple[int, int, int]:
+        g = dashboard.metrics(24)["guard"]
+        return g["paused_campaigns_total"], g["paused_codes_total"], g["paused_campaigns_recent"]
+
+    assert guard() == (0, 0, 0)
+    clock.advance(minutes=1)
+    codes.set_status(first.id, CampaignStatus.PAUSED, actor="alice")
+    assert guard() == (0, 1, 1)  # one code paused on its own; its campaign is active
+    campaigns.set_status(c.id, CampaignStatus.PAUSED, actor="alice")
+    assert guard() == (1, 1, 2)  # the campaign's pause does not make its other code a paused code
+    clock.advance(hours=25)
+    assert guard() == (1, 1, 0)  # still paused, but not recently
+    codes.set_status(first.id, CampaignStatus.ACTIVE, actor="alice")
+    assert guard() == (1, 0, 0)
 
 
 @pytest.mark.parametrize("hours", [0, 721, -1, True, "24", 1.5, None])

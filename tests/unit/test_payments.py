@@ -11,10 +11,11 @@ from adapters.memory import InMemoryNotifier, InMemoryUnitOfWorkFactory, ManualC
 from adapters.memory.payments import InMemoryPaymentGateway
 from domain.alerts import RoutedAlert
 from domain.checkout import CheckoutService
-from domain.errors import DomainError, StorageUnavailable, ValidationError
+from domain.errors import DomainError, InvalidPurchaseState, NotFound, StorageUnavailable, ValidationError
 from domain.model import Purchase, PurchaseStatus, StarTransaction
 from domain.payments import (
     DiffKind,
+    PaymentReviewService,
     ReconciliationService,
     RecoveryService,
     ReviewKind,
@@ -297,3 +298,40 @@ def test_policy_windows_and_graces_come_from_the_policy(
     report = service.reconcile()
     assert report.window["hours"] == 1
     assert [d.charge_id for d in report.differences] == ["ch-1"]
+
+
+# --- review items: resolved by a person -------------------------------------------------------------------
+
+
+def test_resolving_a_review_is_one_audit_entry_by_that_person_and_a_second_resolve_is_refused(
+        reconciliation: ReconciliationService, gateway: InMemoryPaymentGateway, clock: ManualClock,
+        uow_factory: InMemoryUnitOfWorkFactory) -> None:
+    gateway.transactions.append(tx(1, clock.now()))
+    clock.advance(minutes=20)
+    [difference] = reconciliation.reconcile().differences
+    [review] = uow_factory.store.payment_reviews.values()
+    assert review.id is not None and review.dedup_key == difference.dedup_key
+    reviews = PaymentReviewService(uow_factory, clock)
+    clock.advance(hours=1)
+    done = reviews.resolve(review.id, "refunded by hand", actor="alice")
+    assert (done.resolved_at, done.resolution_note) == (clock.now(), "refunded by hand")
+    assert reviews.count_open() == 0
+    [entry] = uow_factory.store.audit
+    assert (entry.actor, entry.action, entry.target_type, entry.target_id, entry.at) == (
+        "alice", "payment_review.resolved", "payment_review", str(review.id), clock.now())
+    assert entry.details == {"kind": "MISSING_LOCAL_PURCHASE", "purchase_id": None, "note": "refunded by hand"}
+    with pytest.raises(InvalidPurchaseState, match="already resolved"):
+        reviews.resolve(review.id, "again", actor="bob")
+    assert len(uow_factory.store.audit) == 1
+    assert uow_factory.store.payment_reviews[review.id].resolution_note == "refunded by hand"
+
+
+def test_resolving_a_missing_review_or_with_an_overlong_note_writes_nothing(
+        uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> None:
+    reviews = PaymentReviewService(uow_factory, clock)
+    with pytest.raises(NotFound):
+        reviews.resolve(404, None, actor="alice")
+    with pytest.raises(ValidationError) as err:
+        reviews.resolve(1, "x" * 501, actor="alice")
+    assert err.value.errors[0]["field"] == "note"
+    assert uow_factory.store.audit == []

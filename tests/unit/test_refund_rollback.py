@@ -1,8 +1,8 @@
-"""SPEC 6 and 7: refunded purchases revoke their promo redemption (job and manual), used_total untouched."""
+"""SPEC 6 and 7: refunded purchases revoke their promo redemption (job and manual); the code's and the campaign's
+``used_total`` stay (audit-conservative). A person's rollback is one audit entry; the job's and a replay are none."""
 
 from __future__ import annotations
 
-import contextlib
 from datetime import timedelta
 
 import pytest
@@ -10,13 +10,18 @@ import pytest
 from adapters.memory import InMemoryPaymentGateway, InMemoryUnitOfWorkFactory, ManualClock
 from domain.campaigns import CampaignService, CampaignSpec
 from domain.checkout import CheckoutService
-from domain.errors import CodeExists, InvalidTransition, NoPromoRedemption, NotFound, PurchaseNotRefunded
+from domain.codes import CodeHasher
+from domain.errors import InvalidTransition, NoPromoRedemption, NotFound, PurchaseNotRefunded
 from domain.maintenance import MaintenanceService
-from domain.model import LedgerSource, PromoType, PurchaseStatus, RedemptionStatus
+from domain.model import AuditEntry, Campaign, LedgerSource, PromoCode, PromoType, PurchaseStatus, RedemptionStatus
 from domain.policy import PromoPolicy
+from domain.promo_codes import CodeService
 from domain.redemption import RedemptionService
 
 USER = 51
+PERSON = "alice"
+ROLLED_BACK = "purchase.refund_rolled_back"
+CODES = ("REFUND30", "REFUND31")
 
 
 @pytest.fixture
@@ -29,11 +34,20 @@ def jobs(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> Maintena
     return MaintenanceService(uow_factory, clock, PromoPolicy())
 
 
-def paid_with_promo(campaigns: CampaignService, redemptions: RedemptionService, checkout: CheckoutService,
-                    user: int = USER, code: str = "REFUND30") -> tuple[int, int]:
-    with contextlib.suppress(CodeExists):  # the second user finds the campaign there
-        campaigns.create(CampaignSpec(campaign_name="r", promo_type=PromoType.PERCENT_DISCOUNT,
-                                      discount_percent=30, max_total_uses=10), code)
+@pytest.fixture
+def promo(campaigns: CampaignService, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+          hasher: CodeHasher) -> tuple[Campaign, list[PromoCode]]:
+    """A 30 % campaign with a budget of 10 and two codes."""
+    c, first = campaigns.create(CampaignSpec(name="refunds", promo_type=PromoType.PERCENT_DISCOUNT,
+                                             discount_percent=30, max_total_uses=10), actor=PERSON, code=CODES[0])
+    assert c.id is not None and first is not None
+    second = CodeService(uow_factory, clock, hasher).add(c.id, CODES[1], actor=PERSON)
+    return c, [first, second]
+
+
+def paid_with_promo(redemptions: RedemptionService, checkout: CheckoutService, user: int = USER,
+                    code: str = CODES[0]) -> tuple[int, int]:
+    """The user's PREMIUM_30D bought with a reservation of ``code`` (105 Stars): (purchase id, redemption id)."""
     r = redemptions.redeem(user, code, f"key-{user}").redemption
     assert r is not None and r.id is not None
     p = checkout.init(user, "PREMIUM_30D", r.id)
@@ -43,36 +57,48 @@ def paid_with_promo(campaigns: CampaignService, redemptions: RedemptionService, 
     return p.id, r.id
 
 
-def used_total(uow_factory: InMemoryUnitOfWorkFactory) -> int:
-    [c] = uow_factory.store.campaigns.values()
-    return c.used_total
+def used(uow_factory: InMemoryUnitOfWorkFactory, promo: tuple[Campaign, list[PromoCode]]) -> tuple[int, ...]:
+    """The campaign's ``used_total``, then each code's."""
+    c, codes = promo
+    assert c.id is not None
+    return (uow_factory.store.campaigns[c.id].used_total,
+            *(uow_factory.store.codes[code.id].used_total for code in codes if code.id is not None))
 
 
-def test_job_revokes_the_redemption_of_a_refunded_purchase_and_keeps_used_total(
-    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
-    redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+def rollbacks(uow_factory: InMemoryUnitOfWorkFactory) -> list[AuditEntry]:
+    return [e for e in uow_factory.store.audit if e.action == ROLLED_BACK]
+
+
+# --- run_refund_promo_rollback ------------------------------------------------------------------------------
+
+
+def test_job_revokes_the_redemption_of_a_refunded_purchase_and_keeps_used_total_at_both_levels(
+    jobs: MaintenanceService, checkout: CheckoutService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
-    pid, rid = paid_with_promo(campaigns, redemptions, checkout)
-    assert used_total(uow_factory) == 1
+    pid, rid = paid_with_promo(redemptions, checkout)
+    paid_with_promo(redemptions, checkout, user=USER + 1, code=CODES[1])
+    assert used(uow_factory, promo) == (2, 1, 1)
     clock.advance(days=1)
-    checkout.refund(pid, InMemoryPaymentGateway())
+    checkout.refund(pid, InMemoryPaymentGateway(), actor=PERSON)
     clock.advance(minutes=5)
     summary = jobs.rollback_refunded_promos()
     assert summary.as_dict() == {"scanned": 1, "revoked": 1, "entitlements_revoked": 0, "batches": 1}
     r = uow_factory.store.redemptions[rid]
     assert r.status is RedemptionStatus.REVOKED and r.revoked_at == clock.now()
-    assert used_total(uow_factory) == 1  # audit-conservative: a revoked unit is not given back
+    assert used(uow_factory, promo) == (2, 1, 1)  # audit-conservative: a revoked unit is not given back
     assert jobs.rollback_refunded_promos().revoked == 0  # replay
     # the days were taken back once, when the refund was marked
-    assert [(e.source, e.days) for e in uow_factory.store.ledger] == [
+    assert [(e.source, e.days) for e in uow_factory.store.ledger if e.user_id == USER] == [
         (LedgerSource.PURCHASE, 30), (LedgerSource.REFUND_REVOKE, -30)]
+    assert rollbacks(uow_factory) == []  # the job is no person: its rollbacks are no audit entries
 
 
 def test_job_takes_back_the_days_when_the_refund_was_recorded_elsewhere(
-    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
-    redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+    jobs: MaintenanceService, checkout: CheckoutService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
-    pid, rid = paid_with_promo(campaigns, redemptions, checkout)
+    pid, rid = paid_with_promo(redemptions, checkout)
     paid_until = uow_factory.store.entitlements[USER].expires_at
     with uow_factory() as uow:  # e.g. a host writing the purchase row itself
         uow.purchases.set_status(pid, [PurchaseStatus.PAID], PurchaseStatus.REFUNDED, clock.now())
@@ -85,13 +111,14 @@ def test_job_takes_back_the_days_when_the_refund_was_recorded_elsewhere(
         LedgerSource.REFUND_REVOKE, -30, pid, rid)
     assert uow_factory.store.entitlements[USER].expires_at == paid_until - timedelta(days=30) + timedelta(days=3)
     assert jobs.rollback_refunded_promos().as_dict()["entitlements_revoked"] == 0
+    assert used(uow_factory, promo) == (1, 1, 0)
 
 
 def test_paid_and_promo_free_refunds_are_not_touched(
-    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
-    redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory,
+    jobs: MaintenanceService, checkout: CheckoutService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
-    _, rid = paid_with_promo(campaigns, redemptions, checkout)
+    _, rid = paid_with_promo(redemptions, checkout)
     plain = checkout.init(USER, "PREMIUM_7D")
     assert plain.id is not None
     checkout.successful_payment(plain.id, "plain", 50)
@@ -102,83 +129,90 @@ def test_paid_and_promo_free_refunds_are_not_touched(
 
 
 def test_job_works_in_bounded_batches(
-    checkout: CheckoutService, campaigns: CampaignService, redemptions: RedemptionService,
-    uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+    checkout: CheckoutService, redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory,
+    clock: ManualClock, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
-    pids = [paid_with_promo(campaigns, redemptions, checkout, user=u)[0] for u in range(1, 6)]
+    pids = [paid_with_promo(redemptions, checkout, user=u, code=CODES[u % 2])[0] for u in range(1, 6)]
     for pid in pids:
         checkout.mark_refunded(pid)
     small = MaintenanceService(uow_factory, clock, PromoPolicy(job_batch_size=2))
     assert small.rollback_refunded_promos().as_dict() == {"scanned": 5, "revoked": 5, "entitlements_revoked": 0,
                                                           "batches": 3}
     assert {r.status for r in uow_factory.store.redemptions.values()} == {RedemptionStatus.REVOKED}
+    assert used(uow_factory, promo) == (5, 2, 3)
 
 
 # --- manual rollback (POST /internal/promo/refund-rollback) --------------------------------------------------
 
 
-def test_manual_rollback_revokes_then_replays(
-    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
-    redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory,
+def test_manual_rollback_revokes_with_one_audit_entry_then_replays_without_one(
+    jobs: MaintenanceService, checkout: CheckoutService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
-    pid, rid = paid_with_promo(campaigns, redemptions, checkout)
+    pid, rid = paid_with_promo(redemptions, checkout, code=CODES[1])
     checkout.mark_refunded(pid)
-    first = jobs.rollback_refund(pid)
+    first = jobs.rollback_refund(pid, actor=PERSON)
     assert first.as_dict() == {"purchase_id": pid, "redemption_id": rid, "status": "REVOKED", "replayed": False}
-    assert jobs.rollback_refund(pid).as_dict() == {"purchase_id": pid, "redemption_id": rid, "status": "REVOKED",
-                                                   "replayed": True}
+    [entry] = rollbacks(uow_factory)
+    assert (entry.actor, entry.target_type, entry.target_id, entry.at) == (PERSON, "purchase", str(pid), clock.now())
+    assert entry.details == {"redemption_id": rid, "campaign_id": promo[0].id}
+    assert jobs.rollback_refund(pid, actor="bob").as_dict() == {"purchase_id": pid, "redemption_id": rid,
+                                                                "status": "REVOKED", "replayed": True}
     assert jobs.rollback_refunded_promos().revoked == 0
-    assert used_total(uow_factory) == 1
+    assert rollbacks(uow_factory) == [entry]
+    assert used(uow_factory, promo) == (1, 0, 1)
     assert sum(1 for e in uow_factory.store.ledger if e.source is LedgerSource.REFUND_REVOKE) == 1
 
 
-def test_manual_rollback_after_the_job_is_a_replay(
-    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
-    redemptions: RedemptionService,
+def test_manual_rollback_after_the_job_is_a_replay_without_an_audit_entry(
+    jobs: MaintenanceService, checkout: CheckoutService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
-    pid, _ = paid_with_promo(campaigns, redemptions, checkout)
+    pid, _ = paid_with_promo(redemptions, checkout)
     checkout.mark_refunded(pid)
     jobs.rollback_refunded_promos()
-    assert jobs.rollback_refund(pid).replayed
+    assert jobs.rollback_refund(pid, actor=PERSON).replayed
+    assert rollbacks(uow_factory) == []
 
 
-def test_manual_rollback_errors(
-    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
-    redemptions: RedemptionService,
+def test_manual_rollback_errors_write_no_audit_entry(
+    jobs: MaintenanceService, checkout: CheckoutService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
     with pytest.raises(NotFound):
-        jobs.rollback_refund(404)
-    pid, _ = paid_with_promo(campaigns, redemptions, checkout)
+        jobs.rollback_refund(404, actor=PERSON)
+    pid, _ = paid_with_promo(redemptions, checkout)
     with pytest.raises(PurchaseNotRefunded) as not_refunded:
-        jobs.rollback_refund(pid)
+        jobs.rollback_refund(pid, actor=PERSON)
     assert not_refunded.value.code == "PURCHASE_NOT_REFUNDED"
     plain = checkout.init(USER, "PREMIUM_7D")
     assert plain.id is not None
     checkout.successful_payment(plain.id, "plain", 50)
     checkout.mark_refunded(plain.id)
     with pytest.raises(NoPromoRedemption) as no_promo:
-        jobs.rollback_refund(plain.id)
+        jobs.rollback_refund(plain.id, actor=PERSON)
     assert no_promo.value.code == "NO_PROMO_REDEMPTION"
+    assert rollbacks(uow_factory) == []
 
 
 def test_a_refunded_payment_whose_reservation_had_expired_revokes_nothing(
-    jobs: MaintenanceService, checkout: CheckoutService, campaigns: CampaignService,
-    redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock,
+    jobs: MaintenanceService, checkout: CheckoutService, redemptions: RedemptionService,
+    uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, promo: tuple[Campaign, list[PromoCode]],
 ) -> None:
     """The invoice expired, the reservation with it, then the user paid: flagged for review, and its refund
     must not touch a redemption this purchase never applied."""
-    campaigns.create(CampaignSpec(campaign_name="r", promo_type=PromoType.PERCENT_DISCOUNT,
-                                  discount_percent=30), "LATEPAY1")
-    r = redemptions.redeem(USER, "LATEPAY1", "late").redemption
+    r = redemptions.redeem(USER, CODES[0], "late").redemption
     assert r is not None and r.id is not None
     p = checkout.init(USER, "PREMIUM_30D", r.id)
     assert p.id is not None
     clock.advance(minutes=31)
     jobs.expire_stale_invoices()
     jobs.expire_reservations()
+    assert used(uow_factory, promo) == (0, 0, 0)
     assert checkout.successful_payment(p.id, "late-charge", 105).purchase.review_reason is not None
     checkout.mark_refunded(p.id)
     assert jobs.rollback_refunded_promos().revoked == 0
     with pytest.raises(InvalidTransition):
-        jobs.rollback_refund(p.id)
+        jobs.rollback_refund(p.id, actor=PERSON)
     assert uow_factory.store.redemptions[r.id].status is RedemptionStatus.EXPIRED
+    assert rollbacks(uow_factory) == [] and used(uow_factory, promo) == (0, 0, 0)

@@ -1,49 +1,55 @@
-"""domain.batch: campaign fields from text (CSV cells, CLI flags) and the code generator."""
+"""Campaign fields from text (CSV cells, CLI flags: ``domain.code_files``) and the code generator (``domain.batch``)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
 
-from domain.batch import parse_campaign_fields, parse_products, random_codes, validate_generation
+from domain.batch import random_codes, validate_generation
+from domain.code_files import parse_campaign_fields, parse_products
 from domain.codes import GENERATION_ALPHABET
 from domain.model import PromoType, TargetScope
+from tests.conftest import T0
 
 
 def fields(errors: list[dict[str, str]]) -> list[str]:
     return [e["field"] for e in errors]
 
 
-def test_text_fields_become_a_validated_spec() -> None:
-    spec, errors = parse_campaign_fields({
+def test_text_fields_become_a_validated_spec_with_the_code_cap_apart_from_the_budget() -> None:
+    terms, errors = parse_campaign_fields({
         "campaign_name": " summer ", "promo_type": "percent_discount", "discount_percent": " 15 ",
         "target_scope": "first_purchase_only", "valid_from": "2026-06-01T00:00:00+02:00",
-        "valid_until": "2026-09-01T00:00:00Z", "max_total_uses": "10", "applicable_products": "A; B C,D",
-        "grant_plan_code": "", "grant_days": "  ",
-    })
-    assert errors == [] and spec is not None
-    assert spec.campaign_name == "summer" and spec.promo_type is PromoType.PERCENT_DISCOUNT
-    assert spec.discount_percent == 15 and spec.max_total_uses == 10
+        "valid_until": "2026-09-01T00:00:00Z", "max_total_uses": "1", "campaign_max_total_uses": "500",
+        "per_user_limit": "3", "applicable_products": "A; B C,D", "grant_plan_code": "", "grant_days": "  ",
+    }, T0)
+    assert errors == [] and terms is not None
+    spec = terms.spec
+    assert spec.name == "summer" and spec.promo_type is PromoType.PERCENT_DISCOUNT
+    assert spec.discount_percent == 15 and spec.max_total_uses == 500 and spec.per_user_limit == 3
+    assert terms.code_max_total_uses == 1
     assert spec.target_scope is TargetScope.FIRST_PURCHASE_ONLY
     assert spec.valid_from == datetime(2026, 5, 31, 22, tzinfo=UTC)
     assert spec.applicable_products == ("A", "B", "C", "D")
     assert spec.grant_plan_code is None and spec.grant_days is None
+    # blank values were not given: an existing campaign's other fields are not compared with them
+    assert "grant_days" not in terms.given and {"max_total_uses", "code_max_total_uses"} <= terms.given
 
 
 def test_every_problem_is_reported_once_per_field() -> None:
-    spec, errors = parse_campaign_fields({
+    terms, errors = parse_campaign_fields({
         "campaign_name": "", "promo_type": "PREMIUM_GRANT", "grant_days": "3.5", "discount_percent": "5",
-        "valid_until": "2026-13-01T00:00:00Z",
-    })
-    assert spec is None
-    assert sorted(fields(errors)) == ["campaign_name", "discount_percent", "grant_days", "grant_plan_code",
-                                      "valid_until"]
+        "valid_until": "2026-13-01T00:00:00Z", "campaign_max_total_uses": "0",
+    }, T0)
+    assert terms is None
+    assert sorted(fields(errors)) == ["campaign_max_total_uses", "campaign_name", "discount_percent", "grant_days",
+                                      "grant_plan_code", "valid_until"]
 
 
 def test_unknown_products_are_refused_when_the_catalog_is_known() -> None:
     _, errors = parse_campaign_fields({"campaign_name": "x", "promo_type": "PERCENT_DISCOUNT",
                                        "discount_percent": "5", "applicable_products": "PREMIUM_7D,GOLD"},
-                                      known_products={"PREMIUM_7D"})
+                                      T0, known_products={"PREMIUM_7D"})
     assert errors == [{"field": "applicable_products", "message": "unknown product(s): GOLD"}]
 
 

@@ -1,4 +1,5 @@
-"""SPEC 10 `starpromo codes import`: the whole file is validated first; any problem inserts nothing."""
+"""SPEC 10 `starpromo codes import`: rows grouped into campaigns by campaign_name; the whole file is validated first;
+any problem inserts nothing."""
 
 from __future__ import annotations
 
@@ -7,21 +8,26 @@ from pathlib import Path
 
 from dependency_injector import providers
 
-from domain.batch import REPORT_COLUMNS, BatchService
-from domain.campaigns import CampaignSpec
+from domain.batch import BatchService
+from domain.campaigns import CampaignService, CampaignSpec
+from domain.code_files import REPORT_COLUMNS
 from domain.codes import CodeHasher
 from domain.model import PromoType, RedeemResult, TargetScope
 from entrypoints.container import Container
 from tests.conftest import PEPPER
-from tests.unit.cli.conftest import Cli
+from tests.unit.cli.conftest import ACTOR, Cli
 
-HEADER = ("code,campaign_name,promo_type,discount_percent,grant_plan_code,grant_days,target_scope,"
-          "valid_from,valid_until,max_total_uses,applicable_products")
+HEADER = ("code,campaign_name,promo_type,discount_percent,discount_stars,grant_plan_code,grant_days,target_scope,"
+          "valid_from,valid_until,max_total_uses,applicable_products,per_user_limit")
 GOOD = [
-    "SPRING-0001,spring,PERCENT_DISCOUNT,20,,,ALL,,2026-12-31T23:59:59Z,100,\"PREMIUM_7D,PREMIUM_30D\"",
-    "spring 0002,spring,percent_discount,15,,,FIRST_PURCHASE_ONLY,2026-03-01T00:00:00+02:00,,,",
-    "GIFT30DAYS,gift,PREMIUM_GRANT,,PREMIUM,30,,,,1,",
+    "SPRING-0001,spring,PERCENT_DISCOUNT,20,,,,ALL,,2026-12-31T23:59:59Z,100,\"PREMIUM_7D,PREMIUM_30D\",2",
+    "spring 0002,spring,percent_discount,20,,,,,,2026-12-31T23:59:59Z,,\"PREMIUM_7D PREMIUM_30D\",2",
+    "GIFT30DAYS,gift,PREMIUM_GRANT,,,PREMIUM,30,FIRST_PURCHASE_ONLY,2026-03-01T00:00:00+02:00,,1,,",
+    "STARS-0001,stars,STARS_DISCOUNT,,40,,,,,,,,",
 ]
+# A file made for an earlier version: no discount_stars, no per_user_limit.
+OLD_HEADER = ("code,campaign_name,promo_type,discount_percent,grant_plan_code,grant_days,target_scope,"
+              "valid_from,valid_until,max_total_uses,applicable_products")
 
 
 def write(tmp_path: Path, *lines: str, name: str = "in.csv") -> Path:
@@ -30,42 +36,82 @@ def write(tmp_path: Path, *lines: str, name: str = "in.csv") -> Path:
     return path
 
 
-def stored(container: Container) -> dict[int, object]:
-    return dict(container.uow_factory().store.campaigns)
-
-
-def test_a_clean_file_inserts_every_row_and_reports_their_ids(run: Cli, container: Container,
-                                                              tmp_path: Path) -> None:
+def test_a_clean_file_fills_one_campaign_per_name_and_reports_every_id(run: Cli, container: Container,
+                                                                       tmp_path: Path) -> None:
     out = tmp_path / "report.csv"
     result = run("codes", "import", "--csv", str(write(tmp_path, HEADER, *GOOD)), "--out", str(out))
     assert result.exit_code == 0, result.stderr
-    assert "inserted 3 codes" in result.stdout
+    assert "inserted 4 codes" in result.stdout
     with out.open(newline="") as f:
         reader = csv.DictReader(f)
         assert tuple(reader.fieldnames or ()) == REPORT_COLUMNS
         rows = list(reader)
-    campaigns = stored(container)
-    assert [r["code"] for r in rows] == ["SPRING-0001", "spring 0002", "GIFT30DAYS"]
-    assert [r["normalized_code"] for r in rows] == ["SPRING0001", "SPRING0002", "GIFT30DAYS"]
-    assert sorted(int(r["promo_code_id"]) for r in rows) == sorted(campaigns)
+    store = run.store
+    assert [r["code"] for r in rows] == ["SPRING-0001", "spring 0002", "GIFT30DAYS", "STARS-0001"]
+    assert [r["normalized_code"] for r in rows] == ["SPRING0001", "SPRING0002", "GIFT30DAYS", "STARS0001"]
+    assert sorted(int(r["promo_code_id"]) for r in rows) == sorted(store.codes)
+    campaigns = {c.name: c for c in store.campaigns.values()}
+    assert sorted(campaigns) == ["gift", "spring", "stars"]
+    spring, gift, stars = campaigns["spring"], campaigns["gift"], campaigns["stars"]
+    assert (spring.discount_percent, spring.per_user_limit, spring.max_total_uses) == (20, 2, None)
+    assert spring.applicable_products == ("PREMIUM_7D", "PREMIUM_30D")
+    assert spring.valid_until is not None and spring.valid_until.isoformat() == "2026-12-31T23:59:59+00:00"
+    assert gift.promo_type is PromoType.PREMIUM_GRANT and (gift.grant_plan_code, gift.grant_days) == ("PREMIUM", 30)
+    assert gift.target_scope is TargetScope.FIRST_PURCHASE_ONLY
+    assert gift.valid_from.isoformat() == "2026-02-28T22:00:00+00:00"
+    assert stars.promo_type is PromoType.STARS_DISCOUNT and stars.discount_stars == 40
+    first, second, grant, _ = (store.codes[int(r["promo_code_id"])] for r in rows)
     hasher = CodeHasher(PEPPER)
-    first, second, grant = (campaigns[int(r["promo_code_id"])] for r in rows)
     assert first.code_hash == hasher.hash("SPRING0001") and first.code_prefix == "SPRI"
-    assert first.discount_percent == 20 and first.max_total_uses == 100
-    assert first.applicable_products == ("PREMIUM_7D", "PREMIUM_30D")
-    assert first.valid_until is not None and first.valid_until.isoformat() == "2026-12-31T23:59:59+00:00"
-    assert second.target_scope is TargetScope.FIRST_PURCHASE_ONLY
-    assert second.valid_from.isoformat() == "2026-02-28T22:00:00+00:00"
-    assert grant.promo_type is PromoType.PREMIUM_GRANT and grant.grant_days == 30 and grant.grant_plan_code == "PREMIUM"
-    assert rows[2]["grant_days"] == "30" and rows[2]["max_total_uses"] == "1"
-    outcome = container.redemption_service().redeem(7, "gift-30-days", "k1")
-    assert outcome.result is RedeemResult.ACCEPTED
+    assert (first.campaign_id, first.max_total_uses) == (spring.id, 100)
+    assert (second.campaign_id, second.max_total_uses) == (spring.id, None)
+    assert (grant.campaign_id, grant.max_total_uses) == (gift.id, 1)
+    assert [r["campaign_id"] for r in rows] == [str(spring.id), str(spring.id), str(gift.id), str(stars.id)]
+    assert rows[2]["grant_days"] == "30" and rows[2]["max_total_uses"] == "1" and rows[0]["per_user_limit"] == "2"
+    assert container.redemption_service().redeem(7, "gift-30-days", "k1").result is RedeemResult.ACCEPTED
+    audit = run.audit()
+    assert sorted((e.actor, e.action, e.details["campaign_name"], e.details["count"]) for e in audit) == [
+        (ACTOR, "codes.imported", "gift", 1), (ACTOR, "codes.imported", "spring", 2),
+        (ACTOR, "codes.imported", "stars", 1)]
 
 
-def test_one_bad_row_among_good_ones_inserts_nothing_and_names_line_and_field(
-    run: Cli, container: Container, tmp_path: Path
-) -> None:
-    bad = "BADROW01,spring,PERCENT_DISCOUNT,120,,,ALL,,,,"
+def test_a_file_of_an_earlier_version_still_imports(run: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path, OLD_HEADER, "OLDCODE-1,old,PERCENT_DISCOUNT,10,,,,,,5,")
+    result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
+    assert result.exit_code == 0, result.stderr
+    [campaign] = run.store.campaigns.values()
+    assert (campaign.name, campaign.per_user_limit, campaign.max_total_uses) == ("old", 1, None)
+
+
+def test_rows_into_an_existing_campaign_must_carry_its_terms(run: Cli, container: Container, tmp_path: Path) -> None:
+    container.campaign_service().create(CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=20),
+                                        actor="test:seed")
+    path = write(tmp_path, "code,campaign_name,promo_type,discount_percent,per_user_limit",
+                 "ADDED-0001,spring,PERCENT_DISCOUNT,20,", "ADDED-0002,spring,PERCENT_DISCOUNT,25,",
+                 "ADDED-0003,spring,PERCENT_DISCOUNT,20,3")
+    result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
+    assert result.exit_code == 1
+    assert f"{path}:line 3: discount_percent: differs from campaign 1 ('spring'), which has 20" in result.stderr
+    assert f"{path}:line 4: per_user_limit: differs from campaign 1 ('spring'), which has 1" in result.stderr
+    assert run.store.codes == {}
+    fixed = write(tmp_path, "code,campaign_name,promo_type,discount_percent", "ADDED-0001,spring,PERCENT_DISCOUNT,20",
+                  name="fixed.csv")
+    result = run("codes", "import", "--csv", str(fixed), "--out", str(tmp_path / "r.csv"))
+    assert result.exit_code == 0, result.stderr
+    assert len(run.store.campaigns) == 1 and [c.campaign_id for c in run.store.codes.values()] == [1]
+
+
+def test_rows_of_one_new_campaign_that_disagree_are_refused(run: Cli, tmp_path: Path) -> None:
+    path = write(tmp_path, "code,campaign_name,promo_type,discount_percent,target_scope",
+                 "NEWCODE-1,new,PERCENT_DISCOUNT,20,ALL", "NEWCODE-2,new,PERCENT_DISCOUNT,20,FIRST_PURCHASE_ONLY")
+    result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
+    assert result.exit_code == 1
+    assert f"{path}:line 3: target_scope: differs from line 2 of the same campaign_name" in result.stderr
+    assert run.store.campaigns == {} and run.store.codes == {}
+
+
+def test_one_bad_row_among_good_ones_inserts_nothing_and_names_line_and_field(run: Cli, tmp_path: Path) -> None:
+    bad = "BADROW01,other,PERCENT_DISCOUNT,120,,,,ALL,,,,,"
     path = write(tmp_path, HEADER, GOOD[0], GOOD[1], bad, GOOD[2])
     out = tmp_path / "report.csv"
     result = run("codes", "import", "--csv", str(path), "--out", str(out))
@@ -73,13 +119,13 @@ def test_one_bad_row_among_good_ones_inserts_nothing_and_names_line_and_field(
     assert f"{path}:line 4: discount_percent: required for PERCENT_DISCOUNT, 1..99" in result.stderr
     assert "import rejected: 1 problem(s); nothing was inserted" in result.stderr
     assert result.stdout == ""
-    assert stored(container) == {}
+    assert run.store.codes == {} and run.store.campaigns == {} and run.audit() == []
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
 
 
-def test_every_bad_row_is_reported_with_its_line_and_field(run: Cli, container: Container, tmp_path: Path) -> None:
+def test_every_bad_row_is_reported_with_its_line_and_field(run: Cli, tmp_path: Path) -> None:
     path = write(
-        tmp_path, HEADER,
+        tmp_path, OLD_HEADER,
         "AB,spring,PERCENT_DISCOUNT,20,,,,,,,",                      # 2: code too short
         "GOODCODE1,,PERCENT_DISCOUNT,20,,,,,,,",                     # 3: name missing
         "GOODCODE2,spring,VOUCHER,,,,,,,,",                          # 4: unknown type
@@ -95,9 +141,9 @@ def test_every_bad_row_is_reported_with_its_line_and_field(run: Cli, container: 
     for expected in (
         "line 2: code: must normalize to 4..32 characters A-Z 0-9",
         "line 3: campaign_name: required",
-        "line 4: promo_type: must be PREMIUM_GRANT or PERCENT_DISCOUNT, got 'VOUCHER'",
+        "line 4: promo_type: must be PREMIUM_GRANT or PERCENT_DISCOUNT or STARS_DISCOUNT, got 'VOUCHER'",
         "line 5: grant_plan_code: required for PREMIUM_GRANT, 1..64 characters",
-        "line 5: max_total_uses: must be >= 1 or null",
+        "line 5: max_total_uses: must be 1..2147483647 or null (unlimited)",
         "line 6: target_scope: must be ALL or FIRST_PURCHASE_ONLY, got 'EVERYONE'",
         "line 6: valid_from: must carry a timezone, e.g. 2026-12-31T23:59:59Z",
         "line 7: code: must normalize to 4..32 characters A-Z 0-9",
@@ -106,30 +152,27 @@ def test_every_bad_row_is_reported_with_its_line_and_field(run: Cli, container: 
     ):
         assert expected in lines
     assert "import rejected: 10 problem(s); nothing was inserted" in result.stderr
-    assert stored(container) == {}
+    assert run.store.codes == {}
 
 
-def test_duplicates_inside_the_file_are_found_after_normalization(run: Cli, container: Container,
-                                                                  tmp_path: Path) -> None:
+def test_duplicates_inside_the_file_are_found_after_normalization(run: Cli, tmp_path: Path) -> None:
     path = write(tmp_path, "code,campaign_name,promo_type,discount_percent",
                  "ABCD-1234,a,PERCENT_DISCOUNT,10", "OTHER123,a,PERCENT_DISCOUNT,10", "abcd 1234,a,PERCENT_DISCOUNT,10")
     result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
     assert result.exit_code == 1
     assert "line 4: code: duplicate of line 2 (same normalized code)" in result.stderr
-    assert stored(container) == {}
+    assert run.store.codes == {}
 
 
-def test_codes_already_stored_are_refused_also_under_a_previous_pepper(
-    container: Container, tmp_path: Path
-) -> None:
-    old = CodeHasher("old-pepper")
+def test_codes_already_stored_are_refused_also_under_a_previous_pepper(container: Container, tmp_path: Path) -> None:
     container.campaign_service.override(providers.Factory(
-        type(container.campaign_service()), container.uow_factory, container.clock, providers.Object(old)))
+        CampaignService, container.uow_factory, container.clock, providers.Object(CodeHasher("old-pepper"))))
     container.campaign_service().create(CampaignSpec("old", PromoType.PERCENT_DISCOUNT, discount_percent=5),
-                                        "LEGACY-CODE")
+                                        actor="test:seed", code="LEGACY-CODE")
+    container.campaign_service.reset_override()
     container.hasher.override(providers.Object(CodeHasher(PEPPER, ("old-pepper",))))
-    container.campaign_service().create(CampaignSpec("old", PromoType.PERCENT_DISCOUNT, discount_percent=5),
-                                        "CURRENT-CODE")
+    container.campaign_service().create(CampaignSpec("current", PromoType.PERCENT_DISCOUNT, discount_percent=5),
+                                        actor="test:seed", code="CURRENT-CODE")
     run = Cli(container)
     path = write(tmp_path, "code,campaign_name,promo_type,discount_percent",
                  "NEWCODE1,a,PERCENT_DISCOUNT,10", "legacy code,a,PERCENT_DISCOUNT,10",
@@ -139,10 +182,10 @@ def test_codes_already_stored_are_refused_also_under_a_previous_pepper(
     assert "line 3: code: already stored" in result.stderr
     assert "line 4: code: already stored" in result.stderr
     assert "import rejected: 2 problem(s)" in result.stderr
-    assert len(stored(container)) == 2
+    assert len(run.store.codes) == 2
 
 
-def test_the_printed_list_is_capped_but_the_total_is_given(run: Cli, container: Container, tmp_path: Path) -> None:
+def test_the_printed_list_is_capped_but_the_total_is_given(run: Cli, tmp_path: Path) -> None:
     rows = [f"C{i:05d},spring,PERCENT_DISCOUNT,0" for i in range(120)]
     path = write(tmp_path, "code,campaign_name,promo_type,discount_percent", *rows)
     result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"), "--max-errors", "5")
@@ -167,21 +210,21 @@ def test_header_problems_name_the_columns(run: Cli, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "line 1: file: no data rows after the header" in result.stderr
 
 
-def test_a_file_that_is_not_utf8_is_refused_with_its_line(run: Cli, container: Container, tmp_path: Path) -> None:
+def test_a_file_that_is_not_utf8_is_refused_with_its_line(run: Cli, tmp_path: Path) -> None:
     path = tmp_path / "latin1.csv"
     path.write_bytes(b"code,campaign_name,promo_type,discount_percent\nABCD1234,caf\xe9,PERCENT_DISCOUNT,10\n")
     result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
     assert result.exit_code == 1
     assert "not valid UTF-8" in result.stderr
-    assert stored(container) == {}
+    assert run.store.codes == {}
 
 
-def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(run: Cli, container: Container, tmp_path: Path) -> None:
+def test_a_byte_order_mark_and_crlf_line_ends_are_accepted(run: Cli, tmp_path: Path) -> None:
     path = tmp_path / "excel.csv"
     path.write_bytes(b"\xef\xbb\xbfcode,campaign_name,promo_type,discount_percent\r\nABCD1234,a,PERCENT_DISCOUNT,10\r\n")
     result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
     assert result.exit_code == 0, result.stderr
-    assert len(stored(container)) == 1
+    assert len(run.store.codes) == 1
 
 
 def test_large_imports_are_inserted_in_chunks_in_one_transaction(run: Cli, container: Container,
@@ -195,13 +238,14 @@ def test_large_imports_are_inserted_in_chunks_in_one_transaction(run: Cli, conta
     assert result.exit_code == 0, result.stderr
     with out.open(newline="") as f:
         ids = [int(r["promo_code_id"]) for r in csv.DictReader(f)]
-    assert len(ids) == 100 and sorted(ids) == sorted(stored(container))
+    assert len(ids) == 100 and sorted(ids) == sorted(run.store.codes)
+    assert len(run.store.campaigns) == 1 and len(run.audit()) == 1
 
 
-def test_unknown_products_name_their_line(run: Cli, container: Container, tmp_path: Path) -> None:
+def test_unknown_products_name_their_line(run: Cli, tmp_path: Path) -> None:
     path = write(tmp_path, "code,campaign_name,promo_type,discount_percent,applicable_products",
-                 "ABCD1234,a,PERCENT_DISCOUNT,10,PREMIUM_30D", "ABCD1235,a,PERCENT_DISCOUNT,10,PREMUIM_30D")
+                 "ABCD1234,a,PERCENT_DISCOUNT,10,PREMIUM_30D", "ABCD1235,b,PERCENT_DISCOUNT,10,PREMUIM_30D")
     result = run("codes", "import", "--csv", str(path), "--out", str(tmp_path / "r.csv"))
     assert result.exit_code == 1
     assert "line 3: applicable_products: unknown product(s): PREMUIM_30D" in result.stderr
-    assert stored(container) == {}
+    assert run.store.codes == {}

@@ -11,13 +11,14 @@ from click.testing import CliRunner
 from dependency_injector import providers
 
 from adapters.memory import ManualClock
-from domain.model import Purchase, PurchaseStatus
+from domain.campaigns import CampaignSpec
+from domain.model import PromoType, Purchase, PurchaseStatus, RedeemResult, RedemptionStatus
 from entrypoints.cli.main import cli
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from tests.conftest import PEPPER
 from tests.fakes.bot_api import FakeBotApi
-from tests.unit.cli.conftest import Cli
+from tests.unit.cli.conftest import ACTOR, Cli
 
 
 @pytest.fixture
@@ -36,9 +37,9 @@ def container(clock: ManualClock, bot_api: FakeBotApi) -> Container:
 
 
 def paid(container: Container, bot_api: FakeBotApi, user_id: int, charge: str, product: str = "PREMIUM_30D",
-         in_telegram: bool = True) -> Purchase:
+         in_telegram: bool = True, redemption_id: int | None = None) -> Purchase:
     checkout = container.checkout_service()
-    p = checkout.init(user_id, product)
+    p = checkout.init(user_id, product, redemption_id)
     assert p.id is not None
     checkout.mark_invoice_sent(p.id)
     if in_telegram:
@@ -58,6 +59,30 @@ def test_refund_refunds_through_telegram_once_and_a_second_call_shows_it_refunde
     assert (doc["id"], doc["status"], doc["telegram_payment_charge_id"]) == (p.id, "REFUNDED", "ch-11")
     refunds = bot_api.calls_to("refundStarPayment")
     assert [(c.params["user_id"], c.params["telegram_payment_charge_id"]) for c in refunds] == [("11", "ch-11")]
+    audit = container.memory_store().audit
+    assert [(e.actor, e.action, e.target_id) for e in audit] == [(ACTOR, "purchase.refunded", str(p.id))]
+
+
+def test_refund_rollback_revokes_the_promo_redemption_of_a_refunded_purchase_once(
+        run: Cli, container: Container, bot_api: FakeBotApi) -> None:
+    container.campaign_service().create(CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=20),
+                                        actor="test:seed", code="SPRING-2026")
+    outcome = container.redemption_service().redeem(13, "SPRING-2026", "k1")
+    assert outcome.result is RedeemResult.ACCEPTED and outcome.redemption is not None
+    p = paid(container, bot_api, 13, "ch-13", redemption_id=outcome.redemption.id)
+    early = run("payments", "refund-rollback", str(p.id))
+    assert early.exit_code == 1 and "PURCHASE_NOT_REFUNDED" in early.stderr
+    assert run("payments", "refund", str(p.id)).exit_code == 0
+    result = run("payments", "refund-rollback", str(p.id))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == f"purchase {p.id}: promo redemption {outcome.redemption.id} is REVOKED\n"
+    again = json.loads(run("payments", "refund-rollback", str(p.id), "--json").stdout)
+    assert again == {"purchase_id": p.id, "redemption_id": outcome.redemption.id, "status": "REVOKED",
+                     "replayed": True}
+    assert container.memory_store().redemptions[outcome.redemption.id].status is RedemptionStatus.REVOKED
+    actions = [(e.actor, e.action) for e in container.memory_store().audit if e.actor != "test:seed"]
+    assert actions == [(ACTOR, "purchase.refunded"), (ACTOR, "purchase.refund_rolled_back")]
+    assert run("payments", "refund-rollback", "999").stderr == "error: NOT_FOUND: purchase 999 not found\n"
 
 
 def test_refund_of_a_purchase_that_is_not_paid_is_refused_on_stderr(run: Cli, container: Container) -> None:
@@ -136,6 +161,8 @@ def test_reviews_list_what_the_jobs_filed_and_resolve_closes_one(
     assert as_json[0]["details"]["telegram_stars"] == 150 and as_json[0]["resolved_at"] is None
     done = run("payments", "resolve", "1", "--note", "refunded by hand in Telegram")
     assert done.exit_code == 0 and done.stdout.startswith("review 1 (MISSING_LOCAL_PURCHASE) resolved at ")
+    [entry] = [e for e in container.memory_store().audit if e.action == "payment_review.resolved"]
+    assert (entry.actor, entry.target_id, entry.details["note"]) == (ACTOR, "1", "refunded by hand in Telegram")
     assert run("payments", "reviews").stdout.strip() == "no open review items"
     assert "resolved" in run("payments", "reviews", "--all").stdout
     again = run("payments", "resolve", "1")
@@ -147,6 +174,6 @@ def test_reviews_list_what_the_jobs_filed_and_resolve_closes_one(
 
 
 def test_every_payments_command_has_help() -> None:
-    for sub in ("refund", "reconcile", "reviews", "resolve"):
+    for sub in ("refund", "refund-rollback", "reconcile", "reviews", "resolve"):
         result = CliRunner().invoke(cli, ["payments", sub, "--help"])
         assert result.exit_code == 0 and "Usage: " in result.stdout

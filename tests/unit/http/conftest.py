@@ -50,16 +50,24 @@ class Api:
     def get(self, path: str, headers: Mapping[str, str] | None = None, **kw: Any) -> TestResponse:
         return self.client.get(path, headers={**AUTH, **(headers or {})}, **kw)
 
-    def create_campaign(self, code: str, **fields: Any) -> dict[str, Any]:
-        body: dict[str, Any] = {"code": code, "campaign_name": fields.pop("campaign_name", "spring sale"),
+    def patch(self, path: str, body: Any = None, headers: Mapping[str, str] | None = None,
+              **kw: Any) -> TestResponse:
+        return self.client.patch(path, json=body, headers={**AUTH, **(headers or {})}, **kw)
+
+    def create_campaign(self, code: str | None = None, **fields: Any) -> dict[str, Any]:
+        """A new campaign (20% off by default, named after its code) with ``code`` as its one chosen code; the
+        201 body: the campaign JSON and, in ``code``, the code row."""
+        body: dict[str, Any] = {"name": fields.pop("name", f"campaign {code or 'without code'}"),
                                 "promo_type": "PERCENT_DISCOUNT", "discount_percent": 20}
-        if fields.get("promo_type") == "PREMIUM_GRANT":
+        if code is not None:
+            body["code"] = code
+        if fields.get("promo_type") not in (None, "PERCENT_DISCOUNT"):
             body.pop("discount_percent")
         body.update(fields)
         r = self.post("/internal/promo/campaigns", body)
         assert r.status_code == 201, r.json
         assert r.json is not None
-        return r.json
+        return dict(r.json)
 
     def redeem(self, user_id: int, code: str, key: str) -> TestResponse:
         return self.post("/internal/promo/redeem", {"user_id": user_id, "code": code, "idempotency_key": key})

@@ -1,0 +1,53 @@
+"""The OpenAPI 3.1 document of the internal API and its route ``GET /internal/openapi.json``.
+
+Request bodies and queries are generated from the shapes that validate them (``entrypoints.http.inputs``);
+responses are written out here, one module per resource. schemathesis fuzzes the API from this document
+(tests/integration/test_schemathesis.py): every status a route can answer is listed.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from entrypoints.http.auth import TOKEN_HEADER
+from entrypoints.http.openapi import campaigns, codes, ops, promo
+
+bp = Blueprint("openapi", __name__)
+
+SCHEMAS: dict[str, Any] = {**promo.SCHEMAS, **campaigns.SCHEMAS, **codes.SCHEMAS, **ops.SCHEMAS}
+PATHS: dict[str, Any] = {**promo.PATHS, **campaigns.PATHS, **codes.PATHS, **ops.PATHS}
+FEATURE_PATHS = promo.FEATURE_PATHS
+
+
+def document(features: Collection[str] | None = None) -> dict[str, Any]:
+    """A fresh copy of the OpenAPI 3.1 document; ``features``: the optional features served (default all)."""
+    paths = dict(PATHS)
+    for name, extra in FEATURE_PATHS.items():
+        if features is None or name in features:
+            paths.update(extra)
+    return copy.deepcopy({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "starpromo internal API",
+            "version": "2.0.0",
+            "description": "Ops API of the starpromo promo-code engine. Every /internal/* call needs "
+                           f"{TOKEN_HEADER} and a client address inside INTERNAL_IP_ALLOWLIST. Changes name "
+                           "their actor for the audit log with the optional X-Actor header.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"internalToken": []}],
+        "paths": paths,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"internalToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER}},
+        },
+    })
+
+
+@bp.get("/internal/openapi.json")
+def openapi_json() -> Response:
+    return jsonify(document(current_app.extensions.get("starpromo.features", frozenset())))
