@@ -51,8 +51,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import op
 from sqlalchemy.dialects import postgresql
+
+from alembic import op
 
 revision = "0003"
 down_revision = "0002"
@@ -324,8 +325,8 @@ AUDIT_INDEXES: list[Index] = [
 
 def _create_index(index: Index) -> None:
     name, table, columns, unique, where = index
-    condition = {"postgresql_where": sa.text(where), "sqlite_where": sa.text(where)} if where else {}
-    op.create_index(name, table, columns, unique=unique, **condition)
+    condition = sa.text(where) if where else None
+    op.create_index(name, table, columns, unique=unique, postgresql_where=condition, sqlite_where=condition)
 
 
 def _drop_index(index: Index) -> None:
@@ -378,7 +379,7 @@ def _swap(rebuilds: Sequence[Rebuild], foreign_keys_into: Sequence[tuple[str, st
             _run(f"ALTER SEQUENCE {_sequence(rebuild.name)} RENAME TO {rebuild.name}_id_seq")
             _run(f"SELECT setval('{rebuild.name}_id_seq', greatest(CAST(:position AS bigint), "
                  f"(SELECT coalesce(max(id), 1) FROM {rebuild.name})))", position=positions[rebuild.name])
-            for kind, key_name, columns, referred in rebuild.keys:
+            for kind, key_name, columns, _ in rebuild.keys:
                 if kind == "pk":
                     op.create_primary_key(key_name, rebuild.name, columns)
                 elif kind == "uq":

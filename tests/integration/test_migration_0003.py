@@ -93,7 +93,7 @@ def seed_0002(engines: EngineHolder) -> Seed:
             "applicable_products": [], "target_scope": "FIRST_PURCHASE_ONLY", "valid_from": now - timedelta(days=60),
             "valid_until": now - timedelta(days=1)}
     forever = {**spring, "discount_percent": 5, "applicable_products": [], "valid_until": None}
-    codes = [
+    codes: list[tuple[str, str, dict[str, Any], str, str | None, int | None, int]] = [
         # role, campaign_name, terms, status, paused_reason, cap, used
         ("spring_capped", "spring", spring, "ACTIVE", None, 1, 1),
         ("spring_paused", "spring", spring, "PAUSED", "AUTO_BRUTEFORCE", None, 0),
@@ -331,7 +331,8 @@ def schema(engines: EngineHolder) -> dict[str, Any]:
             "primary_key": inspector.get_pk_constraint(table),
             "foreign_keys": sorted((fk["name"] or "", tuple(fk["constrained_columns"]), fk["referred_table"])
                                    for fk in inspector.get_foreign_keys(table)),
-            "unique": sorted((u["name"] or "", tuple(u["column_names"])) for u in inspector.get_unique_constraints(table)),
+            "unique": sorted((u["name"] or "", tuple(u["column_names"]))
+                             for u in inspector.get_unique_constraints(table)),
             "indexes": sorted((i["name"] or "", tuple(i["column_names"]), bool(i["unique"]),
                                sorted((option, str(value)) for option, value in i.get("dialect_options", {}).items()))
                               for i in inspector.get_indexes(table)),

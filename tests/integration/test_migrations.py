@@ -21,8 +21,8 @@ from adapters.sql.tables import metadata
 from tests.sql import fresh_pg_database
 
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
-TABLES = {"promo_codes", "promo_redemptions", "promo_attempts", "purchases", "entitlements", "entitlement_ledger",
-          "processed_updates", "payment_reviews", "alembic_version"}
+TABLES = {"promo_campaigns", "promo_codes", "promo_redemptions", "promo_attempts", "purchases", "entitlements",
+          "entitlement_ledger", "processed_updates", "payment_reviews", "audit_log", "alembic_version"}
 
 
 def db_upgrade(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -45,7 +45,7 @@ def schema_differences(url: str) -> list[Any]:
     try:
         with engine.connect() as conn:
             ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
-            diffs = compare_metadata(ctx, metadata)
+            diffs: list[Any] = list(compare_metadata(ctx, metadata))
     finally:
         engine.dispose()
     if url.startswith("sqlite"):
@@ -80,11 +80,16 @@ def test_the_partial_unique_indexes_exist_with_their_conditions(tmp_path: Path) 
         engine = create_engine(url)
         try:
             with engine.connect() as conn:
-                defs = dict(conn.execute(sa.text("SELECT indexname, indexdef FROM pg_indexes")).all())
+                defs: dict[str, str] = {str(name): str(definition) for name, definition in conn.execute(
+                    sa.text("SELECT indexname, indexdef FROM pg_indexes"))}
         finally:
             engine.dispose()
     assert "WHERE ((status)::text <> 'EXPIRED'::text)" in defs["uq_promo_redemptions_live_per_user"]
     assert "UNIQUE" in defs["uq_promo_redemptions_live_per_user"]
+    assert "(campaign_id, user_id, user_slot) WHERE ((status)::text <> 'EXPIRED'::text)" in \
+        defs["uq_promo_redemptions_user_slot"]
+    assert "UNIQUE" in defs["uq_promo_redemptions_user_slot"]
+    assert "UNIQUE" in defs["uq_promo_campaigns_name"]
     assert "UNIQUE" in defs["uq_purchases_open_per_user_product"]
     assert "CREATED" in defs["uq_purchases_open_per_user_product"]
     assert "UNIQUE" in defs["uq_promo_redemptions_idempotency_key"]

@@ -3,6 +3,7 @@ services, and states only a job reaches (rollover, guard) put directly into the 
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import attrs
@@ -17,13 +18,15 @@ ACTOR = "ops:alice"
 DISCOUNT = CampaignSpec(name="spring", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=20)
 GRANT = CampaignSpec(name="gift", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=30)
 STARS = CampaignSpec(name="stars", promo_type=PromoType.STARS_DISCOUNT, discount_stars=40)
+_SERIAL = itertools.count(1)
 
 
 def create(campaigns: CampaignService, code: str, spec: CampaignSpec = DISCOUNT, *, code_cap: int | None = None,
            **changes: Any) -> tuple[Campaign, PromoCode]:
     """A campaign of ``spec`` (changed by ``changes``) with ``code`` as its first code (own cap ``code_cap``).
-    Unless a name is given the campaign is named after its code, so that a test may create many."""
-    changes.setdefault("name", f"{spec.name} {code}")
+    Unless a name is given the campaign gets a fresh one (never the code: no row may hold it), so that a test may
+    create many."""
+    changes.setdefault("name", f"{spec.name} {next(_SERIAL)}")
     campaign, first = campaigns.create(attrs.evolve(spec, **changes), actor=ACTOR, code=code,
                                        code_max_total_uses=code_cap)
     assert first is not None

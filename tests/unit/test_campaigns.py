@@ -5,7 +5,7 @@ Single codes (add, list, pause one, look one up): test_promo_codes.py."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
@@ -340,8 +340,8 @@ def test_the_budget_may_be_lowered_to_the_units_used_but_not_below(
         (CampaignChanges(name="x" * 201), ValidationError, "name"),
         (CampaignChanges(max_total_uses=1), InvalidChange, "max_total_uses"),  # below the 2 used
         (CampaignChanges(max_total_uses=0), ValidationError, "max_total_uses"),
-        (CampaignChanges(valid_until=datetime(2026, 3, 1, 11, 0, tzinfo=UTC_)), InvalidChange, "valid_until"),
-        (CampaignChanges(valid_until=datetime(2026, 3, 1, 12, 0, tzinfo=UTC_)), InvalidChange, "valid_until"),
+        (CampaignChanges(valid_until=datetime(2026, 3, 1, 11, 0, tzinfo=UTC)), InvalidChange, "valid_until"),
+        (CampaignChanges(valid_until=datetime(2026, 3, 1, 12, 0, tzinfo=UTC)), InvalidChange, "valid_until"),
         (CampaignChanges(valid_until=datetime(2026, 6, 1)), ValidationError, "valid_until"),
         (CampaignChanges(per_user_limit=0), ValidationError, "per_user_limit"),
         (CampaignChanges(per_user_limit=1001), ValidationError, "per_user_limit"),
@@ -358,7 +358,7 @@ def test_a_refused_change_names_the_field_changes_nothing_and_writes_no_audit_ro
 ) -> None:
     campaigns.create(attrs.evolve(DISCOUNT, name="taken"), actor=ACTOR)
     campaign, _ = create(campaigns, "REFUSE1", name="mine", per_user_limit=2,
-                         valid_until=datetime(2026, 4, 1, tzinfo=UTC_))
+                         valid_until=datetime(2026, 4, 1, tzinfo=UTC))
     add_codes(codes, campaign, "REFUSE2")
     assert redemptions.redeem(1, "REFUSE1", "k1").accepted
     assert redemptions.redeem(2, "REFUSE2", "k2").accepted
@@ -391,7 +391,7 @@ def test_changing_a_missing_campaign_is_not_found(campaigns: CampaignService) ->
         campaigns.change(42, CampaignChanges(name="x"), actor=ACTOR)
 
 
-def test_unchanged_is_not_none(campaigns: CampaignService) -> None:
+def test_unchanged_is_not_none() -> None:
     # ``None`` is a real new value of valid_until and max_total_uses (no end, no budget).
     assert CampaignChanges().changed() == {}
     assert CampaignChanges(valid_until=None).changed() == {"valid_until": None}

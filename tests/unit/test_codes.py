@@ -7,12 +7,13 @@ import hmac
 import string
 import unicodedata
 
+import attrs
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock
-from domain.campaigns import CampaignService, CampaignSpec
+from domain.campaigns import CampaignService
 from domain.codes import (
     CODE_PATTERN,
     GENERATION_ALPHABET,
@@ -27,11 +28,11 @@ from domain.codes import (
     parse_code,
 )
 from domain.errors import CodeExists
-from domain.model import PromoType, RedeemResult
+from domain.model import RedeemResult
 from domain.redemption import RedemptionService
+from tests.unit.promo_setup import ACTOR, DISCOUNT
 
 DASHES = ["-", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212"]
-DISCOUNT = CampaignSpec(campaign_name="spring", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=20)
 
 
 # --- normalization -------------------------------------------------------------------------------
@@ -208,18 +209,18 @@ def test_lookup_hashes_try_the_current_pepper_first_then_the_previous_ones() -> 
 def test_code_created_under_an_old_pepper_still_redeems_when_the_old_pepper_is_a_previous_pepper() -> None:
     uow, clock = InMemoryUnitOfWorkFactory(), ManualClock()
     old = CodeHasher("pepper-2025")
-    campaign = CampaignService(uow, clock, old).create(DISCOUNT, "ROTATE1")
-    assert campaign.code_hash == hmac_hash("pepper-2025", "ROTATE1")
+    _, code = CampaignService(uow, clock, old).create(DISCOUNT, actor=ACTOR, code="ROTATE1")
+    assert code is not None and code.code_hash == hmac_hash("pepper-2025", "ROTATE1")
 
     rotated = CodeHasher("pepper-2026", ("pepper-2025",))
     outcome = RedemptionService(uow, clock, rotated).redeem(7, "rotate1", "k1")
     assert outcome.result is RedeemResult.ACCEPTED
-    assert outcome.redemption is not None and outcome.redemption.promo_code_id == campaign.id
+    assert outcome.redemption is not None and outcome.redemption.promo_code_id == code.id
 
 
 def test_code_created_under_an_old_pepper_is_invalid_once_the_old_pepper_is_dropped() -> None:
     uow, clock = InMemoryUnitOfWorkFactory(), ManualClock()
-    CampaignService(uow, clock, CodeHasher("pepper-2025")).create(DISCOUNT, "ROTATE1")
+    CampaignService(uow, clock, CodeHasher("pepper-2025")).create(DISCOUNT, actor=ACTOR, code="ROTATE1")
     outcome = RedemptionService(uow, clock, CodeHasher("pepper-2026")).redeem(7, "ROTATE1", "k1")
     assert outcome.result is RedeemResult.INVALID
 
@@ -227,16 +228,18 @@ def test_code_created_under_an_old_pepper_is_invalid_once_the_old_pepper_is_drop
 def test_new_codes_always_use_the_current_pepper() -> None:
     uow, clock = InMemoryUnitOfWorkFactory(), ManualClock()
     rotated = CodeHasher("pepper-2026", ("pepper-2025",))
-    campaign = CampaignService(uow, clock, rotated).create(DISCOUNT, "FRESH1")
-    assert campaign.code_hash == hmac_hash("pepper-2026", "FRESH1")
-    assert campaign.code_hash != hmac_hash("pepper-2025", "FRESH1")
+    _, code = CampaignService(uow, clock, rotated).create(DISCOUNT, actor=ACTOR, code="FRESH1")
+    assert code is not None and code.code_hash == hmac_hash("pepper-2026", "FRESH1")
+    assert code.code_hash != hmac_hash("pepper-2025", "FRESH1")
 
 
 def test_a_code_stored_under_a_previous_pepper_cannot_be_created_again() -> None:
     uow, clock = InMemoryUnitOfWorkFactory(), ManualClock()
-    CampaignService(uow, clock, CodeHasher("pepper-2025")).create(DISCOUNT, "ROTATE1")
+    CampaignService(uow, clock, CodeHasher("pepper-2025")).create(DISCOUNT, actor=ACTOR, code="ROTATE1")
     with pytest.raises(CodeExists):
-        CampaignService(uow, clock, CodeHasher("pepper-2026", ("pepper-2025",))).create(DISCOUNT, "rotate-1")
+        CampaignService(uow, clock, CodeHasher("pepper-2026", ("pepper-2025",))).create(
+            attrs.evolve(DISCOUNT, name="another"), actor=ACTOR, code="rotate-1")
+    assert len(uow.store.campaigns) == 1 and len(uow.store.codes) == 1
 
 
 # --- generation --------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 from hypothesis import event, settings
@@ -64,6 +65,7 @@ KEYS = st.sampled_from([f"k{i}" for i in range(10)])
 PICK = st.integers(0, 20)
 LEVELS = st.sampled_from(["campaign", "code"])
 ADMIN_STATUSES = st.sampled_from([CampaignStatus.ACTIVE, CampaignStatus.PAUSED])
+KEEP = "keep"
 
 
 @st.composite
@@ -157,68 +159,78 @@ class OpsMachine(RuleBasedStateMachine):
             assert self.live_in_campaign(campaign.id or 0, user) <= campaign.per_user_limit
             assert 1 <= outcome.redemption.user_slot <= campaign.per_user_limit
 
-    @rule(user=USERS, guess=st.sampled_from(["OPS0ZZZZ", "OPS1YYYY", "OPS0XXXX", "NOPE1234"]))
-    def redeem_a_wrong_code(self, user: int, guess: str) -> None:
-        self.redemptions.redeem(user, guess, f"guess{self.fresh}")
-        self.fresh += 1
+    @rule(user=USERS, guess=st.sampled_from(["OPS0ZZZZ", "OPS1YYYY", "OPS0XXXX", "NOPE1234"]),
+          times=st.integers(1, 4))
+    def redeem_wrong_codes(self, user: int, guess: str, times: int) -> None:
+        """Guesses (the prefix rule's food: ``OPS0`` is campaign 0's prefix)."""
+        for i in range(times):
+            self.redemptions.redeem(user, f"{guess}{i}", f"guess{self.fresh}")
+            self.fresh += 1
 
-    @rule(level=LEVELS, pick=PICK, target=ADMIN_STATUSES)
-    def admin_status(self, level: str, pick: int, target: CampaignStatus) -> None:
+    @rule(which=PICK, users=st.integers(2, 4))
+    def hammer_a_code(self, which: int, users: int) -> None:
+        """Several users redeem one code twice each: what is not accepted fails on its hash (the hash rule's food)."""
+        code = self.plaintexts[which % len(self.plaintexts)]
+        for user in range(1, users + 1):
+            for _ in range(2):
+                self.redemptions.redeem(user, code, f"hammer{self.fresh}")
+                self.fresh += 1
+
+    @rule(level=LEVELS, pick=PICK, status=ADMIN_STATUSES)
+    def admin_status(self, level: str, pick: int, status: CampaignStatus) -> None:
+        table: dict[int, Any]
         if level == "campaign":
-            target_id = self.campaign_ids[pick % len(self.campaign_ids)]
-            table = self.store.campaigns
+            target_id, table = self.campaign_ids[pick % len(self.campaign_ids)], self.store.campaigns
         else:
-            target_id = self.code_ids[pick % len(self.code_ids)]
-            table = self.store.codes  # type: ignore[assignment]
+            target_id, table = self.code_ids[pick % len(self.code_ids)], self.store.codes
         before = table[target_id]
         try:
-            if level == "campaign":
-                after = self.campaigns.set_status(target_id, target, actor=PERSON)
-            else:
-                after = self.codes.set_status(target_id, target, actor=PERSON)  # type: ignore[assignment]
+            after: Any = (self.campaigns.set_status(target_id, status, actor=PERSON) if level == "campaign"
+                          else self.codes.set_status(target_id, status, actor=PERSON))
         except InvalidTransition:
             assert before.status in (CampaignStatus.DEPLETED, CampaignStatus.EXPIRED) or (
-                target is CampaignStatus.ACTIVE and (before.is_past_validity(self.clock.now())
+                status is CampaignStatus.ACTIVE and (before.is_past_validity(self.clock.now())
                                                      or before.capacity_used_up()))
             assert table[target_id] == before
             return
-        assert after.status is target
-        if before.status is target:
+        assert after.status is status
+        if before.status is status:
             assert after == before  # same-state request: a no-op, and no audit entry
             return
-        event(f"admin: {level} -> {target.value}")
-        paused = target is CampaignStatus.PAUSED
+        event(f"admin: {level} -> {status.value}")
+        paused = status is CampaignStatus.PAUSED
         if level == "campaign":
             self.audited[audit.CAMPAIGN_PAUSED if paused else audit.CAMPAIGN_RESUMED] += 1
         else:
             self.audited[audit.CODE_PAUSED if paused else audit.CODE_RESUMED] += 1
 
-    @rule(pick=PICK, budget=st.sampled_from([None, 1, 2, 3, 4, 6]), limit=st.sampled_from([None, 1, 2, 3]),
-          until=st.sampled_from([None, 30, 120, 4320]))
-    def change_campaign(self, pick: int, budget: int | None, limit: int | None, until: int | None) -> None:
-        """Budget, per-user limit (None: unchanged) and ``valid_until`` (minutes from now; None: unchanged)."""
+    @rule(pick=PICK, budget=st.sampled_from([KEEP, None, 1, 2, 3, 4, 6]), limit=st.sampled_from([KEEP, 1, 2, 3]),
+          until=st.sampled_from([KEEP, 30, 120, 4320]))
+    def change_campaign(self, pick: int, budget: int | str | None, limit: int | str, until: int | str) -> None:
+        """Budget (None: unlimited), per-user limit and ``valid_until`` (minutes from now), each kept or changed."""
         cid = self.campaign_ids[pick % len(self.campaign_ids)]
         before = self.store.campaigns[cid]
-        changes = CampaignChanges(
-            max_total_uses=attrs.NOTHING if budget is None else budget,  # type: ignore[arg-type]
-            per_user_limit=attrs.NOTHING if limit is None else limit,  # type: ignore[arg-type]
-            valid_until=attrs.NOTHING if until is None else self.clock.now() + timedelta(minutes=until),  # type: ignore[arg-type]
-        )
-        changes = CampaignChanges(**{k: v for k, v in attrs.asdict(changes, recurse=False).items()
-                                     if v is not attrs.NOTHING})
-        if not changes.changed():
+        given: dict[str, Any] = {}
+        if budget != KEEP:
+            given["max_total_uses"] = budget
+        if isinstance(limit, int):
+            given["per_user_limit"] = limit
+        if isinstance(until, int):
+            given["valid_until"] = self.clock.now() + timedelta(minutes=until)
+        if not given:
             return
         try:
-            after = self.campaigns.change(cid, changes, actor=PERSON)
+            after = self.campaigns.change(cid, CampaignChanges(**given), actor=PERSON)
         except InvalidChange:
-            assert (budget is not None and budget < before.used_total) or (
-                until is not None and before.status is CampaignStatus.EXPIRED)
+            assert (isinstance(budget, int) and budget < before.used_total) or (
+                "valid_until" in given and before.status is CampaignStatus.EXPIRED)
             assert self.store.campaigns[cid] == before
             return
         event("campaign changed")
         self.audited[audit.CAMPAIGN_CHANGED] += 1
         assert (after.status, after.used_total) == (before.status, before.used_total)  # no change moves a status
-        if limit is not None:
+        assert all(getattr(after, field) == value for field, value in given.items())
+        if isinstance(limit, int):
             self.max_limit[cid] = max(self.max_limit[cid], limit)
 
     @rule(minutes=MINUTES)

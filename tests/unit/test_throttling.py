@@ -8,14 +8,14 @@ from datetime import datetime, timedelta
 import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock
-from domain.campaigns import CampaignService, CampaignSpec
+from domain.campaigns import CampaignService
 from domain.codes import CodeHasher
-from domain.model import Attempt, CampaignStatus, PromoType, RedeemResult
+from domain.model import Attempt, CampaignStatus, RedeemResult
 from domain.policy import PromoPolicy
 from domain.redemption import RedemptionService
 from domain.throttling import blocked_until
+from tests.unit.promo_setup import ACTOR, create
 
-DISCOUNT = CampaignSpec(campaign_name="spring", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=20)
 USER = 1
 
 
@@ -40,7 +40,7 @@ def fail(redemptions: RedemptionService, key: Keys, user_id: int = USER) -> None
 def probe(redemptions: RedemptionService, campaigns: CampaignService, key: Keys, user_id: int = USER) -> RedeemResult:
     """Redeem a fresh valid code: ACCEPTED when not blocked (and ACCEPTED never counts as a failure)."""
     code = f"PROBE{key.n + 1}X"
-    campaigns.create(DISCOUNT, code)
+    create(campaigns, code)
     return redemptions.redeem(user_id, code, key()).result
 
 
@@ -121,10 +121,10 @@ def test_every_non_accepted_result_counts_as_a_failure(
 def test_failures_from_every_result_add_up_through_redeem(
     redemptions: RedemptionService, campaigns: CampaignService, key: Keys, uow_factory: InMemoryUnitOfWorkFactory,
 ) -> None:
-    paused = campaigns.create(DISCOUNT, "PAUSED1")
+    paused, _ = create(campaigns, "PAUSED1")
     assert paused.id is not None
-    campaigns.set_status(paused.id, CampaignStatus.PAUSED)
-    campaigns.create(DISCOUNT, "USED1")
+    campaigns.set_status(paused.id, CampaignStatus.PAUSED, actor=ACTOR)
+    create(campaigns, "USED1")
     assert redemptions.redeem(USER, "USED1", key()).accepted
     assert redemptions.redeem(USER, "PAUSED1", key()).result is RedeemResult.PAUSED
     assert redemptions.redeem(USER, "USED1", key()).result is RedeemResult.ALREADY_USED

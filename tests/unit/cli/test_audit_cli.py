@@ -88,7 +88,10 @@ def test_audit_lists_the_entries_newest_first(run: Cli, seeded: Container) -> No
 def test_audit_filters_by_actor_action_and_target(run: Cli, seeded: Container) -> None:
     assert run("campaigns", "pause", "1").exit_code == 0
     assert run("codes", "resume", "2").exit_code == 0
-    ids = lambda *args: [line.split()[0] for line in run("audit", *args).stdout.splitlines()[1:]]  # noqa: E731
+
+    def ids(*args: str) -> list[str]:
+        return [line.split()[0] for line in run("audit", *args).stdout.splitlines()[1:]]
+
     assert ids("--actor", ACTOR) == ["8", "7"]
     assert ids("--action", "campaign.paused") == ["7", "5"]
     assert ids("--target-type", "promo_code") == ["8", "6", "4", "2"]

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from adapters.memory import ManualClock
 from domain.campaigns import CampaignService, CampaignSpec
@@ -39,6 +39,11 @@ def seed(service: CampaignService, clock: ManualClock) -> None:
 
 def campaign(service: CampaignService, campaign_id: int) -> Campaign:
     return service.get(campaign_id).campaign
+
+
+def ids(result: Result) -> list[str]:
+    """The first column of a printed table."""
+    return [line.split()[0] for line in result.stdout.splitlines()[1:]]
 
 
 def cli_audit(run: Cli) -> list[tuple[str, str, str, str]]:
@@ -70,7 +75,6 @@ def test_list_prints_newest_first_with_codes_budget_and_per_user_limit(run: Cli,
 def test_list_filters_by_status_name_and_type(run: Cli, service: CampaignService, clock: ManualClock) -> None:
     seed(service, clock)
     service.set_status(3, CampaignStatus.PAUSED, actor=SEED_ACTOR)
-    ids = lambda result: [line.split()[0] for line in result.stdout.splitlines()[1:]]  # noqa: E731
     assert ids(run("campaigns", "list", "--status", "paused")) == ["3"]
     assert ids(run("campaigns", "list", "--name", "SPRING")) == ["3", "1"]
     assert ids(run("campaigns", "list", "--type", "PREMIUM_GRANT")) == ["2"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from click.testing import Result
 
 from adapters.memory import ManualClock
 from domain.campaigns import CampaignSpec
@@ -35,6 +36,11 @@ def no_secret_in(text: str) -> bool:
     return not any(s in text for s in SECRETS)
 
 
+def ids(result: Result) -> list[str]:
+    """The first column of a printed table."""
+    return [line.split()[0] for line in result.stdout.splitlines()[1:]]
+
+
 def cli_audit(run: Cli) -> list[tuple[str, str, str, str]]:
     return [(e.actor, e.action, e.target_type, e.target_id) for e in run.audit() if e.actor != SEED_ACTOR]
 
@@ -53,7 +59,6 @@ def test_list_shows_the_codes_of_one_campaign(run: Cli, seeded: Container) -> No
 
 def test_list_filters_by_status_and_prefix_and_pages(run: Cli, seeded: Container) -> None:
     seeded.code_service().set_status(2, CampaignStatus.PAUSED, actor=SEED_ACTOR)
-    ids = lambda result: [line.split()[0] for line in result.stdout.splitlines()[1:]]  # noqa: E731
     assert ids(run("codes", "list", "--campaign", "1", "--status", "paused")) == ["2"]
     assert ids(run("codes", "list", "--campaign", "1", "--prefix", "spr")) == ["1", "2"]
     assert run("codes", "list", "--campaign", "1", "--prefix", "GIFT").stdout == "no codes\n"

@@ -73,25 +73,28 @@ def test_jobs_run_the_guard_prints_one_json_summary_line_and_exits_0(run: Cli) -
     import json
 
     from domain.campaigns import CampaignSpec
-    from domain.model import Attempt, CampaignStatus, PromoType, RedeemResult
+    from domain.model import Attempt, CampaignStatus, PausedReason, PromoType, RedeemResult
 
     c = run.container
-    campaign = c.campaign_service().create(CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=10),
-                                           "SPRING-2026")
+    campaign, code = c.campaign_service().create(
+        CampaignSpec("spring", PromoType.PERCENT_DISCOUNT, discount_percent=10), actor="test:seed", code="SPRING-2026")
+    assert code is not None and code.id is not None
     with c.uow_factory()() as uow:
         for i in range(20):
-            uow.attempts.add(Attempt(user_id=1 + i % 5, normalized_code_hash=campaign.code_hash,
+            uow.attempts.add(Attempt(user_id=1 + i % 5, normalized_code_hash=code.code_hash,
                                      code_prefix="SPRI", result=RedeemResult.NOT_APPLICABLE,
-                                     attempted_at=c.clock().now()))
+                                     attempted_at=c.clock().now(), campaign_id=campaign.id))
         uow.commit()
     result = run("jobs", "run", "run_promo_bruteforce_guard")
     assert result.exit_code == 0, result.stderr
     [line] = result.stdout.splitlines()
     summary = json.loads(line)
     assert summary["job"] == "run_promo_bruteforce_guard"
-    assert summary["paused"] == [campaign.id]
+    assert summary["paused"] == [code.id] and summary["paused_campaigns"] == []
     assert isinstance(summary["duration_ms"], int)
-    assert c.campaign_service().get(campaign.id).status is CampaignStatus.PAUSED
+    paused = c.code_service().get(code.id)
+    assert paused.status is CampaignStatus.PAUSED and paused.paused_reason is PausedReason.AUTO_BRUTEFORCE
+    assert c.campaign_service().get(1).campaign.status is CampaignStatus.ACTIVE  # the hash rule pauses the code
     assert "SPRING-2026" not in result.stdout + result.stderr  # no plaintext code in output or logs
 
 

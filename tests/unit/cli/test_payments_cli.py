@@ -69,17 +69,19 @@ def test_refund_rollback_revokes_the_promo_redemption_of_a_refunded_purchase_onc
                                         actor="test:seed", code="SPRING-2026")
     outcome = container.redemption_service().redeem(13, "SPRING-2026", "k1")
     assert outcome.result is RedeemResult.ACCEPTED and outcome.redemption is not None
-    p = paid(container, bot_api, 13, "ch-13", redemption_id=outcome.redemption.id)
+    redemption_id = outcome.redemption.id
+    assert redemption_id is not None
+    p = paid(container, bot_api, 13, "ch-13", redemption_id=redemption_id)
     early = run("payments", "refund-rollback", str(p.id))
     assert early.exit_code == 1 and "PURCHASE_NOT_REFUNDED" in early.stderr
     assert run("payments", "refund", str(p.id)).exit_code == 0
     result = run("payments", "refund-rollback", str(p.id))
     assert result.exit_code == 0, result.stderr
-    assert result.stdout == f"purchase {p.id}: promo redemption {outcome.redemption.id} is REVOKED\n"
+    assert result.stdout == f"purchase {p.id}: promo redemption {redemption_id} is REVOKED\n"
     again = json.loads(run("payments", "refund-rollback", str(p.id), "--json").stdout)
-    assert again == {"purchase_id": p.id, "redemption_id": outcome.redemption.id, "status": "REVOKED",
+    assert again == {"purchase_id": p.id, "redemption_id": redemption_id, "status": "REVOKED",
                      "replayed": True}
-    assert container.memory_store().redemptions[outcome.redemption.id].status is RedemptionStatus.REVOKED
+    assert container.memory_store().redemptions[redemption_id].status is RedemptionStatus.REVOKED
     actions = [(e.actor, e.action) for e in container.memory_store().audit if e.actor != "test:seed"]
     assert actions == [(ACTOR, "purchase.refunded"), (ACTOR, "purchase.refund_rolled_back")]
     assert run("payments", "refund-rollback", "999").stderr == "error: NOT_FOUND: purchase 999 not found\n"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from entrypoints.cli.demo import DEMO_CAMPAIGNS
+
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
 
 
@@ -59,7 +61,7 @@ def test_printed_curl_lines_work_as_pasted_and_the_codes_redeem(tmp_path: Path, 
         # Pasting the same line again replays the first answer (same idempotency key).
         assert _paste(curls[0])["replayed"] is True
         listed = _paste(curls[2])
-        assert len(listed["items"]) == 2  # type: ignore[arg-type]
+        assert len(listed["items"]) == len(DEMO_CAMPAIGNS)  # type: ignore[arg-type]
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -12,7 +12,7 @@ from adapters.memory import InMemoryPaymentGateway, ManualClock
 from domain.model import Purchase
 from entrypoints.container import Container
 from entrypoints.http import create_app
-from tests.unit.http.conftest import Api, assert_error, make_container
+from tests.unit.http.conftest import AUTH, Api, assert_error, make_container
 
 
 @pytest.fixture
@@ -65,6 +65,25 @@ def test_refund_goes_through_telegram_and_marks_the_purchase_refunded(
     assert gateway.refunds == [(42, purchase.telegram_payment_charge_id)]
 
 
+def test_refund_is_one_audit_entry_under_the_x_actor(api: Api, container: Container) -> None:
+    purchase = paid_purchase(api, container)
+    assert api.post(f"/internal/payments/{purchase.id}/refund", {}, headers={"X-Actor": "support:kim"}
+                    ).status_code == 200
+    refund(api, purchase.id or 0)
+    rows = api.get("/internal/promo/audit?target_type=purchase").json["items"]
+    assert [(e["action"], e["actor"], e["target_id"]) for e in rows] == [
+        ("purchase.refunded", "support:kim", str(purchase.id))]
+
+
+def test_refund_with_an_invalid_x_actor_is_400_and_refunds_nothing(
+    api: Api, container: Container, gateway: InMemoryPaymentGateway
+) -> None:
+    purchase = paid_purchase(api, container)
+    r = api.post(f"/internal/payments/{purchase.id}/refund", {}, headers={"X-Actor": " "})
+    assert_error(r, 400, "VALIDATION_ERROR")
+    assert gateway.refunds == []
+
+
 def test_refund_is_idempotent(api: Api, container: Container, gateway: InMemoryPaymentGateway) -> None:
     purchase = paid_purchase(api, container)
     first = refund(api, purchase.id or 0).json
@@ -77,14 +96,8 @@ def test_refund_accepts_an_empty_body_but_no_fields(api: Api, container: Contain
     purchase = paid_purchase(api, container)
     err = assert_error(refund(api, purchase.id or 0, {"amount": 5}), 400, "VALIDATION_ERROR")
     assert err["details"] == [{"field": "amount", "message": "unknown field"}]
-    r = api.client.post(f"/internal/payments/{purchase.id}/refund", headers=api_headers())
-    assert r.status_code == 200 and r.json["status"] == "REFUNDED"
-
-
-def api_headers() -> dict[str, str]:
-    from tests.unit.http.conftest import AUTH
-
-    return dict(AUTH)
+    r = api.client.post(f"/internal/payments/{purchase.id}/refund", headers=AUTH)
+    assert r.status_code == 200 and r.json is not None and r.json["status"] == "REFUNDED"
 
 
 def test_refund_of_an_unpaid_purchase_is_409(api: Api, container: Container) -> None:
@@ -125,6 +138,17 @@ def test_refund_rollback_revokes_the_promo_redemption(api: Api, container: Conta
                       "status": "REVOKED", "replayed": False}
     again = api.post("/internal/promo/refund-rollback", {"purchase_id": purchase.id})
     assert again.status_code == 200 and again.json["replayed"] is True
+
+
+def test_refund_rollback_is_one_audit_entry_under_the_x_actor(api: Api, container: Container) -> None:
+    purchase = paid_purchase(api, container)
+    refund(api, purchase.id or 0)
+    r = api.post("/internal/promo/refund-rollback", {"purchase_id": purchase.id}, headers={"X-Actor": "ops:anna"})
+    assert r.status_code == 200
+    api.post("/internal/promo/refund-rollback", {"purchase_id": purchase.id}, headers={"X-Actor": "ops:anna"})
+    rows = api.get("/internal/promo/audit?action=purchase.refund_rolled_back").json["items"]
+    assert [(e["actor"], e["target_id"]) for e in rows] == [("ops:anna", str(purchase.id))]
+    assert rows[0]["details"]["redemption_id"] == purchase.promo_redemption_id
 
 
 def test_refund_rollback_of_a_purchase_that_is_not_refunded_is_409(api: Api, container: Container) -> None:
@@ -169,8 +193,20 @@ def test_dashboard_reports_the_window(api: Api) -> None:
     assert body["conversion"]["reservations_total"] == 1 and body["conversion"]["reservation_apply_rate"] == 0
     assert body["failures"]["by_result"]["INVALID"] == 1 and body["failures"]["by_result"]["ALREADY_USED"] == 1
     assert body["failures"]["by_result"]["PAUSED"] == 0
-    assert body["guard"] == {"candidate_abusive_hashes": [], "paused_campaigns_total": 0,
+    assert body["guard"] == {"candidate_abusive_hashes": [], "paused_campaigns_total": 0, "paused_codes_total": 0,
                              "paused_campaigns_recent": 0}
+    assert [(h["attempts"], h["accepted"]) for h in body["series"]] == [(0, 0), (0, 0), (3, 1)]
+    assert set(body["series"][0]) == {"hour", "attempts", "accepted", "applied", "stars_revenue"}
+
+
+def test_dashboard_counts_codes_paused_on_their_own(api: Api) -> None:
+    a = api.create_campaign("SPRING-20")
+    b = api.create_campaign("SUMMER-30")
+    api.post(f"/internal/promo/codes/{a['code']['id']}/status", {"status": "PAUSED"})
+    api.post(f"/internal/promo/campaigns/{b['id']}/status", {"status": "PAUSED"})
+    guard = api.get("/internal/promo/dashboard").json["guard"]
+    assert guard["paused_codes_total"] == 1 and guard["paused_campaigns_total"] == 1
+    assert guard["paused_campaigns_recent"] == 2
 
 
 def test_dashboard_defaults_to_24_hours(api: Api) -> None:

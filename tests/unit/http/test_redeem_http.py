@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from adapters.memory import ManualClock
 from tests.conftest import T0
-from tests.unit.http.conftest import Api, assert_error
+from tests.unit.http.conftest import Answer, Api, assert_error
 
-REDEMPTION_FIELDS = {"id", "promo_code_id", "user_id", "promo_type", "status", "discount_percent",
-                     "reserved_until", "grant_plan_code", "grant_days", "created_at"}
+REDEMPTION_FIELDS = {"id", "promo_code_id", "campaign_id", "user_id", "promo_type", "status", "discount_percent",
+                     "discount_stars", "reserved_until", "grant_plan_code", "grant_days", "created_at"}
 
 
-def rejected(response, status: int, result: str) -> dict:  # type: ignore[no-untyped-def]
+def rejected(response: Answer, status: int, result: str) -> dict[str, Any]:
+    """A refused redeem: ``{"result", "error"}`` with the result as the error code."""
     assert response.status_code == status, response.json
-    body = response.json
+    body = dict(response.json)
     assert set(body) == {"result", "error"}
     assert body["result"] == result and body["error"]["code"] == result and body["error"]["message"]
     return body
@@ -28,11 +30,19 @@ def test_discount_code_is_accepted_with_a_reservation(api: Api) -> None:
     assert body["result"] == "ACCEPTED" and body["replayed"] is False
     red = body["redemption"]
     assert set(red) == REDEMPTION_FIELDS
-    assert red["promo_code_id"] == campaign["id"] and red["user_id"] == 42
-    assert red["promo_type"] == "PERCENT_DISCOUNT" and red["status"] == "RESERVED"
-    assert red["discount_percent"] == 20 and red["grant_plan_code"] is None and red["grant_days"] is None
+    assert red["promo_code_id"] == campaign["code"]["id"] and red["campaign_id"] == campaign["id"]
+    assert red["user_id"] == 42 and red["promo_type"] == "PERCENT_DISCOUNT" and red["status"] == "RESERVED"
+    assert red["discount_percent"] == 20 and red["discount_stars"] is None
+    assert red["grant_plan_code"] is None and red["grant_days"] is None
     assert red["reserved_until"] == (T0 + timedelta(minutes=15)).isoformat().replace("+00:00", "Z")
     assert red["created_at"] == T0.isoformat().replace("+00:00", "Z")
+
+
+def test_stars_discount_code_reserves_its_stars(api: Api) -> None:
+    api.create_campaign("STARS-50", promo_type="STARS_DISCOUNT", discount_stars=50)
+    red = api.redeem(42, "STARS50", "k1").json["redemption"]
+    assert red["promo_type"] == "STARS_DISCOUNT" and red["status"] == "RESERVED"
+    assert red["discount_stars"] == 50 and red["discount_percent"] is None
 
 
 def test_grant_code_is_accepted_and_applied(api: Api) -> None:
@@ -69,6 +79,12 @@ def test_paused_campaign_is_422(api: Api) -> None:
     rejected(api.redeem(42, "SPRING20", "k1"), 422, "PAUSED")
 
 
+def test_paused_code_is_422(api: Api) -> None:
+    c = api.create_campaign("SPRING-20")
+    assert api.post(f"/internal/promo/codes/{c['code']['id']}/status", {"status": "PAUSED"}).status_code == 200
+    rejected(api.redeem(42, "SPRING20", "k1"), 422, "PAUSED")
+
+
 def test_expired_campaign_is_422(api: Api, clock: ManualClock) -> None:
     api.create_campaign("SPRING-20", valid_until=(T0 + timedelta(days=1)).isoformat())
     clock.advance(days=2)
@@ -84,6 +100,19 @@ def test_used_up_campaign_is_depleted_422(api: Api) -> None:
     api.create_campaign("SPRING-20", max_total_uses=1)
     assert api.redeem(1, "SPRING20", "k1").status_code == 200
     rejected(api.redeem(2, "SPRING20", "k2"), 422, "DEPLETED")
+
+
+def test_used_up_code_of_a_campaign_with_budget_left_is_depleted_422(api: Api) -> None:
+    api.create_campaign("ONCE-ONLY", max_total_uses=100, code_max_total_uses=1)
+    assert api.redeem(1, "ONCEONLY", "k1").status_code == 200
+    rejected(api.redeem(2, "ONCEONLY", "k2"), 422, "DEPLETED")
+
+
+def test_a_user_at_the_per_user_limit_of_the_campaign_is_already_used_409(api: Api) -> None:
+    c = api.create_campaign("CODE-ONE1", per_user_limit=1)
+    assert api.post(f"/internal/promo/campaigns/{c['id']}/codes", {"code": "CODE-TWO2"}).status_code == 201
+    assert api.redeem(42, "CODE-ONE1", "k1").status_code == 200
+    rejected(api.redeem(42, "CODE-TWO2", "k2"), 409, "ALREADY_USED")
 
 
 def test_same_user_same_campaign_is_already_used_409(api: Api) -> None:

@@ -45,7 +45,7 @@ def test_a_busy_port_is_a_clear_error() -> None:
 def test_serve_answers_many_concurrent_clients(tmp_path: Path) -> None:
     server = Server("memory://", tmp_path / "serve.log")
     try:
-        r = server.post("/internal/promo/campaigns", {"code": "RUSH-0001", "campaign_name": "rush",
+        r = server.post("/internal/promo/campaigns", {"code": "RUSH-0001", "name": "rush",
                                                       "promo_type": "PERCENT_DISCOUNT", "discount_percent": 5,
                                                       "max_total_uses": 25})
         assert r.status_code == 201
