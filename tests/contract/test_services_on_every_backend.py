@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from adapters.memory import InMemoryPaymentGateway, ManualClock
 from domain.campaigns import CampaignService, CampaignSpec
-from domain.promo_codes import CodeService
 from domain.checkout import CheckoutService
 from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
@@ -22,6 +21,7 @@ from domain.model import (
     RedemptionStatus,
 )
 from domain.policy import PromoPolicy
+from domain.promo_codes import CodeService
 from domain.redemption import RedemptionService
 from ports.repositories import UnitOfWork
 
