@@ -161,7 +161,8 @@ class BatchService:
             campaign = uow.campaigns.get_by_name(terms.spec.name)
             created = campaign is None
             if campaign is None:
-                invalid = validate_spec(terms.spec, now, self._known_products)
+                invalid = validate_spec(terms.spec, now, self._known_products, name_field="campaign_name",
+                                        budget_field="campaign_max_total_uses")
                 if invalid:
                     raise ValidationError(invalid)
                 campaign = add_campaign(uow, terms.spec, now)

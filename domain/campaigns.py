@@ -150,20 +150,30 @@ def validate_spec(spec: CampaignSpec, now: datetime, known_products: Collection[
 
 def terms_conflicts(spec: CampaignSpec, campaign: Campaign, given: Collection[str]) -> list[dict[str, str]]:
     """Where ``spec`` disagrees with an existing campaign of that name (codes added to it must carry its terms).
-    The terms that set a price or a grant are always compared; validity, budget and per-user limit only when
-    ``given`` names them (a flag or a column the caller actually set)."""
+    The type and its discount or grant are always compared (they are required to describe any campaign); the
+    products, scope, validity, budget and per-user limit only when ``given`` names them (a flag or a column the
+    caller actually set)."""
     errors: list[dict[str, str]] = []
-    fields = ["promo_type", "grant_plan_code", "grant_days", "discount_percent", "discount_stars",
-              "applicable_products", "target_scope"]
-    fields += [f for f in ("valid_from", "valid_until", "max_total_uses", "per_user_limit") if f in given]
+    fields = ["promo_type", "grant_plan_code", "grant_days", "discount_percent", "discount_stars"]
+    fields += [f for f in ("applicable_products", "target_scope", "valid_from", "valid_until", "max_total_uses",
+                           "per_user_limit") if f in given]
     for field in fields:
         mine, theirs = getattr(spec, field), getattr(campaign, field)
         if field == "applicable_products":
             mine, theirs = tuple(mine), tuple(theirs)
         if mine != theirs:
-            shown = theirs.value if hasattr(theirs, "value") else theirs
-            _bad(errors, field, f"differs from campaign {campaign.id} ({campaign.name!r}), which has {shown!r}")
+            _bad(errors, field, f"differs from campaign {campaign.id} ({campaign.name!r}), which has {_shown(theirs)}")
     return errors
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, tuple):
+        return ",".join(value) if value else "(every product)"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None:
+        return "none"
+    return str(getattr(value, "value", value))
 
 
 def build_campaign(spec: CampaignSpec, now: datetime) -> Campaign:

@@ -3,6 +3,7 @@ telebot talks to a fake Bot API over real HTTP, on a SQLite file the test can al
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import sys
@@ -25,6 +26,7 @@ BOT_TOKEN = "123456789:e2e-bot-token"
 WEBHOOK_SECRET = "e2e-webhook-secret"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 AUTH = {"X-Internal-Token": INTERNAL_TOKEN}
+_campaign_numbers = itertools.count(1)
 
 
 def free_port() -> int:
@@ -123,9 +125,9 @@ class Stack:
         return requests.get(self.url + path, headers=AUTH, timeout=10)
 
     def create_campaign(self, code: str, **fields: Any) -> dict[str, Any]:
-        """A campaign (named after its code unless ``name`` is given: names are unique) with ``code`` as its one
-        code; the campaign JSON, whose ``code`` member is that code's row."""
-        body = {"name": f"e2e {code}", "code": code, "target_scope": "ALL",
+        """A campaign (a numbered name unless ``name`` is given: names are unique, and never carry a code) with
+        ``code`` as its one code; the campaign JSON, whose ``code`` member is that code's row."""
+        body = {"name": f"e2e campaign {next(_campaign_numbers)}", "code": code, "target_scope": "ALL",
                 "valid_from": (datetime.now(UTC) - timedelta(days=1)).isoformat(), **fields}
         response = self.post("/internal/promo/campaigns", body)
         assert response.status_code == 201, response.text

@@ -4,6 +4,7 @@ under 100 concurrent clients, and no plaintext code in any table (``pg_dump``) o
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 from collections import Counter
 from collections.abc import Iterator
@@ -61,10 +62,13 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat()
 
 
+_campaign_numbers = itertools.count(1)
+
+
 def create(server: Server, code: str, **fields: Any) -> dict[str, Any]:
-    """A campaign (named after its code unless ``name`` is given) with ``code`` as its first code: the campaign
-    JSON, whose ``code`` member is the code's row."""
-    body: dict[str, Any] = {"code": code, "name": fields.pop("name", f"pg smoke {code}"),
+    """A campaign (a numbered name unless ``name`` is given: names are unique, and never carry a code) with
+    ``code`` as its first code: the campaign JSON, whose ``code`` member is the code's row."""
+    body: dict[str, Any] = {"code": code, "name": fields.pop("name", f"pg smoke {next(_campaign_numbers)}"),
                             "promo_type": "PERCENT_DISCOUNT", "discount_percent": 20}
     if fields.get("promo_type") == "PREMIUM_GRANT":
         body.pop("discount_percent")
@@ -103,6 +107,15 @@ def error(response: requests.Response, status: int, code: str) -> dict[str, Any]
 def scalar(engines: EngineHolder, sql: str, **params: Any) -> Any:
     with engines.engine.connect() as conn:
         return conn.execute(sa.text(sql), params).scalar_one()
+
+
+def end_now(engines: EngineHolder, campaign_id: int) -> None:
+    """Time passes: the campaign's ``valid_until`` (and its codes' copies) is a minute ago. The API refuses a
+    ``valid_until`` in the past, so a test that needs one moves it in the database."""
+    with engines.engine.begin() as conn:
+        for table, key in (("promo_campaigns", "id"), ("promo_codes", "campaign_id")):
+            conn.execute(sa.text(f"UPDATE {table} SET valid_until = now() - interval '1 minute' WHERE {key} = :id"),
+                         {"id": campaign_id})
 
 
 # --- health ------------------------------------------------------------------------------------------------
@@ -169,9 +182,11 @@ def test_paused_campaign_is_422_and_redeems_again_once_resumed(server: Server) -
     assert redeem(server, 104, "PGSPAUS4M8N", "pg-paused-2").status_code == 200
 
 
-def test_past_valid_until_is_expired_422_and_future_valid_from_is_not_applicable_422(server: Server) -> None:
+def test_past_valid_until_is_expired_422_and_future_valid_from_is_not_applicable_422(
+        server: Server, engines: EngineHolder) -> None:
     now = datetime.now(UTC)
-    create(server, "PGS-OVER-2026", valid_until=_iso(now - timedelta(minutes=1)))
+    over = create(server, "PGS-OVER-2026", valid_until=_iso(now + timedelta(days=1)))
+    end_now(engines, over["id"])
     create(server, "PGS-SOON-2026", valid_from=_iso(now + timedelta(days=1)))
     rejected(redeem(server, 105, "PGSOVER2026", "pg-exp-1"), 422, "EXPIRED")
     rejected(redeem(server, 105, "PGSSOON2026", "pg-na-1"), 422, "NOT_APPLICABLE")
@@ -253,7 +268,7 @@ def test_bad_redeem_input_is_400_naming_each_field(server: Server) -> None:
 # --- campaigns ---------------------------------------------------------------------------------------------
 
 
-def test_campaign_create_list_get_and_status_over_http(server: Server) -> None:
+def test_campaign_create_list_get_and_status_over_http(server: Server, engines: EngineHolder) -> None:
     c = create(server, "PGS-Camp-A1b2", name="pg catalogue spring", discount_percent=30,
                applicable_products=["PREMIUM_30D"], max_total_uses=10, per_user_limit=2)
     code = c["code"]
@@ -289,7 +304,8 @@ def test_campaign_create_list_get_and_status_over_http(server: Server) -> None:
     assert paused.status_code == 200 and paused.json()["paused_reason"] == "MANUAL"
     assert server.post(path, {"status": "PAUSED"}).json() == paused.json()
     stale = create(server, "PGS-Camp-S3t4", name="pg catalogue stale",
-                   valid_until=_iso(datetime.now(UTC) - timedelta(minutes=5)))
+                   valid_until=_iso(datetime.now(UTC) + timedelta(days=1)))
+    end_now(engines, stale["id"])
     assert server.post(f"{CAMPAIGNS}/{stale['id']}/status", {"status": "PAUSED"}).status_code == 200
     error(server.post(f"{CAMPAIGNS}/{stale['id']}/status", {"status": "ACTIVE"}), 409, "INVALID_TRANSITION")
     error(server.post(f"{CAMPAIGNS}/987654/status", {"status": "PAUSED"}), 404, "NOT_FOUND")

@@ -94,7 +94,8 @@ PATHS: dict[str, Any] = {
     "/internal/users/{user_id}": {"get": op(
         "What support needs about one Telegram user",
         {"200": as_json(ref("User"), "Redemptions, purchases, entitlements, recent attempts, throttling"),
-         "400": as_json(ref("Error"), "VALIDATION_ERROR: user_id is not a positive 64-bit integer")},
+         "400": as_json(ref("Error"), "VALIDATION_ERROR: user_id is 0 or beyond 64 bits"),
+         "404": as_json(ref("Error"), "NOT_FOUND: user_id is not a decimal number")},
         params=[path_id("user_id")], op_id="getUser", tags=["users"],
     )},
 }

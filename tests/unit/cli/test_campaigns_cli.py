@@ -387,3 +387,20 @@ def test_the_installed_command_reports_errors_on_stderr_with_exit_codes() -> Non
     env.pop("PROMO_SECRET_PEPPER")
     proc = subprocess.run([starpromo, "campaigns", "list"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "PROMO_SECRET_PEPPER" in proc.stderr and proc.stdout == ""
+
+
+def test_an_unexpected_failure_is_one_line_on_stderr_never_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import entrypoints.cli.campaigns
+    from entrypoints.cli.main import main
+
+    def unreachable(ctx: object) -> Container:
+        raise RuntimeError("connection refused\nDETAIL: a second line")
+
+    monkeypatch.setattr(entrypoints.cli.campaigns, "get_container", unreachable)
+    monkeypatch.setattr(sys, "argv", ["starpromo", "campaigns", "list"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    assert exc.value.code == 1
+    captured = capsys.readouterr()
+    assert (captured.out, captured.err) == ("", "error: unexpected RuntimeError: connection refused\n")
