@@ -2,7 +2,9 @@
 
 Runs against the WSGI app on the in-memory family (25 examples per operation) and on a migrated SQLite
 file (10 per operation: real column types, constraints and integer limits), each seeded with a few
-campaigns so that redeem and the campaign routes reach their success paths too.
+campaigns (one with generated codes, one paused, one with a budget of 1) and a redemption, so that redeem,
+the campaign, code, audit and user routes reach their success paths too (the document's path ids carry the
+example 1, an id the seed data has).
 """
 
 from __future__ import annotations
@@ -41,9 +43,12 @@ def _app(**env: str) -> Any:
     container.payment_gateway.override(providers.Object(InMemoryPaymentGateway()))
     app = create_app(container)
     api = Api(app.test_client())
-    api.create_campaign("AAAA1111")
+    first = api.create_campaign("AAAA1111", max_total_uses=1000, per_user_limit=3)
+    assert api.post(f"/internal/promo/campaigns/{first['id']}/codes", {"count": 5}).status_code == 201
     api.create_campaign("BBBB2222", promo_type="PREMIUM_GRANT", grant_plan_code="PREMIUM", grant_days=30)
-    api.create_campaign("CCCC3333", max_total_uses=1)
+    paused = api.create_campaign("CCCC3333", max_total_uses=1)
+    api.post(f"/internal/promo/campaigns/{paused['id']}/status", {"status": "PAUSED"}, headers={"X-Actor": "fuzz"})
+    assert api.redeem(1, "AAAA1111", "seed-1").status_code == 200
     return app
 
 

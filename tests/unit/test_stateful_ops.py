@@ -138,9 +138,11 @@ class OpsMachine(RuleBasedStateMachine):
 
     # --- helpers -----------------------------------------------------------------------------------------
 
-    def purchase(self, index: int) -> Purchase | None:
+    def purchase(self, index: int, status: PurchaseStatus | None = None) -> Purchase | None:
+        """Any purchase, or one in ``status`` (when there is one: the rules that need it are rare otherwise)."""
         purchases = sorted(self.store.purchases.values(), key=lambda p: p.id or 0)
-        return purchases[index % len(purchases)] if purchases else None
+        chosen = [p for p in purchases if p.status is status] or purchases
+        return chosen[index % len(chosen)] if chosen else None
 
     def live_in_campaign(self, campaign_id: int, user_id: int) -> int:
         return sum(1 for r in self.store.redemptions.values()
@@ -350,9 +352,10 @@ class OpsMachine(RuleBasedStateMachine):
         assert settled.replayed and settled.purchase == p
         assert before == (dict(self.store.purchases), list(self.store.ledger), dict(self.store.redemptions))
 
-    @rule(pick=PICK, how=st.sampled_from(["gateway", "marked by a person", "marked by telegram"]))
-    def refund(self, pick: int, how: str) -> None:
-        p = self.purchase(pick)
+    @rule(pick=PICK, how=st.sampled_from(["gateway", "marked by a person", "marked by telegram"]),
+          paid=st.booleans())
+    def refund(self, pick: int, how: str, paid: bool) -> None:
+        p = self.purchase(pick, PurchaseStatus.PAID if paid else None)
         if p is None or p.id is None:
             return
         try:
@@ -371,9 +374,9 @@ class OpsMachine(RuleBasedStateMachine):
             if how != "marked by telegram":
                 self.audited[audit.PURCHASE_REFUNDED] += 1
 
-    @rule(pick=PICK)
-    def manual_refund_rollback(self, pick: int) -> None:
-        p = self.purchase(pick)
+    @rule(pick=PICK, refunded=st.booleans())
+    def manual_refund_rollback(self, pick: int, refunded: bool) -> None:
+        p = self.purchase(pick, PurchaseStatus.REFUNDED if refunded else None)
         if p is None or p.id is None:
             return
         try:

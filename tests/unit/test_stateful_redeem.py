@@ -245,12 +245,14 @@ class RedeemMachine(RuleBasedStateMachine):
         for _ in range(2):
             self.redeem_and_check(user_id, code, None, None)
 
-    @rule(user_id=USERS, which=PICK)
-    def user_tries_every_code_of_a_campaign(self, user_id: int, which: int) -> None:
-        """A collector: the user's places in the campaign fill up, then check 7 answers ALREADY_USED."""
+    @rule(user_id=USERS, which=PICK, minutes_apart=st.sampled_from([0, 0, 8]))
+    def user_tries_every_code_of_a_campaign(self, user_id: int, which: int, minutes_apart: int) -> None:
+        """A collector: the user's places in the campaign fill up, then check 7 answers ALREADY_USED. Minutes apart,
+        the reservations run out one by one (the earliest place first)."""
         idx = which % len(self.campaign_ids)
         for code_id, plain in zip(self.code_ids[idx], self.plain[idx], strict=True):
             self.redeem_and_check(user_id, plain, code_id, None)
+            self.clock.advance(minutes=minutes_apart)
 
     def redeem_and_check(self, user_id: int, typed: str, code_id: int | None, key: str | None) -> None:
         key = key or self.fresh_key()

@@ -89,7 +89,7 @@ ACTOR_PARAM: dict[str, Any] = {
 
 
 def path_id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": ID}
+    return {"name": name, "in": "path", "required": True, "schema": {**ID, "examples": [1]}}
 
 
 def op(summary: str, responses: dict[str, Any], *, op_id: str, tags: list[str], body: str | None = None,
