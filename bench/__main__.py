@@ -22,8 +22,8 @@ import psutil
 
 from bench.core import BenchConfig, Context, Databases, Services, WorkloadResult, log, wait_quiet
 
-WORKLOADS = ("redeem_distinct", "redeem_hot", "redeem_http", "codes_generate", "codes_generate_100k",
-             "bruteforce_guard", "dashboard", "reservation_expiry")
+WORKLOADS = ("redeem_distinct", "redeem_giveaway", "redeem_hot", "redeem_http", "codes_generate",
+             "codes_generate_100k", "migration_1m", "bruteforce_guard", "dashboard", "reservation_expiry")
 HERE = Path(__file__).resolve().parent
 
 
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  for c in r.checks))
         results.extend(produced)
 
-    from bench import codes, http, maint, redeem
+    from bench import codes, http, maint, migrate, redeem
 
     try:
         step(redeem.NAMES, lambda: redeem.run(ctx, wanted))
@@ -154,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         step((maint.GUARD, maint.DASHBOARD), lambda: maint.run_reads(ctx, wanted))
         step((maint.EXPIRY,), lambda: [maint.run_expiry(ctx)])
         step((codes.NAME, codes.NAME_100K), lambda: codes.run(ctx, wanted))
+        step((migrate.NAME,), lambda: [migrate.run(ctx)])
     finally:
         ctx.databases.drop_all()
 

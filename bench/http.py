@@ -271,7 +271,7 @@ def run(ctx: Context) -> WorkloadResult:
     n_codes = 2_000 if cfg.quick else 10_000
     url = ctx.databases.fresh("bench_http")
     container = container_for(url)
-    log(f"{NAME}: seeding {n_codes} campaigns")
+    log(f"{NAME}: seeding {n_codes} codes of distinct campaigns")
     codes = [c for _, c in seed_campaigns(container, _spec("bench-http"), n_codes)]
     close(container)
     execute(url, "ANALYZE")

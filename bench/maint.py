@@ -36,8 +36,8 @@ def _udt(url: str, table: str, column: str) -> str:
 
 
 def _seed_attempts(url: str, n: int) -> list[str]:
-    """``n`` attempts spread over the last 24 h (60 % accepted), plus three hashes of real campaigns
-    under attack in the last 5 minutes (30 failures from 10 users each). Returns those hashes."""
+    """``n`` attempts spread over the last 24 h (60 % accepted), plus three hashes of real codes (of three
+    campaigns) under attack in the last 5 minutes (30 failures from 10 users each). Returns those hashes."""
     container = container_for(url)
     attacked = seed_campaigns(container, _spec("bench-attacked"), 3)
     close(container)
@@ -54,10 +54,11 @@ def _seed_attempts(url: str, n: int) -> list[str]:
                now() - (g::double precision / {n}) * interval '24 hours'
         FROM generate_series(1, {n - 90}) AS g""")
     execute(url, f"""
-        INSERT INTO promo_attempts (user_id, normalized_code_hash, code_prefix, result, attempted_at)
-        SELECT 900000 + (g %% 10), (%s::text[])[1 + g %% 3], 'ATCK', 'ALREADY_USED'::{rtype},
-               now() - (g * interval '3 seconds')
-        FROM generate_series(1, 90) AS g""", [hashes])
+        INSERT INTO promo_attempts (user_id, normalized_code_hash, code_prefix, result, attempted_at, campaign_id)
+        SELECT 900000 + (g %% 10), p.code_hash, 'ATCK', 'ALREADY_USED'::{rtype},
+               now() - (g * interval '3 seconds'), p.campaign_id
+        FROM generate_series(1, 90) AS g
+        JOIN promo_codes p ON p.code_hash = (%s::text[])[1 + g %% 3]""", [hashes])
     execute(url, "ANALYZE")
     return hashes
 
@@ -77,7 +78,7 @@ def run_reads(ctx: Context, wanted: set[str]) -> list[WorkloadResult]:
         svc = container.maintenance_service()
         first = svc.run_bruteforce_guard()
         res = WorkloadResult(GUARD, f"Brute-force guard job with {seeded:,} attempt rows")
-        res.notes.append(f"First run: {first.as_dict()} (the three attacked campaigns are paused).")
+        res.notes.append(f"First run: {first.as_dict()} (the three attacked codes are paused by the hash rule).")
         out.append(_time_reads(res, url, reps, svc.run_bruteforce_guard, 100))
     if DASHBOARD in wanted:
         dash = container.dashboard_service()
@@ -109,23 +110,30 @@ def _time_reads(res: WorkloadResult, url: str, reps: int, fn: object, target_ms:
 
 def _seed_reservations(ctx: Context, n: int, name: str = "bench_expiry_seed") -> str:
     """A template database with ``n`` RESERVED, unbound reservations past ``reserved_until`` spread
-    over 1,000 campaigns whose ``used_total`` counts them."""
+    over 1,000 codes of 1,000 campaigns whose ``used_total`` (of the code and of the campaign) counts them."""
     url = ctx.databases.fresh(name)
     container = container_for(url)
     seed_campaigns(container, _spec("bench-expiry"), 1000)
     close(container)
     stype = _udt(url, "promo_redemptions", "status")
     execute(url, f"""
-        INSERT INTO promo_redemptions (promo_code_id, user_id, idempotency_key, status, discount_percent,
-                                       reserved_until, purchase_id, applied_purchase_id, created_at, updated_at)
-        SELECT ids[1 + g % array_length(ids, 1)], 5000000 + g, 'bench-exp-' || g, 'RESERVED'::{stype}, 10,
-               now() - interval '1 minute', NULL, NULL, now() - interval '16 minutes', now() - interval '16 minutes'
+        INSERT INTO promo_redemptions (promo_code_id, campaign_id, user_id, idempotency_key, status,
+                                       discount_percent, reserved_until, purchase_id, applied_purchase_id,
+                                       created_at, updated_at, user_slot)
+        SELECT c.ids[1 + g % array_length(c.ids, 1)], c.campaigns[1 + g % array_length(c.ids, 1)], 5000000 + g,
+               'bench-exp-' || g, 'RESERVED'::{stype}, 10, now() - interval '1 minute', NULL, NULL,
+               now() - interval '16 minutes', now() - interval '16 minutes', 1
         FROM generate_series(1, {n}) AS g,
-             (SELECT array_agg(id ORDER BY id) AS ids FROM promo_codes) AS c""")
+             (SELECT array_agg(id ORDER BY id) AS ids, array_agg(campaign_id ORDER BY id) AS campaigns
+              FROM promo_codes) AS c""")
     execute(url, """
         UPDATE promo_codes c SET used_total = r.n
         FROM (SELECT promo_code_id, count(*) AS n FROM promo_redemptions GROUP BY promo_code_id) r
         WHERE r.promo_code_id = c.id""")
+    execute(url, """
+        UPDATE promo_campaigns c SET used_total = r.n
+        FROM (SELECT campaign_id, count(*) AS n FROM promo_redemptions GROUP BY campaign_id) r
+        WHERE r.campaign_id = c.id""")
     execute(url, "VACUUM ANALYZE")
     return name
 
@@ -134,10 +142,14 @@ SET_BASED_EXPIRY = """
 WITH e AS (
     UPDATE promo_redemptions r SET status = 'EXPIRED', updated_at = now()
     WHERE r.status = 'RESERVED' AND r.reserved_until <= now() AND r.purchase_id IS NULL
-    RETURNING r.promo_code_id)
-UPDATE promo_codes c SET used_total = c.used_total - e2.n, updated_at = now()
-FROM (SELECT promo_code_id, count(*) AS n FROM e GROUP BY promo_code_id) e2
-WHERE c.id = e2.promo_code_id"""
+    RETURNING r.promo_code_id, r.campaign_id),
+codes AS (
+    UPDATE promo_codes c SET used_total = c.used_total - e2.n, updated_at = now()
+    FROM (SELECT promo_code_id, count(*) AS n FROM e GROUP BY promo_code_id) e2
+    WHERE c.id = e2.promo_code_id RETURNING c.id)
+UPDATE promo_campaigns c SET used_total = c.used_total - e3.n, updated_at = now()
+FROM (SELECT campaign_id, count(*) AS n FROM e GROUP BY campaign_id) e3
+WHERE c.id = e3.campaign_id"""
 
 
 # What a set-based port method per bounded batch would issue (the job's batch size, its locks and order):
@@ -149,11 +161,15 @@ WITH due AS (
     ORDER BY reserved_until, id LIMIT 500 FOR UPDATE SKIP LOCKED),
 e AS (
     UPDATE promo_redemptions r SET status = 'EXPIRED', updated_at = now()
-    FROM due WHERE r.id = due.id RETURNING r.promo_code_id),
+    FROM due WHERE r.id = due.id RETURNING r.promo_code_id, r.campaign_id),
 u AS (
     UPDATE promo_codes c SET used_total = c.used_total - x.n, updated_at = now()
     FROM (SELECT promo_code_id, count(*) AS n FROM e GROUP BY promo_code_id) x
-    WHERE c.id = x.promo_code_id RETURNING c.id)
+    WHERE c.id = x.promo_code_id RETURNING c.id),
+v AS (
+    UPDATE promo_campaigns c SET used_total = c.used_total - y.n, updated_at = now()
+    FROM (SELECT campaign_id, count(*) AS n FROM e GROUP BY campaign_id) y
+    WHERE c.id = y.campaign_id RETURNING c.id)
 SELECT count(*) FROM e"""
 
 
@@ -187,7 +203,8 @@ def run_expiry(ctx: Context) -> WorkloadResult:
         elapsed, summary = time_call(svc.expire_reservations)
         close(container)
         left = query(url, "SELECT count(*) FROM promo_redemptions WHERE status = 'RESERVED'")[0][0]
-        used = query(url, "SELECT coalesce(sum(used_total), 0) FROM promo_codes")[0][0]
+        used = query(url, "SELECT (SELECT coalesce(sum(used_total), 0) FROM promo_codes) "
+                          "+ (SELECT coalesce(sum(used_total), 0) FROM promo_campaigns)")[0][0]
         d = summary.as_dict()
         if d.get("expired") != n or left != 0 or used != 0:
             raise RuntimeError(f"expiry did not finish the work: summary={d}, still RESERVED={left}, used={used}")
@@ -204,7 +221,8 @@ def run_expiry(ctx: Context) -> WorkloadResult:
         log(f"{EXPIRY}: run {i + 1}/{cfg.runs} set-based statement per bounded batch of 500")
         b_secs, b_count = _batched_expiry(url)
         left = query(url, "SELECT count(*) FROM promo_redemptions WHERE status = 'RESERVED'")[0][0]
-        used = query(url, "SELECT coalesce(sum(used_total), 0) FROM promo_codes")[0][0]
+        used = query(url, "SELECT (SELECT coalesce(sum(used_total), 0) FROM promo_codes) "
+                          "+ (SELECT coalesce(sum(used_total), 0) FROM promo_campaigns)")[0][0]
         if left or used:
             raise RuntimeError(f"batched expiry baseline left {left} RESERVED, used_total sum {used}")
         res.baseline_runs.append({"seconds": round(raw[-1], 2), "batched_500_seconds": round(b_secs, 2),
@@ -233,8 +251,8 @@ def run_expiry(ctx: Context) -> WorkloadResult:
     res.notes.append("Second baseline (batched_500_seconds): one set-based statement per bounded batch of 500 (the "
                      "job's batch size, FOR UPDATE SKIP LOCKED, one transaction per batch), median "
                      f"{median([float(r['batched_500_seconds']) for r in res.baseline_runs]):.2f} s: the floor for "
-                     "a job that keeps bounded batches (the job issues four statements per batch and builds domain "
+                     "a job that keeps bounded batches (the job issues six statements per batch and builds domain "
                      "objects of the rows).")
     res.notes.append(f"Bounded batches: {batches:.0f} batches per run (PROMO_JOB_BATCH_SIZE default); every run "
-                     "ends with no RESERVED row left and every used_total back to 0.")
+                     "ends with no RESERVED row left and every used_total (codes and campaigns) back to 0.")
     return res

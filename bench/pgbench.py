@@ -148,9 +148,9 @@ def render(stmt: Statement, substitute: Mapping[Any, str]) -> str:
 
     def one(m: re.Match[str]) -> str:
         value = params[m.group(1)]
-        key = (type(value).__name__, value) if not isinstance(value, list | dict) else None
-        if key is not None and key in substitute:
-            return substitute[key]
+        found = key(value) if not isinstance(value, dict) else None
+        if found is not None and found in substitute:
+            return substitute[found]
         return sql_literal(value)
 
     sql = _PARAM.sub(one, stmt.sql).replace("%%", "%")
@@ -169,6 +169,9 @@ def pgbench_script(capture: Capture, substitute: Mapping[Any, str], preamble: Se
 
 
 def key(value: Any) -> tuple[str, Any]:
+    """The substitution key of a bound value: its type and value (a list by its items, e.g. a code hash list)."""
+    if isinstance(value, list | tuple):
+        return ("list", tuple(value))
     return (type(value).__name__, value)
 
 
@@ -180,8 +183,9 @@ class PgbenchRun:
 
 
 def run_pgbench(services: Services, db_url: str, script: str, clients: int, seconds: float,
-                threads: int = 2) -> PgbenchRun:
-    """pgbench -M prepared -c clients -j threads -T seconds with per-transaction latency logs."""
+                threads: int = 2, defines: Mapping[str, int] | None = None) -> PgbenchRun:
+    """pgbench -M prepared -c clients -j threads -T seconds with per-transaction latency logs; ``defines``:
+    ``-D name=value`` (a client's variables persist across its transactions: a per-client counter)."""
     exe = services.tool("pgbench")
     if shutil.which(exe) is None and not Path(exe).exists():
         raise RuntimeError("pgbench not found (apt-get install -y postgresql-client)")
@@ -191,6 +195,7 @@ def run_pgbench(services: Services, db_url: str, script: str, clients: int, seco
         script_path.write_text(script)
         duration = max(1, round(seconds))
         cmd = [exe, "-n", "-M", "prepared", "-r", "-c", str(clients), "-j", str(threads), "-T", str(duration),
+               *(f"-D{name}={value}" for name, value in (defines or {}).items()),
                "-f", str(script_path), "-l", f"--log-prefix={tmp}/tx", *pg_conn_args(db_url)]
         done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=seconds + 120)
         out = done.stdout + done.stderr

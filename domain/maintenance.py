@@ -229,9 +229,11 @@ class MaintenanceService:
         writing one audit entry by ``job:run_promo_bruteforce_guard``.
 
         Hash rule: a hash with ``guard_min_failures`` failed attempts from ``guard_min_users`` distinct users
-        inside the guard window that is an ACTIVE code's hash pauses that code. Prefix rule: ``INVALID``
-        attempts sharing a prefix reach ``guard_prefix_min_failures``: the ACTIVE campaigns with codes of that
-        ``code_prefix`` are being enumerated, and are paused whole. What is PAUSED already is left alone.
+        inside the guard window that is an ACTIVE code's hash pauses that code -- when its campaign is ACTIVE too
+        (a code of a depleted, expired or paused campaign answers no one anyway: no pause, no false page).
+        Prefix rule: ``INVALID`` attempts sharing a prefix reach ``guard_prefix_min_failures``: the ACTIVE
+        campaigns with codes of that ``code_prefix`` are being enumerated, and are paused whole. What is PAUSED
+        already is left alone.
         """
         p = self._policy
         summary = BruteforceGuardSummary()
@@ -246,10 +248,12 @@ class MaintenanceService:
                 for code in uow.promo_codes.active_with_hashes(list(by_hash)):
                     stats = by_hash[code.code_hash]
                     assert code.id is not None
+                    campaign = uow.campaigns.get(code.campaign_id)
+                    if campaign is None or campaign.status is not CampaignStatus.ACTIVE:
+                        continue  # its campaign answers for it already: nothing to contain, nothing to page
                     done = uow.promo_codes.set_status(code.id, [CampaignStatus.ACTIVE], CampaignStatus.PAUSED,
                                                       PausedReason.AUTO_BRUTEFORCE, now)
-                    campaign = uow.campaigns.get(code.campaign_id)
-                    if done is not None and campaign is not None:
+                    if done is not None:
                         item = _Pause(campaign, done, RULE_HASH, stats.failures, stats.distinct_users,
                                       done.code_prefix)
                         self._audit_pause(uow, item, now)

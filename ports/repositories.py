@@ -335,7 +335,8 @@ class Purchases(Protocol):
         ...
 
     def refunded_needing_rollback(self, limit: int) -> list[Purchase]:
-        """REFUNDED purchases whose promo redemption is not REVOKED (locked, skip-locked)."""
+        """REFUNDED purchases whose promo redemption is not REVOKED and was applied by this very purchase
+        (``applied_purchase_id``; a payment flagged for review is not) (locked, skip-locked)."""
         ...
 
     def in_window(self, since: datetime, until: datetime) -> list[Purchase]: ...

@@ -98,13 +98,13 @@ class InMemoryPurchases(MemoryTable):
         return sorted(due, key=lambda p: p.id or 0)[:limit]
 
     def refunded_needing_rollback(self, limit: int) -> list[Purchase]:
-        """REFUNDED purchases whose promo redemption is not REVOKED, by id."""
+        """REFUNDED purchases whose promo redemption they applied is not REVOKED, by id."""
         due = []
         for p in self._s.purchases.values():
             if p.status is not PurchaseStatus.REFUNDED or p.promo_redemption_id is None:
                 continue
             r = self._s.redemptions.get(p.promo_redemption_id)
-            if r is not None and r.status is not RedemptionStatus.REVOKED:
+            if r is not None and r.status is not RedemptionStatus.REVOKED and r.applied_purchase_id == p.id:
                 due.append(p)
         return sorted(due, key=lambda p: p.id or 0)[:limit]
 

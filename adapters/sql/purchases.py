@@ -120,7 +120,8 @@ class SqlPurchases(SqlRepository):
         statement = (
             sa.select(table).join(redemptions, redemptions.c.id == table.c.promo_redemption_id)
             .where(table.c.status == PurchaseStatus.REFUNDED.value,
-                   redemptions.c.status != RedemptionStatus.REVOKED.value)
+                   redemptions.c.status != RedemptionStatus.REVOKED.value,
+                   redemptions.c.applied_purchase_id == table.c.id)
             .order_by(table.c.id).limit(limit)
         )
         return self._many(self._skip_locked(statement, table))

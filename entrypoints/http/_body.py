@@ -20,10 +20,15 @@ def request_json() -> Any:
     return read_json(request.get_data(cache=False))
 
 
-def body_as(cls: type[T], data: Any = None, rules: Callable[[T], Problems] | None = None) -> T:
-    """The body (or ``data``, already read) as ``cls``. ``rules`` adds the domain's own checks of a body whose
-    fields all parsed, so one answer names a bad type, a broken limit and a broken rule together."""
-    instance, problems = parse_body(request_json() if data is None else data, cls)
+def body_as(cls: type[T], rules: Callable[[T], Problems] | None = None) -> T:
+    """The body as ``cls``. ``rules`` adds the domain's own checks of a body whose fields all parsed, so one answer
+    names a bad type, a broken limit and a broken rule together."""
+    return shaped(request_json(), cls, rules)
+
+
+def shaped(data: Any, cls: type[T], rules: Callable[[T], Problems] | None = None) -> T:
+    """``data`` (a body read already) as ``cls``, as ``body_as``."""
+    instance, problems = parse_body(data, cls)
     if instance is not None and rules is not None:
         problems = merge(problems, rules(instance))
     if problems or instance is None:

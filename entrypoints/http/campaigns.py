@@ -15,7 +15,7 @@ from domain.model import CampaignChanges, CampaignFilter
 from domain.promo_codes import CodeService
 from domain.reports import ReportService
 from entrypoints.container import Container
-from entrypoints.http._body import body_as, partial_body, query_as, request_json
+from entrypoints.http._body import body_as, partial_body, query_as, request_json, shaped
 from entrypoints.http.actor import request_actor
 from entrypoints.http.convert import MAX_INT64
 from entrypoints.http.errors import validation_error
@@ -115,7 +115,7 @@ def add_codes(
     data = request_json()
     given = {"count", "code"} & set(data) if isinstance(data, dict) else set()
     if given == {"code"}:
-        one = body_as(AddCodeRequest, data)
+        one = shaped(data, AddCodeRequest)
         code = codes.add(_campaign_id(campaign_id), one.code, one.max_total_uses, actor=actor)
         log.info("code added", extra={"event": "promo_code_created", "campaign_id": campaign_id,
                                       "promo_code_id": code.id, "code_prefix": code.code_prefix, "actor": actor})
@@ -126,7 +126,7 @@ def add_codes(
     if isinstance(data, dict) and "count" not in data:
         raise validation_error([{"field": "count", "message": "required: count (generated codes) or code "
                                                               "(one chosen code)"}])
-    batch = body_as(GenerateCodesRequest, data)
+    batch = shaped(data, GenerateCodesRequest)
     report = CsvReport()
     result = batches.generate_into(_campaign_id(campaign_id), batch.count, report, actor=actor,
                                    code_max_total_uses=batch.max_total_uses, length=batch.length,

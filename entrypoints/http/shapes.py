@@ -147,7 +147,7 @@ def _range_text(schema: Mapping[str, Any]) -> str:
 def _length_text(schema: Mapping[str, Any], what: str = "characters") -> str:
     low, high = schema.get("minLength", 0), schema.get("maxLength")
     if high is None:
-        return f"must be at least {low} {what}"
+        return "must not be empty" if low == 1 else f"must be at least {low} {what}"
     return f"must be {low}..{high} {what}" if low else f"must be at most {high} {what}"
 
 

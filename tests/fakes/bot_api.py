@@ -86,6 +86,8 @@ class FakeBotApi:
     def __init__(self, token: str | None = None, messages_per_second: int | None = None) -> None:
         # With ``token`` set, calls with another token get 401 like the real API.
         self.token = token
+        # The calls answered ``ok`` (what Telegram actually did), in order; ``calls`` holds every call.
+        self.delivered: list[Call] = []
         # Flood control (opt-in): at most this many messages in any second, else 429 + retry_after.
         self.messages_per_second = messages_per_second
         self.flood_refusals = 0
@@ -230,9 +232,17 @@ class FakeBotApi:
         return [c.params.get("text", "") for c in self.calls_to("sendMessage")
                 if chat_id is None or c.params.get("chat_id") == str(chat_id)]
 
+    def delivered_texts(self, chat_id: int | None = None) -> list[str]:
+        """The texts of every ``sendMessage`` answered ok (to ``chat_id`` when given), in order: what the user
+        saw, without the calls that were refused (429, 5xx, a limit)."""
+        with self._lock:
+            return [c.params.get("text", "") for c in self.delivered if c.method == "sendMessage"
+                    and (chat_id is None or c.params.get("chat_id") == str(chat_id))]
+
     def reset_calls(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.delivered.clear()
 
     # --- the server side -----------------------------------------------------------------------------
 
@@ -278,6 +288,8 @@ class FakeBotApi:
             self._reply(h, exc.error_code, {"ok": False, "error_code": exc.error_code,
                                             "description": exc.description})
             return
+        with self._lock:
+            self.delivered.append(call)
         self._reply(h, 200, {"ok": True, "result": result})
 
     def _flood_wait(self, method: str) -> int | None:

@@ -76,7 +76,7 @@ sqlite_schema = schemathesis.openapi.from_wsgi("/internal/openapi.json", SQLITE_
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
+def test_api_conforms_to_its_openapi_document(case: schemathesis.Case[Any]) -> None:
     # The container behind APP is wired into the view modules; other tests re-wire them to theirs.
     APP.extensions["starpromo.container"].wire(modules=WIRED, packages=[])
     case.call_and_validate(headers=AUTH, checks=CHECKS, environ_base=LOOPBACK)
@@ -84,6 +84,6 @@ def test_api_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
 
 @sqlite_schema.parametrize()
 @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
-def test_api_on_sqlite_conforms_to_its_openapi_document(case: schemathesis.Case) -> None:
+def test_api_on_sqlite_conforms_to_its_openapi_document(case: schemathesis.Case[Any]) -> None:
     SQLITE_APP.extensions["starpromo.container"].wire(modules=WIRED, packages=[])
     case.call_and_validate(headers=AUTH, checks=CHECKS, environ_base=LOOPBACK)

@@ -100,11 +100,12 @@ def test_unconfigured_channels_are_still_listed_by_the_policy() -> None:
 
 def test_route_builds_the_routed_alert() -> None:
     policy = AlertPolicy.from_json('{"promo_campaign_auto_paused": {"severity": "error"}}', ALL)
-    alert = policy.route(PROMO_CAMPAIGN_AUTO_PAUSED, "campaign 7 paused", {"promo_code_id": 7}, AT, "k-1")
+    details = {"promo_code_id": 7, "campaign_id": 3}
+    alert = policy.route(PROMO_CAMPAIGN_AUTO_PAUSED, "Code 7 of campaign 3 auto-paused", details, AT, "k-1")
     assert (alert.event, alert.severity, alert.tier, alert.channels) == (
         PROMO_CAMPAIGN_AUTO_PAUSED, "error", "ops_l2", ("slack", "generic"))
     assert (alert.summary, alert.details, alert.occurred_at, alert.dedup_key) == (
-        "campaign 7 paused", {"promo_code_id": 7}, AT, "k-1")
+        "Code 7 of campaign 3 auto-paused", {"promo_code_id": 7, "campaign_id": 3}, AT, "k-1")
 
 
 def test_dedup_key_is_stable_per_occurrence() -> None:

@@ -167,7 +167,7 @@ def test_lowering_the_limit_revokes_nothing_and_the_user_takes_no_more_until_bel
     # Nothing the user holds changed: three live redemptions in a campaign that now allows one.
     assert store.redemptions == before
     assert live_of(store, campaign.id, 1) == [RedemptionStatus.RESERVED] * 3
-    assert store.campaigns[campaign.id].used_total == 3  # type: ignore[index]
+    assert store.campaigns[campaign.id].used_total == 3
     assert lenient.redeem(1, CODES[3], "k4").result is RedeemResult.ALREADY_USED
     # Two of the three run out: the user still holds one, which is the limit.
     first, second, third = held

@@ -364,7 +364,7 @@ def test_a_refused_change_names_the_field_changes_nothing_and_writes_no_audit_ro
     assert redemptions.redeem(2, "REFUSE2", "k2").accepted
     assert campaign.id is not None
     before = tables(store)
-    with pytest.raises(error) as exc:  # type: ignore[var-annotated]
+    with pytest.raises(error) as exc:
         campaigns.change(campaign.id, changes, actor=ACTOR)
     if isinstance(exc.value, ValidationError):
         assert {e["field"] for e in exc.value.errors} == {field}
@@ -435,6 +435,7 @@ def test_same_state_request_is_an_idempotent_no_op_without_an_audit_row(
     assert campaign.id is not None
     if status is PAUSED:
         campaign = campaigns.set_status(campaign.id, PAUSED, actor=ACTOR)
+    assert campaign.id is not None
     clock.advance(hours=1)
     before = tables(store)
     assert campaigns.set_status(campaign.id, status, actor=ACTOR) == campaign  # unchanged, updated_at included

@@ -6,36 +6,41 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import attrs
 import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock
-from domain.campaigns import CampaignService, CampaignSpec, build_campaign, build_code
+from domain.campaigns import CampaignService, CampaignSpec
 from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
 from domain.errors import ValidationError
 from domain.model import (
     Attempt,
-    Campaign,
     CampaignStatus,
     PausedReason,
     PaymentReview,
     PromoCode,
     PromoType,
-    Purchase,
     PurchaseStatus,
     RedeemResult,
     Redemption,
     RedemptionStatus,
 )
 from domain.promo_codes import CodeService
+from tests.builders import (
+    make_attempt,
+    make_campaign,
+    make_code,
+    make_grant_campaign,
+    make_grant_redemption,
+    make_purchase,
+    make_redemption,
+    make_stars_campaign,
+)
 from tests.conftest import T0
 
 HOT = "a" * 64
 WARM = "b" * 64
 DISCOUNT = CampaignSpec(name="d", promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=10)
-STARS = CampaignSpec(name="s", promo_type=PromoType.STARS_DISCOUNT, discount_stars=100)
-GRANT = CampaignSpec(name="g", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="P", grant_days=1)
 
 
 def _ago(**kw: float) -> datetime:
@@ -51,58 +56,46 @@ def dashboard(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> Das
     return DashboardService(uow_factory, clock)
 
 
-def _campaign(uow: Any, spec: CampaignSpec, **changes: Any) -> Campaign:
-    stored: Campaign = uow.campaigns.add(attrs.evolve(build_campaign(spec, _ago(days=10)), **changes))
-    return stored
-
-
-def _code(uow: Any, campaign: Campaign, digit: str, prefix: str, **changes: Any) -> PromoCode:
-    stored: PromoCode = uow.promo_codes.add(attrs.evolve(build_code(campaign, digit * 64, prefix, None, _ago(days=10)),
-                                                         **changes))
-    return stored
-
-
-def _redemption(code: PromoCode, user: int, status: RedemptionStatus, created: datetime, purchase: int | None = None,
-                percent: int | None = None, stars: int | None = None) -> Redemption:
-    assert code.id is not None
-    reserved = percent is not None or stars is not None
-    return Redemption(
-        id=None, promo_code_id=code.id, campaign_id=code.campaign_id, user_id=user, idempotency_key=f"k{user}",
-        status=status, discount_percent=percent, discount_stars=stars,
-        reserved_until=created + timedelta(minutes=15) if reserved else None, purchase_id=purchase,
-        applied_purchase_id=purchase, created_at=created, updated_at=created,
-        revoked_at=created if status is RedemptionStatus.REVOKED else None)
+def _reservation(code: PromoCode, user: int, status: RedemptionStatus, created: datetime,
+                 purchase: int | None = None, **changes: Any) -> Redemption:
+    """A discount reservation of ``code`` (10 % unless ``changes`` say otherwise), applied by ``purchase``."""
+    fields: dict[str, Any] = {"discount_percent": 10, **changes}
+    return make_redemption(code, user, f"k{user}", status=status, reserved_until=created + timedelta(minutes=15),
+                           purchase_id=purchase, applied_purchase_id=purchase, created_at=created,
+                           updated_at=created, revoked_at=created if status is RedemptionStatus.REVOKED else None,
+                           **fields)
 
 
 @pytest.fixture
 def data(uow_factory: InMemoryUnitOfWorkFactory) -> None:
     """The known data set: see the expected figures in the tests (``now`` is ``T0``, on the hour)."""
     with uow_factory() as uow:
-        d = _campaign(uow, DISCOUNT)
-        s = _campaign(uow, STARS)
-        g = _campaign(uow, GRANT)
-        _campaign(uow, attrs.evolve(DISCOUNT, name="m1"), status=CampaignStatus.PAUSED,
-                  paused_reason=PausedReason.MANUAL, updated_at=_ago(hours=2))
-        _campaign(uow, attrs.evolve(DISCOUNT, name="m2"), status=CampaignStatus.PAUSED,
-                  paused_reason=PausedReason.AUTO_BRUTEFORCE, updated_at=_ago(hours=48))
-        _campaign(uow, attrs.evolve(DISCOUNT, name="m3"), updated_at=_ago(hours=1))  # resumed: not paused
-        dc = _code(uow, d, "1", "DISC")
-        sc = _code(uow, s, "2", "STAR")
-        gc = _code(uow, g, "3", "GIFT")
+        d = uow.campaigns.add(make_campaign("d", discount_percent=10))
+        s = uow.campaigns.add(make_stars_campaign("s", discount_stars=100))
+        g = uow.campaigns.add(make_grant_campaign("g", grant_plan_code="P", grant_days=1))
+        uow.campaigns.add(make_campaign("m1", status=CampaignStatus.PAUSED, paused_reason=PausedReason.MANUAL,
+                                        updated_at=_ago(hours=2)))
+        uow.campaigns.add(make_campaign("m2", status=CampaignStatus.PAUSED,
+                                        paused_reason=PausedReason.AUTO_BRUTEFORCE, updated_at=_ago(hours=48)))
+        uow.campaigns.add(make_campaign("m3", updated_at=_ago(hours=1)))  # resumed: not paused
+        dc = uow.promo_codes.add(make_code(d, "1" * 64, code_prefix="DISC"))
+        sc = uow.promo_codes.add(make_code(s, "2" * 64, code_prefix="STAR"))
+        gc = uow.promo_codes.add(make_code(g, "3" * 64, code_prefix="GIFT"))
         # codes paused on their own (their campaign d stays ACTIVE)
-        _code(uow, d, "4", "DISC", status=CampaignStatus.PAUSED, paused_reason=PausedReason.AUTO_BRUTEFORCE,
-              updated_at=_ago(hours=3))
-        _code(uow, d, "5", "DISC", status=CampaignStatus.PAUSED, paused_reason=PausedReason.MANUAL,
-              updated_at=_ago(hours=30))
+        uow.promo_codes.add(make_code(d, "4" * 64, code_prefix="DISC", status=CampaignStatus.PAUSED,
+                                      paused_reason=PausedReason.AUTO_BRUTEFORCE, updated_at=_ago(hours=3)))
+        uow.promo_codes.add(make_code(d, "5" * 64, code_prefix="DISC", status=CampaignStatus.PAUSED,
+                                      paused_reason=PausedReason.MANUAL, updated_at=_ago(hours=30)))
 
         redemptions = [
-            _redemption(dc, 1, RedemptionStatus.APPLIED, _ago(hours=2, minutes=30), purchase=1, percent=10),
-            _redemption(sc, 2, RedemptionStatus.REVOKED, _ago(hours=1), purchase=2, stars=100),
-            _redemption(dc, 3, RedemptionStatus.RESERVED, _ago(minutes=10), percent=10),
-            _redemption(dc, 4, RedemptionStatus.EXPIRED, _ago(hours=5), percent=10),
-            _redemption(gc, 5, RedemptionStatus.APPLIED, _ago(hours=1, minutes=30)),  # a grant is no reservation
-            _redemption(dc, 6, RedemptionStatus.APPLIED, _ago(hours=40, minutes=10), purchase=6, percent=10),
-            _redemption(gc, 8, RedemptionStatus.REVOKED, _ago(hours=20)),
+            _reservation(dc, 1, RedemptionStatus.APPLIED, _ago(hours=2, minutes=30), purchase=1),
+            _reservation(sc, 2, RedemptionStatus.REVOKED, _ago(hours=1), purchase=2, discount_percent=None,
+                         discount_stars=100),
+            _reservation(dc, 3, RedemptionStatus.RESERVED, _ago(minutes=10)),
+            _reservation(dc, 4, RedemptionStatus.EXPIRED, _ago(hours=5)),
+            make_grant_redemption(gc, 5, "k5", created_at=_ago(hours=1, minutes=30)),  # no reservation
+            _reservation(dc, 6, RedemptionStatus.APPLIED, _ago(hours=40, minutes=10), purchase=6),
+            make_grant_redemption(gc, 8, "k8", status=RedemptionStatus.REVOKED, created_at=_ago(hours=20)),
         ]
         assert [uow.redemptions.add(r).id for r in redemptions] == [1, 2, 3, 4, 5, 6, 7]
 
@@ -120,11 +113,11 @@ def data(uow_factory: InMemoryUnitOfWorkFactory) -> None:
             (7, "PREMIUM_30D", 150, 150, None, PurchaseStatus.PAID, T0, None, T0, None),  # paid right now
         ]
         for user, product, base, final, rid, status, paid, refunded, changed, review in purchases:
-            uow.purchases.add(Purchase(
-                id=None, user_id=user, product_code=product, base_stars_amount=base,
-                discount_stars_amount=base - final, final_stars_amount=final, promo_redemption_id=rid, status=status,
-                telegram_payment_charge_id=f"ch-{user}" if paid else None, created_at=changed - timedelta(minutes=5),
-                updated_at=changed, paid_at=paid, refunded_at=refunded, review_reason=review))
+            uow.purchases.add(make_purchase(
+                user, product, base_stars_amount=base, discount_stars_amount=base - final, final_stars_amount=final,
+                promo_redemption_id=rid, status=status, telegram_payment_charge_id=f"ch-{user}" if paid else None,
+                created_at=changed - timedelta(minutes=5), updated_at=changed, paid_at=paid, refunded_at=refunded,
+                review_reason=review))
 
         rows = (
             [(100 + i % 5, HOT, RedeemResult.INVALID, _ago(minutes=5)) for i in range(20)]
@@ -136,8 +129,7 @@ def data(uow_factory: InMemoryUnitOfWorkFactory) -> None:
             + [(400 + i, WARM, RedeemResult.DEPLETED, _ago(minutes=11)) for i in range(7)]
         )
         for user, h, result, at in rows:
-            uow.attempts.add(Attempt(user_id=user, normalized_code_hash=h, code_prefix=None, result=result,
-                                     attempted_at=at))
+            uow.attempts.add(make_attempt(user, result, at, h, prefix=None))
         for key in ("a", "b"):
             uow.payment_reviews.add(PaymentReview(
                 id=None, dedup_key=key, event="payments_recovery_review_required", kind="AMOUNT_MISMATCH",
@@ -245,8 +237,9 @@ def test_a_window_off_the_hour_starts_and_ends_in_partial_hours(
     clock.advance(minutes=30)  # 12:30: the window 10:30..12:30 touches the hours 10, 11 and 12
     with uow_factory() as uow:
         for minutes_ago in (121, 120, 90, 5, 0):  # 10:29 is outside, 10:30 the window's first moment
+            at = clock.now() - timedelta(minutes=minutes_ago)
             uow.attempts.add(Attempt(user_id=1, normalized_code_hash=None, code_prefix=None,
-                                     result=RedeemResult.INVALID, attempted_at=clock.now() - timedelta(minutes=minutes_ago)))
+                                     result=RedeemResult.INVALID, attempted_at=at))
         uow.commit()
     m = dashboard.metrics(2)
     assert [(e["hour"], e["attempts"]) for e in m["series"]] == [

@@ -222,7 +222,7 @@ def test_enumerating_a_prefix_pauses_the_active_campaigns_with_codes_of_that_pre
     second, _ = campaign(campaigns, codes, "second", "SALEDDDD4")
     manual, _ = campaign(campaigns, codes, "manual", "SALEEEEE5")
     other, _ = campaign(campaigns, codes, "other", "GIFTAAAA1")
-    assert manual.id is not None
+    assert manual.id is not None and giveaway.id is not None and second.id is not None
     campaigns.set_status(manual.id, CampaignStatus.PAUSED, actor="alice")
     before = len(uow_factory.store.audit)
     enumerate_prefix(uow_factory, clock, hasher, "SALE", 50)
@@ -346,3 +346,18 @@ def test_the_routing_policy_decides_severity_and_channels(
     MaintenanceService(uow_factory, clock, PromoPolicy(), notifier, policy).run_bruteforce_guard()
     [alert] = notifier.alerts
     assert (alert.severity, alert.channels, alert.tier) == ("critical", ("pagerduty",), "ops_l2")
+
+
+def test_a_code_of_a_campaign_that_is_no_longer_active_is_not_paused_nor_paged(
+    uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, hasher: CodeHasher, campaigns: CampaignService,
+    codes: CodeService, guard: MaintenanceService, notifier: InMemoryNotifier,
+) -> None:
+    # A paused campaign answers PAUSED for all its codes: the failures on one of them are no leak to contain.
+    paused, (code,) = campaign(campaigns, codes, "paused already", "GONE2026")
+    assert paused.id is not None
+    campaigns.set_status(paused.id, CampaignStatus.PAUSED, actor="alice")
+    failures(uow_factory, clock, hasher, "GONE2026", 25, 6, result=RedeemResult.PAUSED)
+    summary = guard.run_bruteforce_guard()
+    assert summary.paused == [] and summary.hash_candidates == 1
+    assert code_state(uow_factory, code) == (CampaignStatus.ACTIVE, None)
+    assert notifier.alerts == [] and guard_entries(uow_factory) == []

@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from functools import partial
 from typing import TypeVar
 
 import pytest
@@ -92,7 +93,7 @@ def test_50_users_racing_50_codes_of_a_campaign_with_a_budget_of_10_get_exactly_
     plain = [f"GIVEAWAY{i:02d}" for i in range(50)]
     campaign, _ = create(campaigns, plain[0], max_total_uses=10, code_cap=1)
     add_codes(codes, campaign, *plain[1:], cap=1)
-    outcomes = all_at_once(50, [lambda u=u: redemptions.redeem(u + 1, plain[u], f"u{u}") for u in range(50)])
+    outcomes = all_at_once(50, [partial(redemptions.redeem, u + 1, plain[u], f"u{u}") for u in range(50)])
     assert Counter(o.result for o in outcomes) == {RedeemResult.ACCEPTED: 10, RedeemResult.DEPLETED: 40}
     assert store.campaigns[campaign.id].used_total == 10  # type: ignore[index]
     assert sum(c.used_total for c in store.codes.values()) == 10
@@ -107,7 +108,7 @@ def test_one_user_racing_20_codes_of_a_campaign_gets_exactly_per_user_limit(
     plain = [f"MINE{i:02d}XY" for i in range(20)]
     campaign, _ = create(campaigns, plain[0], per_user_limit=limit)
     add_codes(codes, campaign, *plain[1:])
-    outcomes = all_at_once(20, [lambda c=c: redemptions.redeem(7, c, f"key-{c}") for c in plain])
+    outcomes = all_at_once(20, [partial(redemptions.redeem, 7, c, f"key-{c}") for c in plain])
     counts = Counter(o.result for o in outcomes)
     assert counts[RedeemResult.ACCEPTED] == limit
     # The rest are ALREADY_USED, or RATE_LIMITED once five of those failures are recorded.
@@ -136,7 +137,7 @@ def test_one_user_racing_many_keys_gets_exactly_one_redemption(
     campaigns: CampaignService, redemptions: RedemptionService, store: MemoryStore
 ) -> None:
     campaign, code = create(campaigns, "MANYKEYS", DISCOUNT, per_user_limit=5)
-    outcomes = all_at_once(16, [lambda k=k: redemptions.redeem(7, "MANYKEYS", f"key-{k}") for k in range(16)])
+    outcomes = all_at_once(16, [partial(redemptions.redeem, 7, "MANYKEYS", f"key-{k}") for k in range(16)])
     # Each failure counts for throttling; after five of them the rest are RATE_LIMITED.
     counts = Counter(o.result for o in outcomes)
     assert counts[RedeemResult.ACCEPTED] == 1
@@ -164,7 +165,7 @@ def test_redeems_racing_the_expiry_job_keep_used_total_exact_at_both_levels(
     runner.start()
     try:
         for round_ in range(5):
-            all_at_once(8, [lambda u=u, r=round_: redemptions.redeem(u, f"CHURN{u % 2 + 1}", f"r{r}u{u}")
+            all_at_once(8, [partial(redemptions.redeem, u, f"CHURN{u % 2 + 1}", f"r{round_}u{u}")
                             for u in range(1, 41)])
             clock.advance(timedelta(minutes=16))
     finally:

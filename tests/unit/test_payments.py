@@ -250,6 +250,7 @@ def test_a_payment_from_another_user_is_reviewed_not_settled(
         recovery: RecoveryService, checkout: CheckoutService, gateway: InMemoryPaymentGateway, clock: ManualClock,
         notifier: InMemoryNotifier) -> None:
     p = stuck_invoice(checkout, gateway, clock, "ch-x", payer=6)
+    assert p.id is not None
     clock.advance(minutes=3)
     summary = recovery.recover()
     assert summary.settled == [] and summary.reviews == 1

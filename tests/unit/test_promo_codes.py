@@ -206,6 +206,7 @@ def test_same_state_request_on_a_code_is_a_no_op_without_an_audit_row(
     assert code.id is not None
     if status is PAUSED:
         code = codes.set_status(code.id, PAUSED, actor=ACTOR)
+    assert code.id is not None
     clock.advance(hours=1)
     before = tables(store)
     assert codes.set_status(code.id, status, actor=ACTOR) == code

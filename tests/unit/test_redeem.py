@@ -514,7 +514,7 @@ def test_a_paused_campaign_pauses_every_code_of_it(
 ) -> None:
     campaign, _ = create(campaigns, "SPRING26")
     add_codes(codes, campaign, "SPRING27", "SPRING28")
-    other, _ = create(campaigns, "OTHER26")
+    create(campaigns, "OTHER26")
     assert campaign.id is not None
     campaigns.set_status(campaign.id, PAUSED, actor=ACTOR)
     assert [redemptions.redeem(1, c, f"k-{c}").result for c in ("SPRING26", "SPRING27", "SPRING28")] == [

@@ -216,3 +216,26 @@ def test_a_refunded_payment_whose_reservation_had_expired_revokes_nothing(
         jobs.rollback_refund(p.id, actor=PERSON)
     assert uow_factory.store.redemptions[r.id].status is RedemptionStatus.EXPIRED
     assert rollbacks(uow_factory) == [] and used(uow_factory, promo) == (0, 0, 0)
+
+
+def test_refunds_flagged_for_review_never_hold_back_the_rollback_of_later_refunds(
+    checkout: CheckoutService, redemptions: RedemptionService, uow_factory: InMemoryUnitOfWorkFactory,
+    clock: ManualClock, promo: tuple[Campaign, list[PromoCode]],
+) -> None:
+    jobs = MaintenanceService(uow_factory, clock, PromoPolicy(job_batch_size=2))
+    late = []
+    for user in (1, 2):  # paid after the invoice and the reservation expired, then refunded
+        r = redemptions.redeem(user, CODES[0], f"late-{user}").redemption
+        assert r is not None and r.id is not None
+        late.append(checkout.init(user, "PREMIUM_30D", r.id))
+    clock.advance(minutes=31)
+    jobs.expire_stale_invoices()
+    jobs.expire_reservations()
+    for p in late:
+        assert p.id is not None
+        assert checkout.successful_payment(p.id, f"late-{p.id}", 105).purchase.review_reason is not None
+        checkout.mark_refunded(p.id)
+    pid, rid = paid_with_promo(redemptions, checkout, user=3)
+    checkout.mark_refunded(pid)
+    jobs.rollback_refunded_promos()
+    assert uow_factory.store.redemptions[rid].status is RedemptionStatus.REVOKED

@@ -37,14 +37,15 @@ from domain.errors import (
 from domain.maintenance import MaintenanceService
 from domain.model import (
     LIVE_REDEMPTION_STATUSES,
+    Campaign,
     CampaignChanges,
     CampaignStatus,
     LedgerSource,
     PausedReason,
+    PromoCode,
     PromoType,
     Purchase,
     PurchaseStatus,
-    RedeemResult,
     RedemptionStatus,
     TargetScope,
 )
@@ -145,8 +146,8 @@ class OpsMachine(RuleBasedStateMachine):
         return chosen[index % len(chosen)] if chosen else None
 
     def live_in_campaign(self, campaign_id: int, user_id: int) -> int:
-        return sum(1 for r in self.store.redemptions.values()
-                   if r.campaign_id == campaign_id and r.user_id == user_id and r.status is not RedemptionStatus.EXPIRED)
+        return sum(1 for r in self.store.redemptions.values() if r.campaign_id == campaign_id
+                   and r.user_id == user_id and r.status is not RedemptionStatus.EXPIRED)
 
     # --- redeem, admin, changes, time -------------------------------------------------------------------------
 
@@ -416,14 +417,14 @@ class OpsMachine(RuleBasedStateMachine):
         reserved = [r for r in self.store.redemptions.values() if r.status is RedemptionStatus.RESERVED]
         by_code = Counter(r.promo_code_id for r in reserved)
         by_campaign = Counter(r.campaign_id for r in reserved)
-        for c in self.store.campaigns.values():
+        for cid, c in self.store.campaigns.items():
             if c.status in (CampaignStatus.ACTIVE, CampaignStatus.PAUSED):
                 assert not c.is_past_validity(now)
             if c.status is CampaignStatus.ACTIVE:
-                assert not (c.capacity_used_up() and by_campaign[c.id] == 0)
-        for code in self.store.codes.values():
+                assert not (c.capacity_used_up() and by_campaign[cid] == 0)
+        for code_id, code in self.store.codes.items():
             if code.status is CampaignStatus.ACTIVE:
-                assert not (code.capacity_used_up() and by_code[code.id] == 0)
+                assert not (code.capacity_used_up() and by_code[code_id] == 0)
 
     @rule()
     def guard_job(self) -> None:
@@ -475,20 +476,20 @@ class OpsMachine(RuleBasedStateMachine):
     def capacity_accounting_of_every_code(self) -> None:
         live = Counter(r.promo_code_id for r in self.store.redemptions.values()
                        if r.status in LIVE_REDEMPTION_STATUSES)
-        for code in self.store.codes.values():
+        for code_id, code in self.store.codes.items():
             assert code.max_total_uses is None or code.used_total <= code.max_total_uses
-            assert code.used_total == live[code.id], (code.id, code.used_total, live[code.id])
+            assert code.used_total == live[code_id], (code_id, code.used_total, live[code_id])
 
     @invariant()
     def capacity_accounting_of_every_campaign(self) -> None:
         live = Counter(r.campaign_id for r in self.store.redemptions.values()
                        if r.status in LIVE_REDEMPTION_STATUSES)
-        of_codes = Counter()
+        of_codes: Counter[int] = Counter()
         for code in self.store.codes.values():
             of_codes[code.campaign_id] += code.used_total
-        for c in self.store.campaigns.values():
+        for cid, c in self.store.campaigns.items():
             assert c.max_total_uses is None or c.used_total <= c.max_total_uses
-            assert c.used_total == live[c.id] == of_codes[c.id], (c.id, c.used_total, live[c.id], of_codes[c.id])
+            assert c.used_total == live[cid] == of_codes[cid], (cid, c.used_total, live[cid], of_codes[cid])
 
     @invariant()
     def a_redemption_belongs_to_its_codes_campaign(self) -> None:
@@ -520,7 +521,8 @@ class OpsMachine(RuleBasedStateMachine):
 
     @invariant()
     def paused_reason_only_while_paused(self) -> None:
-        for row in [*self.store.campaigns.values(), *self.store.codes.values()]:
+        rows: list[Campaign | PromoCode] = [*self.store.campaigns.values(), *self.store.codes.values()]
+        for row in rows:
             assert (row.paused_reason is not None) == (row.status is CampaignStatus.PAUSED), row
 
     @invariant()

@@ -36,11 +36,21 @@ class Bot:
 
     def discount(self, code: str, percent: int) -> None:
         self.container.campaign_service().create(
-            CampaignSpec(campaign_name=code, promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=percent), code)
+            CampaignSpec(name=code, promo_type=PromoType.PERCENT_DISCOUNT, discount_percent=percent), actor="alice",
+            code=code)
+
+    def stars_discount(self, code: str, stars: int) -> None:
+        self.container.campaign_service().create(
+            CampaignSpec(name=code, promo_type=PromoType.STARS_DISCOUNT, discount_stars=stars), actor="alice",
+            code=code)
+
+    def buttons(self) -> list[tuple[str, str]]:
+        """(label, callback_data) of the last message's inline keyboard, row by row."""
+        rows = self.api.last("sendMessage").json("reply_markup")["inline_keyboard"]
+        return [(b["text"], b["callback_data"]) for row in rows for b in row]
 
     def offer_data(self, product: str) -> str:
-        rows = self.api.last("sendMessage").json("reply_markup")["inline_keyboard"]
-        return next(b["callback_data"] for row in rows for b in row if b["callback_data"].startswith(f"buy:{product}:"))
+        return next(data for _, data in self.buttons() if data.startswith(f"buy:{product}:"))
 
 
 @pytest.fixture
@@ -136,3 +146,78 @@ def test_a_malformed_bot_token_stops_start_up_naming_the_variable() -> None:
 
     with pytest.raises(ConfigurationError, match="TELEGRAM_BOT_TOKEN"):
         build_container(Settings(database_url="memory://", promo_secret_pepper="p", telegram_bot_token="no colon"))
+
+
+# --- the discount answer: the price on each button is the invoice's amount -------------------------------------
+
+# (the discount, then per plan: name, discounted price, base price) in German and in English
+OFFERS = {
+    ("percent", "de"): ("20 %", [("Premium 7 Tage", 40, 50), ("Premium 30 Tage", 120, 150),
+                                ("Premium 90 Tage", 280, 350), ("Premium 365 Tage", 800, 1000)]),
+    ("stars", "de"): ("100 ⭐", [("Premium 7 Tage", 1, 50), ("Premium 30 Tage", 50, 150),
+                                ("Premium 90 Tage", 250, 350), ("Premium 365 Tage", 900, 1000)]),
+    ("percent", "en"): ("20%", [("Premium 7 days", 40, 50), ("Premium 30 days", 120, 150),
+                               ("Premium 90 days", 280, 350), ("Premium 365 days", 800, 1000)]),
+    ("stars", "en"): ("100 ⭐", [("Premium 7 days", 1, 50), ("Premium 30 days", 50, 150),
+                                ("Premium 90 days", 250, 350), ("Premium 365 days", 900, 1000)]),
+}
+OFFER_TEXT = {
+    "de": "Code angenommen: {discount} Rabatt, reserviert bis 01.03.2026, 12:15 Uhr UTC. "
+          "Wähle dein Paket, um mit Telegram Stars zu bezahlen:",
+    "en": "Code accepted: {discount} off, reserved until 2026-03-01 12:15 UTC. Choose your plan to pay with "
+          "Telegram Stars:",
+}
+BUTTON = {"de": "{name} · {final} ⭐ statt {base} ⭐", "en": "{name} · {final} ⭐ instead of {base} ⭐"}
+
+
+@pytest.mark.parametrize(("kind", "lang"), list(OFFERS))
+def test_each_discount_button_shows_the_discounted_price_and_leads_to_an_invoice_of_exactly_that_amount(
+    bot: Bot, kind: str, lang: str,
+) -> None:
+    if kind == "stars":
+        bot.stars_discount("STARS100", 100)  # 100 Stars off; a 50-Star plan still costs 1
+    else:
+        bot.discount("STARS100", 20)
+    bot.take(bot.updates.promo(USER, "STARS100", language_code=lang))
+    discount, plans = OFFERS[(kind, lang)]
+    assert bot.api.texts(USER)[-1] == OFFER_TEXT[lang].format(discount=discount)
+    with bot.container.uow_factory()() as uow:
+        [reservation] = uow.redemptions.for_user(USER, 10)
+    products = ("PREMIUM_7D", "PREMIUM_30D", "PREMIUM_90D", "PREMIUM_365D")
+    assert bot.buttons() == [(BUTTON[lang].format(name=name, final=final, base=base),
+                              f"buy:{product}:{reservation.id}")
+                             for product, (name, final, base) in zip(products, plans, strict=True)]
+    for (_, data), (name, final, _) in zip(bot.buttons(), plans, strict=True):
+        bot.take(bot.updates.callback(USER, data, language_code=lang))
+        invoice = bot.api.last("sendInvoice")
+        assert invoice.json("prices") == [{"label": name, "amount": final}]
+        assert (invoice.params["currency"], invoice.params.get("provider_token", "")) == ("XTR", "")
+        purchase = bot.container.checkout_service().get(int(invoice.params["payload"].removeprefix("purchase:")))
+        assert (purchase.final_stars_amount, purchase.status) == (final, PurchaseStatus.INVOICE_SENT)
+    assert len(bot.api.calls_to("sendInvoice")) == 4
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_a_100_star_discount_on_a_50_star_plan_is_paid_with_one_star(bot: Bot, lang: str) -> None:
+    bot.stars_discount("STARS100", 100)
+    bot.take(bot.updates.promo(USER, "STARS100", language_code=lang))
+    bot.take(bot.updates.callback(USER, bot.offer_data("PREMIUM_7D"), language_code=lang))
+    payload = bot.api.last("sendInvoice").params["payload"]
+    assert bot.api.last("sendInvoice").params["description"] == {
+        "de": "Premium 7 Tage mit Promo-Rabatt: 1 ⭐ statt 50 ⭐.",
+        "en": "Premium 7 days with a promo discount: 1 ⭐ instead of 50 ⭐."}[lang]
+    bot.take(bot.updates.pre_checkout(USER, payload, 50, language_code=lang))  # the base price is refused
+    assert bot.api.last("answerPreCheckoutQuery").params["ok"] in ("False", "false")
+    bot.take(bot.updates.pre_checkout(USER, payload, 1, language_code=lang))
+    assert bot.api.last("answerPreCheckoutQuery").params["ok"] in ("True", "true")
+    bot.take(bot.updates.successful_payment(USER, payload, 1, "stars-charge", language_code=lang))
+    purchase = bot.container.checkout_service().get(int(payload.removeprefix("purchase:")))
+    assert (purchase.status, purchase.base_stars_amount, purchase.discount_stars_amount,
+            purchase.final_stars_amount) == (PurchaseStatus.PAID, 50, 49, 1)
+    assert purchase.review_reason is None
+    assert bot.api.texts(USER)[-1] == {
+        "de": "Danke! 1 ⭐ erhalten. Premium 7 Tage ist jetzt aktiv (7 Tage).",
+        "en": "Thank you! 1 ⭐ received. Premium 7 days is now active (7 days)."}[lang]
+    with bot.container.uow_factory()() as uow:
+        [redemption] = uow.redemptions.for_user(USER, 10)
+    assert (redemption.status.value, redemption.applied_purchase_id) == ("APPLIED", purchase.id)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from werkzeug.test import TestResponse
 
 from adapters.memory import ManualClock
 from entrypoints.http import create_app
@@ -14,6 +16,12 @@ from tests.fakes.bot_api import FakeBotApi
 from tests.unit.http.conftest import AUTH, make_container
 
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def _json(response: TestResponse) -> Any:
+    body = response.get_json()
+    assert body is not None, response.data
+    return body
 
 
 @pytest.fixture
@@ -26,7 +34,7 @@ def test_without_a_bot_token_there_is_no_webhook_and_no_refund_route() -> None:
     app = create_app(make_container(ManualClock(T0)))
     assert app.test_client().post("/webhook/telegram", json={"update_id": 1}).status_code == 404
     assert app.test_client().post("/internal/payments/1/refund", json={}, headers=AUTH).status_code == 404
-    doc = app.test_client().get("/internal/openapi.json", headers=AUTH).json
+    doc = _json(app.test_client().get("/internal/openapi.json", headers=AUTH))
     assert "/webhook/telegram" not in doc["paths"]
 
 
@@ -37,7 +45,7 @@ def test_with_a_bot_token_the_webhook_and_the_refund_route_are_served_and_docume
     assert client.post("/webhook/telegram", json={"update_id": 1}, headers={HEADER: "s3cret"}).json == {
         "ok": True, "result": "processed"}  # an update kind without a handler
     assert client.post("/internal/payments/1/refund", json={}, headers=AUTH).status_code == 404  # no purchase 1
-    doc = client.get("/internal/openapi.json", headers=AUTH).json
+    doc = _json(client.get("/internal/openapi.json", headers=AUTH))
     assert doc["paths"]["/webhook/telegram"]["post"]["security"] == []
     assert "/internal/payments/{purchase_id}/refund" in doc["paths"]
 
@@ -48,7 +56,7 @@ def test_without_a_configured_secret_every_delivery_is_refused(bot_api: FakeBotA
     for headers in ({}, {HEADER: ""}, {HEADER: "anything"}):
         response = client.post("/webhook/telegram", json={"update_id": 7, "message": {}}, headers=headers)
         assert response.status_code == 403
-        assert response.json["error"]["code"] == "FORBIDDEN"
+        assert _json(response)["error"]["code"] == "FORBIDDEN"
     assert bot_api.calls == []
 
 
