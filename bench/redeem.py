@@ -271,7 +271,7 @@ def _spread_over(url: str, campaign_id: int, shards: int) -> list[int]:
             FROM promo_campaigns c, generate_series(0, {shards - 1}) AS s WHERE c.id = %s ORDER BY s
             RETURNING id""", [campaign_id]).fetchall()]
         conn.execute(f"""
-            UPDATE promo_codes SET campaign_id = (%s::bigint[])[1 + (hashint8(id)::bigint & 2147483647) % {shards}]
+            UPDATE promo_codes SET campaign_id = (%s::bigint[])[1 + (hashint8(id)::bigint & 2147483647) %% {shards}]
             WHERE campaign_id = %s""", [ids, campaign_id])
         conn.execute("DELETE FROM promo_campaigns WHERE id = %s", [campaign_id])
     return ids

@@ -199,19 +199,19 @@ class RedemptionService:
             try:
                 created = self._create(uow, code, campaign, user_id, key, slot, now, accepted)
             except DuplicateIdempotencyKey:
+                # A racing request with this key committed first: in the serial order this request comes
+                # after it, so check 1 decides -- its replay, or IDEMPOTENCY_KEY_REUSED.
                 uow.rollback()
-                if self._claim_would_fail(uow, code.id, now):
-                    return failed(RedeemResult.DEPLETED)  # what claiming first would have answered
                 raise _RetryFromTheTop() from None
             except (LiveRedemptionExists, UserSlotTaken) as lost:
                 # A racing request of this user won (the database decided, and its row is committed
                 # now). When that request carried this very key, this one is its replay.
                 uow.rollback()
-                if self._claim_would_fail(uow, code.id, now):
-                    return failed(RedeemResult.DEPLETED)
                 winner = uow.redemptions.get_by_idempotency_key(key)
                 if winner is not None:
                     return self._replay_or_reuse(uow, winner, user_id, hashes)
+                if self._claim_would_fail(uow, code.id, now):
+                    return failed(RedeemResult.DEPLETED)  # check 6 comes before check 7
                 if isinstance(lost, UserSlotTaken):
                     raise _SlotTaken() from None  # another slot may be free: check 7 again with fresh reads
                 return failed(RedeemResult.ALREADY_USED)

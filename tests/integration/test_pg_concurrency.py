@@ -530,10 +530,14 @@ def test_after_every_race_expiry_and_refund_rollback_the_books_balance_at_both_l
     outcomes = race(calls)
     assert results(outcomes[:30]) == {ACCEPTED: 10, DEPLETED: 20}
     assert results(outcomes[30:50]) == {ACCEPTED: 3, ALREADY_USED: 17}
-    # The hot code's 15 units went to 15 distinct requests; the key racing itself is one of them or got DEPLETED.
+    # The hot code's 15 units went to 15 distinct requests; the key racing itself is one of them or got DEPLETED,
+    # and all its answers agree (a request that lost the key to its twin replays the twin's answer).
     hot_answers = outcomes[50:]
     assert len({o.redemption.id for o in hot_answers if o.accepted and o.redemption is not None}) == 15
     assert {o.result for o in hot_answers} == {ACCEPTED, DEPLETED}
+    twins = outcomes[90:]
+    assert len({o.result for o in twins}) == 1
+    assert len({o.redemption.id for o in twins if o.redemption is not None}) <= 1
     assert used(engines, hot) == (15, 15)
     assert_books_balance(engines)
 
