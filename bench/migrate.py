@@ -111,6 +111,13 @@ def _redemptions(total: int) -> Iterator[tuple[int, int, int, str, int | None]]:
 
 
 def _copy(conn: psycopg.Connection[Any], table: str, columns: str, lines: Iterator[str]) -> int:
+    t0 = time.perf_counter()
+    n = _copy_rows(conn, table, columns, lines)
+    log(f"{NAME}: COPY {n:,} rows into {table} in {time.perf_counter() - t0:.1f} s")
+    return n
+
+
+def _copy_rows(conn: psycopg.Connection[Any], table: str, columns: str, lines: Iterator[str]) -> int:
     n = 0
     with conn.cursor().copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
         chunk: list[str] = []

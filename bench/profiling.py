@@ -25,7 +25,7 @@ def profile_calls(fn: Callable[[int], object], calls: int, top: int = 25) -> str
     body_tree = [ln for ln in tree if _FRAME.match(ln)]
     per_call_ms = total / calls * 1000 if calls else 0.0
     return "\n".join([
-        f"{calls} calls on one thread, {total:.2f} s wall, {per_call_ms:.3f} ms per call",
+        f"pyinstrument: {calls} calls on one thread, {total:.2f} s wall, {per_call_ms:.3f} ms per call",
         "",
         "Top frames by self time (share of total):",
         *body_flat[:top],

@@ -569,10 +569,17 @@ def _giveaway_invariants(url: str, campaign_ids: list[int]) -> tuple[int, int, l
         FROM promo_campaigns c WHERE c.id = ANY(%s) ORDER BY c.id""", [campaign_ids])
     over_budget = 0
     lines = []
+    slots: list[tuple[int, int, int]] = []
     for _, name, budget, used, live, code_sum, codes_over in rows:
         over_budget += max(0, used - (budget if budget is not None else used)) + abs(used - live) \
             + abs(code_sum - live) + codes_over
-        lines.append(f"{name}: used_total {used} of {budget}, live {live}")
+        if " slot " in name:
+            slots.append((used, budget or 0, live))
+        else:
+            lines.append(f"{name}: used_total {used} of {budget}, live {live}")
+    if slots:
+        lines.append(f"bench-giveaway-shards ({len(slots)} rows): used_total {sum(s[0] for s in slots)} of "
+                     f"{sum(s[1] for s in slots)}, live {sum(s[2] for s in slots)}, every row within its own budget")
     over_limit = query(url, """
         SELECT count(*) FROM (
             SELECT r.campaign_id, r.user_id FROM promo_redemptions r JOIN promo_campaigns c ON c.id = r.campaign_id

@@ -102,7 +102,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         elif w["name"] in ANALYSIS and ANALYSIS[w["name"]].strip():
             lines += ["### Analysis", "", ANALYSIS[w["name"]].strip(), ""]
         if w.get("profile"):
-            lines += ["### Profile (pyinstrument, one thread)", "", "```", w["profile"].rstrip(), "```", ""]
+            lines += ["### Profile", "", "```", w["profile"].rstrip(), "```", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

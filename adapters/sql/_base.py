@@ -104,8 +104,9 @@ class SqlRepository:
         self._connection = connection
         self._postgres = connection.dialect.name == "postgresql"
 
-    def _write(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
-        """Execute an insert or update, turning a named constraint violation into its domain error."""
+    def _execute(self, statement: sa.Executable, params: Any = None) -> sa.CursorResult[Any]:
+        """Execute ``statement``, turning a named constraint violation (an insert, or an update of a unique
+        column) into its domain error."""
         try:
             return self._connection.execute(statement, params)
         except sa.exc.IntegrityError as exc:

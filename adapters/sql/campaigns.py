@@ -51,14 +51,14 @@ class SqlCampaigns(SqlRepository):
     table = promo_campaigns
 
     def _one(self, statement: sa.Executable) -> Campaign | None:
-        row = self._write(statement).first()
+        row = self._execute(statement).first()
         return campaign_from_row(row._mapping) if row is not None else None
 
     def _many(self, statement: sa.Executable) -> list[Campaign]:
         return [campaign_from_row(row._mapping) for row in self._connection.execute(statement)]
 
     def add(self, campaign: Campaign) -> Campaign:
-        row = self._write(sa.insert(self.table).values(campaign_values(campaign)).returning(self.table)).one()
+        row = self._execute(sa.insert(self.table).values(campaign_values(campaign)).returning(self.table)).one()
         return campaign_from_row(row._mapping)
 
     def get(self, campaign_id: int) -> Campaign | None:

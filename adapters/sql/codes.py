@@ -140,7 +140,7 @@ class SqlPromoCodes(SqlRepository):
         return code_from_row(row._mapping) if row is not None else None
 
     def add(self, code: PromoCode) -> PromoCode:
-        row = self._write(sa.insert(self.table).values(code_values(code)).returning(self.table)).one()
+        row = self._execute(sa.insert(self.table).values(code_values(code)).returning(self.table)).one()
         return code_from_row(row._mapping)
 
     def add_many(self, codes: Sequence[PromoCode]) -> list[int]:
@@ -151,7 +151,7 @@ class SqlPromoCodes(SqlRepository):
         # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so ids after max(id) are ours.
         start = self._connection.execute(sa.select(sa.func.coalesce(sa.func.max(self.table.c.id), 0))).scalar_one()
         ids = list(range(start + 1, start + 1 + len(codes)))
-        self._write(sa.insert(self.table),
+        self._execute(sa.insert(self.table),
                     [{"id": new_id, **code_values(code)} for new_id, code in zip(ids, codes, strict=True)])
         return ids
 
@@ -286,7 +286,7 @@ class SqlPromoCodes(SqlRepository):
             if row is None:
                 return None
             if row[_CODE_WIDTH] is None:
-                self._connection.execute(_UNCLAIM_CODE, params)
+                self._connection.execute(_UNCLAIM_CODE, {"promo_code_id_": promo_code_id})
                 return None
             return code_from_tuple(row[:_CODE_WIDTH]), campaign_from_tuple(row[_CODE_WIDTH:])
         code_row = self._connection.execute(_CLAIM_CODE, params).first()
@@ -296,7 +296,7 @@ class SqlPromoCodes(SqlRepository):
         campaign_row = self._connection.execute(_CLAIM_CAMPAIGN, {"campaign_id_": code.campaign_id, "now_": now}
                                                 ).first()
         if campaign_row is None:  # never while the write lock is held; kept whole all the same
-            self._connection.execute(_UNCLAIM_CODE, params)
+            self._connection.execute(_UNCLAIM_CODE, {"promo_code_id_": promo_code_id})
             return None
         return code, campaign_from_row(campaign_row._mapping)
 

@@ -40,7 +40,7 @@ class SqlPurchases(SqlRepository):
     table = purchases
 
     def _one(self, statement: sa.Executable) -> Purchase | None:
-        row = self._write(statement).first()
+        row = self._execute(statement).first()
         return purchase_from_row(row._mapping) if row is not None else None
 
     def _many(self, statement: sa.Executable) -> list[Purchase]:
@@ -62,7 +62,7 @@ class SqlPurchases(SqlRepository):
             "refunded_at": purchase.refunded_at,
             "review_reason": purchase.review_reason,
         }
-        row = self._write(sa.insert(self.table).values(values).returning(self.table)).one()
+        row = self._execute(sa.insert(self.table).values(values).returning(self.table)).one()
         return purchase_from_row(row._mapping)
 
     def get(self, purchase_id: int) -> Purchase | None:

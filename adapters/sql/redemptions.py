@@ -117,7 +117,7 @@ class SqlRedemptions(SqlRepository):
         values = redemption_values(redemption)
         if self._postgres:
             return redemption_from_tuple(self.run_raw(_PG_INSERT, values).fetchone())
-        return redemption_from_row(self._write(_INSERT, values).one()._mapping)
+        return redemption_from_row(self._execute(_INSERT, values).one()._mapping)
 
     def get(self, redemption_id: int) -> Redemption | None:
         return self._one_with(_BY_ID, {"redemption_id_": redemption_id}, _PG_BY_ID)

@@ -28,7 +28,7 @@ class SqlPaymentReviews(SqlRepository):
     table = payment_reviews
 
     def _one(self, statement: sa.Executable) -> PaymentReview | None:
-        row = self._write(statement).first()
+        row = self._execute(statement).first()
         return review_from_row(row._mapping) if row is not None else None
 
     def add(self, review: PaymentReview) -> PaymentReview | None:

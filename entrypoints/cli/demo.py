@@ -133,10 +133,13 @@ def demo(host: str, port: int) -> None:
     for item, created in seeded:
         state = "created" if created else "already there"
         lines.append(f"  {item.spec.promo_type.value:<16} code {item.code:<14} ({item.spec.name}; {state})")
+    by_type = {item.spec.promo_type: item.code for item in DEMO_CAMPAIGNS}
     lines.append("\nRedeem the discount code (paste into another terminal):")
-    lines.append(curl_line(url, token, 42, DEMO_CAMPAIGNS[0].code, "demo-1"))
+    lines.append(curl_line(url, token, 42, by_type[PromoType.PERCENT_DISCOUNT], "demo-1"))
+    lines.append("\nRedeem the 50 Stars discount:")
+    lines.append(curl_line(url, token, 42, by_type[PromoType.STARS_DISCOUNT], "demo-3"))
     lines.append("\nRedeem the 30-day grant:")
-    lines.append(curl_line(url, token, 42, DEMO_CAMPAIGNS[1].code, "demo-2"))
+    lines.append(curl_line(url, token, 42, by_type[PromoType.PREMIUM_GRANT], "demo-2"))
     lines.append(f"\nList campaigns:\ncurl -s {shlex.quote(url + '/internal/promo/campaigns')} "
                  f"-H {shlex.quote(TOKEN_HEADER + ': ' + token)}")
     lines.append("\nCtrl+C stops the demo.")

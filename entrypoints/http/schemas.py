@@ -57,14 +57,11 @@ def codes_by_status_json(counts: Mapping[CampaignStatus, int]) -> dict[str, int]
     return {s.value: counts.get(s, 0) for s in CampaignStatus}
 
 
-def campaign_json(campaign: Campaign | CampaignView) -> dict[str, Any]:
-    """The ``promo_campaigns`` columns; for a :class:`CampaignView` (what the API always answers) also
-    ``codes_total`` and ``codes_by_status`` (every status, zeros included)."""
-    if isinstance(campaign, Campaign):
-        return _columns(campaign, CAMPAIGN_COLUMNS)
-    out = _columns(campaign.campaign, CAMPAIGN_COLUMNS)
-    out["codes_total"] = campaign.codes_total
-    out["codes_by_status"] = codes_by_status_json(campaign.codes_by_status)
+def campaign_json(view: CampaignView) -> dict[str, Any]:
+    """The ``promo_campaigns`` columns, ``codes_total`` and ``codes_by_status`` (every status, zeros included)."""
+    out = _columns(view.campaign, CAMPAIGN_COLUMNS)
+    out["codes_total"] = view.codes_total
+    out["codes_by_status"] = codes_by_status_json(view.codes_by_status)
     return out
 
 

@@ -2,11 +2,14 @@
 
 ``Redemptions.redeem_snapshot`` and ``add_and_claim`` are ONE statement each on PostgreSQL; the reference is
 ``domain.redemption.snapshot_by_parts`` / ``add_and_claim_by_parts`` over the single-purpose SQL methods. On the
-same data both must give the same answer and leave the same rows behind, case by case.
+same data both must give the same answer and leave the same rows behind, case by case. And both keep "both or
+neither" when the campaign's last unit goes to a racing claim after the code row was taken.
 """
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -299,3 +302,65 @@ def test_the_one_statement_add_and_claim_answers_and_writes_as_the_single_writes
         assert len(fast.rows_after["promo_attempts"]) == 1
     else:
         assert fast.rows_after["promo_attempts"] == [] and len(fast.rows_after["promo_redemptions"]) <= 1
+
+
+# -- losing the campaign's last unit to a racing claim --------------------------------------------------------
+
+def _wait_until_blocked(engines: EngineHolder, seconds: float = 10.0) -> None:
+    """Until another session of this database waits for a row lock."""
+    deadline = time.monotonic() + seconds
+    with engines.engine.connect() as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(sa.text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock'")).scalar_one()
+            conn.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    pytest.fail("the racing claim never waited for the campaign row")
+
+
+CLAIMS: dict[str, Callable[[SqlUnitOfWork, Redemption, Attempt], Any]] = {
+    "claim_capacity": lambda uow, redemption, attempt: uow.promo_codes.claim_capacity(redemption.promo_code_id, NOW),
+    "add_and_claim": lambda uow, redemption, attempt: uow.redemptions.add_and_claim(redemption, attempt, NOW),
+}
+
+
+@pytest.mark.parametrize("claim", CLAIMS)
+def test_a_claim_losing_the_campaigns_last_unit_to_a_racing_claim_takes_nothing_from_its_code(
+        engines: EngineHolder, claim: str) -> None:
+    factory = fresh(engines)
+    with factory() as uow:
+        campaign = uow.campaigns.add(make_campaign(max_total_uses=1))
+        first = uow.promo_codes.add(make_code(campaign, CURRENT))
+        second = uow.promo_codes.add(make_code(campaign, PREVIOUS))
+        uow.commit()
+    assert first.id is not None and second.id is not None
+    racing = make_redemption(second, OTHER_USER, "k-racing", created_at=NOW, updated_at=NOW)
+    racing_attempt = make_attempt(OTHER_USER, RedeemResult.ACCEPTED, NOW, PREVIOUS, "PPPP", campaign.id)
+    answers: list[Any] = []
+
+    with factory() as winner:
+        assert winner.promo_codes.claim_capacity(first.id, NOW) is not None  # holds the campaign row until commit
+
+        def lose() -> None:
+            with factory() as loser:
+                answers.append(CLAIMS[claim](loser, racing, racing_attempt))
+                # Neither, seen from inside the losing unit of work too (before any rollback).
+                seen = loser.promo_codes.get(racing.promo_code_id)
+                answers.append(seen.used_total if seen is not None else None)
+                loser.rollback()
+
+        thread = threading.Thread(target=lose)
+        thread.start()
+        _wait_until_blocked(engines)
+        winner.commit()
+        thread.join(timeout=30)
+
+    assert answers == [None, 0]
+    with factory() as uow:
+        code, budget = uow.promo_codes.get(second.id), uow.campaigns.get(campaign.id or 0)
+        assert code is not None and budget is not None
+        assert (code.used_total, budget.used_total) == (0, 1)
+        assert uow.redemptions.get_by_idempotency_key("k-racing") is None

@@ -50,17 +50,20 @@ def test_printed_curl_lines_work_as_pasted_and_the_codes_redeem(tmp_path: Path, 
     proc, lines = _start_demo(tmp_path, demo_env)
     try:
         curls = [ln for ln in lines if ln.startswith("curl ")]
-        assert len(curls) == 3
+        assert len(curls) == 4
         assert "X-Internal-Token: " in curls[0]
         discount = _paste(curls[0])
         assert discount["result"] == "ACCEPTED"
         assert discount["redemption"]["status"] == "RESERVED"  # type: ignore[index]
-        grant = _paste(curls[1])
+        stars = _paste(curls[1])
+        assert stars["result"] == "ACCEPTED"
+        assert stars["redemption"]["discount_stars"] == 50  # type: ignore[index]
+        grant = _paste(curls[2])
         assert grant["result"] == "ACCEPTED"
         assert grant["redemption"]["grant_days"] == 30  # type: ignore[index]
         # Pasting the same line again replays the first answer (same idempotency key).
         assert _paste(curls[0])["replayed"] is True
-        listed = _paste(curls[2])
+        listed = _paste(curls[3])
         assert len(listed["items"]) == len(DEMO_CAMPAIGNS)  # type: ignore[arg-type]
     finally:
         proc.terminate()
