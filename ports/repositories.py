@@ -83,7 +83,8 @@ class Campaigns(Protocol):
         ...
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
-        """ACTIVE or PAUSED campaigns whose ``valid_until`` has passed (locked, skip-locked)."""
+        """ACTIVE or PAUSED campaigns whose ``valid_until`` has passed, by id. Not locked: the caller expires their
+        codes first (code rows before campaign rows), then moves each campaign with a conditional ``set_status``."""
         ...
 
     def due_for_depletion(self, limit: int) -> list[Campaign]:

@@ -1186,12 +1186,14 @@ def test_payment_and_refund_set_their_timestamps_and_the_charge_id_is_unique(uow
 def test_job_queries_over_purchases(uow_factory: Factory) -> None:
     _, code = store_campaign_with_code(uow_factory)
     with uow_factory() as uow:
-        r1 = uow.redemptions.add(make_redemption(code, user_id=1, key="a", status=RedemptionStatus.APPLIED))
+        r1 = uow.redemptions.add(make_redemption(code, user_id=1, key="a", status=RedemptionStatus.RESERVED))
         r2 = uow.redemptions.add(make_redemption(code, user_id=2, key="b", status=RedemptionStatus.REVOKED))
         old = uow.purchases.add(make_purchase(user_id=1, product="PREMIUM_7D"))
         fresh = uow.purchases.add(make_purchase(user_id=1, product="PREMIUM_90D", created_at=LATER))
         refunded = uow.purchases.add(make_purchase(user_id=1, status=PurchaseStatus.REFUNDED,
                                                    promo_redemption_id=r1.id))
+        assert r1.id is not None and refunded.id is not None
+        assert uow.redemptions.apply(r1.id, refunded.id, T0) is not None
         uow.purchases.add(make_purchase(user_id=2, status=PurchaseStatus.REFUNDED, promo_redemption_id=r2.id))
         uow.purchases.add(make_purchase(user_id=3, status=PurchaseStatus.REFUNDED))
         uow.commit()
