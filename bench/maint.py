@@ -14,7 +14,7 @@ import psycopg
 
 from bench.app import close, container_for, execute, query, seed_campaigns
 from bench.core import Check, Context, WorkloadResult, libpq_url, log, median, time_call
-from bench.pgbench import StatementCapture, replay_raw
+from bench.pgbench import StatementCapture, replay_raw, replay_timed
 from bench.profiling import profile_calls
 from bench.redeem import _spec
 
@@ -105,6 +105,8 @@ def _time_reads(res: WorkloadResult, url: str, reps: int, fn: object, target_ms:
     res.baseline_runs = [{"ms": round(x, 2)} for x in raw]
     res.checks = [Check("duration", "ms", "<=", target_ms, ms, "its own SQL replayed raw (psycopg)", raw)]
     res.notes.append(f"{len(cap.statements)} statements per call: " + " | ".join(cap.describe()))
+    res.notes.append("Its statements replayed raw one by one (median of 3, ms), slowest first: "
+                     + "; ".join(f"{ms:.1f} {sql[:90]}" for ms, sql in replay_timed(url, cap)[:6]))
     return res
 
 

@@ -1,8 +1,9 @@
 """Migration of a database holding 1,000,000 codes to the campaign model (Alembic 0002 -> head), as ops run it:
 ``starpromo db upgrade`` (a subprocess) against a copy of a database at revision 0002.
 
-The 0002 database is built once (``command.upgrade`` to 0002, then COPY of generated rows, then VACUUM ANALYZE as
-a live database would have), and every run migrates a fresh copy of it. Its data is shaped like production:
+The 0002 database is built once (``command.upgrade`` to 0002, then COPY of generated rows with the keys and indexes
+dropped and built again after the load, then VACUUM ANALYZE as a live database would have), and every run migrates
+a fresh copy of it. Its data is shaped like production:
 large batches of single-use codes sharing a campaign_name and terms, 2,000 partner campaigns of 100 multi-use
 codes, 99,990 single-code campaigns, names whose codes carry two sets of terms (the migration makes two
 campaigns and suffixes the second name, one of them colliding with an existing name), 200,000 redemptions (a
@@ -133,6 +134,31 @@ def _copy_rows(conn: psycopg.Connection[Any], table: str, columns: str, lines: I
     return n
 
 
+def _drop_keys(conn: psycopg.Connection[Any], tables: tuple[str, ...]) -> list[str]:
+    """Drop the keys and indexes of ``tables`` (and the foreign keys into them) for a bulk load; the statements
+    that create exactly those again (same names, same definitions), in an order that works."""
+    names = list(tables)
+    fks = conn.execute("""
+        SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE contype = 'f' AND (conrelid::regclass::text = ANY(%s) OR confrelid::regclass::text = ANY(%s))""",
+                       [names, names]).fetchall()
+    keys = conn.execute("""
+        SELECT conname, conrelid::regclass::text, pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE contype IN ('p', 'u') AND conrelid::regclass::text = ANY(%s) ORDER BY contype""", [names]).fetchall()
+    key_names = [k[0] for k in keys]
+    indexes = conn.execute("SELECT indexname, indexdef FROM pg_indexes WHERE tablename = ANY(%s) "
+                           "AND NOT indexname = ANY(%s)", [names, key_names]).fetchall()
+    for name, table, _ in fks:
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, table, _ in keys:
+        conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+    for name, _ in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    return ([f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for name, table, definition in keys]
+            + [definition for _, definition in indexes]
+            + [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}' for name, table, definition in fks])
+
+
 def build_0002(url: str, total: int) -> dict[str, int]:
     """Schema at 0002 (Alembic, as the application ran it) and the rows, by COPY. Row counts by table."""
     from adapters.sql.engine import EngineHolder
@@ -148,17 +174,28 @@ def build_0002(url: str, total: int) -> dict[str, int]:
     purchases = [r for r in planned if r[3] == "APPLIED" and r[4] == 15][: int(50_000 * total / 1_000_000)]
     purchase_of = {r[0]: i + 1 for i, r in enumerate(purchases)}
 
+    created_at = [_ts(VALID_FROM + timedelta(minutes=m)) for m in range(1440)]
+    valid_from = _ts(VALID_FROM)
+    # The text of a group's shared columns, formatted once per group (the rows of a group differ in a few).
+    shared: dict[tuple[Any, ...], tuple[str, str, str, str]] = {}
+
     def codes() -> Iterator[str]:
         for code_id in range(1, total + 1):
-            name, ptype, plan, days, pct, products, scope, until, cap, status, reason = _code_terms(code_id, total)
+            terms = _code_terms(code_id, total)
+            text = shared.get(terms)
+            if text is None:
+                name, ptype, plan, days, pct, products, scope, until, cap, status, reason = terms
+                text = shared[terms] = (
+                    name, f"{ptype}\t{_nul(plan)}\t{_nul(days)}\t{_nul(pct)}\t{products}\t{scope}",
+                    f"{_nul(reason)}\t{valid_from}\t{_ts(until)}\t{_nul(cap)}", status)
+            name, head, tail, status = text
             used = live.get(code_id, 0)
-            if cap is not None and used >= cap and code_id in applied_single:
+            if used and terms[8] is not None and used >= terms[8] and code_id in applied_single:
                 status = "DEPLETED"
             h = _hash(f"m-{code_id}")
-            created = VALID_FROM + timedelta(seconds=code_id % 86_400)
-            yield (f"{code_id}\t{name}\t{h}\t{h[:4].upper()}\t{ptype}\t{_nul(plan)}\t{_nul(days)}\t{_nul(pct)}\t"
-                   f"{products}\t{scope}\t{status}\t{_nul(reason)}\t{_ts(VALID_FROM)}\t{_ts(until)}\t{_nul(cap)}\t"
-                   f"{used}\t{_ts(created)}\t{_ts(created)}\n")
+            created = created_at[code_id % 1440]
+            yield (f"{code_id}\t{name}\t{h}\t{h[:4].upper()}\t{head}\t{status}\t{tail}\t{used}\t{created}\t"
+                   f"{created}\n")
 
     def redemptions() -> Iterator[str]:
         for rid, code_id, user, status, pct in planned:
@@ -195,6 +232,7 @@ def build_0002(url: str, total: int) -> dict[str, int]:
 
     counts = {}
     with psycopg.connect(libpq_url(url)) as conn:
+        restore = _drop_keys(conn, ("promo_codes", "promo_redemptions", "purchases", "promo_attempts"))
         counts["promo_codes"] = _copy(conn, "promo_codes", (
             "id, campaign_name, code_hash, code_prefix, promo_type, grant_plan_code, grant_days, discount_percent, "
             "applicable_products, target_scope, status, paused_reason, valid_from, valid_until, max_total_uses, "
@@ -211,6 +249,10 @@ def build_0002(url: str, total: int) -> dict[str, int]:
                                          attempts())
         for table in counts:
             conn.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+        t0 = time.perf_counter()
+        for sql in restore:
+            conn.execute(sql)
+        log(f"{NAME}: keys and indexes of the 0002 schema built again in {time.perf_counter() - t0:.1f} s")
         conn.commit()
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")

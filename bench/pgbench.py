@@ -249,3 +249,23 @@ def replay_raw(db_url: str, capture: Capture) -> float:
                 conn.rollback()
         conn.commit()
         return (time.perf_counter() - t0) * 1000.0
+
+
+def replay_timed(db_url: str, capture: Capture, reps: int = 3) -> list[tuple[float, str]]:
+    """Each captured statement through a bare psycopg connection, timed (the median of ``reps`` replays, ms),
+    slowest first: where a job's or a query's time goes."""
+    import statistics
+    import time
+
+    per: dict[int, list[float]] = {}
+    text: dict[int, str] = {}
+    with psycopg.connect(libpq_url(db_url)) as conn:
+        for _ in range(reps):
+            for i, item in enumerate(capture.items):
+                if isinstance(item, Statement):
+                    t0 = time.perf_counter()
+                    conn.execute(item.sql, item.params)
+                    per.setdefault(i, []).append((time.perf_counter() - t0) * 1000.0)
+                    text[i] = " ".join(item.sql.split())
+            conn.rollback()
+    return sorted(((statistics.median(v), text[i]) for i, v in per.items()), reverse=True)

@@ -396,6 +396,46 @@ def test_lost_idempotency_race_replays_the_winner(
     assert len(attempts(store)) == 1  # only the winner's
 
 
+@pytest.mark.parametrize("used_up", ["code cap", "campaign budget"])
+def test_losing_the_key_race_to_a_twin_that_took_the_last_unit_is_its_replay_not_depleted(
+    campaigns: CampaignService, redemptions: RedemptionService, clock: ManualClock, hasher: CodeHasher,
+    store: MemoryStore, used_up: str,
+) -> None:
+    if used_up == "code cap":
+        create(campaigns, "LAST1", GRANT, code_cap=1)
+    else:
+        create(campaigns, "LAST1", GRANT, max_total_uses=1)
+    winner = redemptions.redeem(1, "LAST1", "k").redemption
+
+    def before_the_twin_committed(snap: RedeemSnapshot) -> RedeemSnapshot:
+        assert snap.code is not None and snap.campaign is not None
+        return attrs.evolve(snap, by_key=None, live=None, held_slots=(),
+                            code=attrs.evolve(snap.code, used_total=0), campaign=attrs.evolve(snap.campaign,
+                                                                                             used_total=0))
+
+    # In the serial order the twin came first: check 1 decides, whatever the twin left of the capacity.
+    twin = RedemptionService(stale_reads(store, before_the_twin_committed), clock, hasher).redeem(1, "LAST1", "k")
+    assert twin.replayed and twin.redemption == winner
+    assert len(store.redemptions) == 1 and len(store.ledger) == 1 and len(attempts(store)) == 1
+
+
+def test_losing_the_key_race_to_another_users_request_is_key_reuse(
+    campaigns: CampaignService, redemptions: RedemptionService, clock: ManualClock, hasher: CodeHasher,
+    store: MemoryStore,
+) -> None:
+    create(campaigns, "SPRING26", max_total_uses=1)
+    assert redemptions.redeem(1, "SPRING26", "k").accepted
+
+    def before_the_other_committed(snap: RedeemSnapshot) -> RedeemSnapshot:
+        assert snap.code is not None and snap.campaign is not None
+        return attrs.evolve(snap, by_key=None, campaign=attrs.evolve(snap.campaign, used_total=0),
+                            code=attrs.evolve(snap.code, used_total=0))
+
+    out = RedemptionService(stale_reads(store, before_the_other_committed), clock, hasher).redeem(2, "SPRING26", "k")
+    assert out == RedeemOutcome(RedeemResult.IDEMPOTENCY_KEY_REUSED)
+    assert len(store.redemptions) == 1 and len(attempts(store)) == 1
+
+
 # --- RATE_LIMITED (check 2) ---------------------------------------------------------------------------
 
 

@@ -345,12 +345,13 @@ class RedeemMachine(RuleBasedStateMachine):
         retried = False
         if expected is RedeemResult.ACCEPTED:
             code_now = self.store.codes[id_b]
-            if not claimable(code_now, self.store.campaigns[code_now.campaign_id]):
-                expected = RedeemResult.DEPLETED  # lost the claim (check 9)
-            elif same_key and made_by_a is not None:
-                # The unique key refuses B's insert; B starts over and sees A's redemption.
+            if same_key and made_by_a is not None:
+                # The unique key refuses B's insert; B starts over and answers as A's twin (check 1), whatever A
+                # left of the capacity.
                 replay = first == second and id_a == id_b
                 expected = RedeemResult.ACCEPTED if replay else RedeemResult.IDEMPOTENCY_KEY_REUSED
+            elif not claimable(code_now, self.store.campaigns[code_now.campaign_id]):
+                expected = RedeemResult.DEPLETED  # lost the claim (check 9), or check 6 before check 7
             elif made_by_a is not None and first == second and id_a == id_b:
                 expected = RedeemResult.ALREADY_USED  # one live redemption per code and user
             elif made_by_a is not None and first == second:
