@@ -180,6 +180,12 @@ class RedeemMachine(RuleBasedStateMachine):
         return [r for r in state.redemptions.values()
                 if r.campaign_id == campaign_id and r.user_id == user_id and is_live(r)]
 
+    def lowest_free_place(self, code_id: int, user_id: int) -> int | None:
+        """The ``user_slot`` a redemption of the code by the user takes now: the lowest of 1..per_user_limit free."""
+        campaign = self.store.campaigns[self.store.codes[code_id].campaign_id]
+        taken = {r.user_slot for r in self.live_in_campaign(self.store, campaign.id or 0, user_id)}
+        return min(set(range(1, campaign.per_user_limit + 1)) - taken, default=None)
+
     def audit_rows(self) -> int:
         return len(self.store.audit)
 
@@ -258,11 +264,7 @@ class RedeemMachine(RuleBasedStateMachine):
         key = key or self.fresh_key()
         expected = self.expected_result(user_id, code_id, self.store)
         before = copy_of(self.store)
-        free = None
-        if code_id is not None:
-            campaign = self.store.campaigns[self.store.codes[code_id].campaign_id]
-            taken = {r.user_slot for r in self.live_in_campaign(self.store, campaign.id or 0, user_id)}
-            free = min(set(range(1, campaign.per_user_limit + 1)) - taken, default=None)
+        free = None if code_id is None else self.lowest_free_place(code_id, user_id)
 
         out = self.redemptions.redeem(user_id, typed, key)
 
@@ -370,9 +372,7 @@ class RedeemMachine(RuleBasedStateMachine):
             return uow
 
         before = copy_of(self.store)
-        taken = {r.user_slot for r in self.live_in_campaign(self.store, self.store.codes[id_b].campaign_id, second)}
-        free_now = min(set(range(1, self.store.campaigns[self.store.codes[id_b].campaign_id].per_user_limit + 1))
-                       - taken, default=None)
+        free_now = self.lowest_free_place(id_b, second)
         racing = RedemptionService(reads_before_a_committed, self.clock, self.hasher, POLICY)
         out = racing.redeem(second, plain_b, key_b)
         assert out.result is expected, (out.result, expected, retried)
