@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters.sql._base import SqlRepository, like_escaped, starts_with
+from adapters.sql._base import CounterRelease, SqlRepository, like_escaped, starts_with
 from adapters.sql.rows import campaign_from_row, campaign_values
 from adapters.sql.tables import promo_campaigns, promo_codes, promo_redemptions
 from domain.model import (
@@ -28,23 +28,7 @@ from domain.model import (
 
 _campaigns = promo_campaigns
 
-# Release many: lock the rows in id order (two runs at once never deadlock), then one UPDATE joined to the
-# (id, units) arrays, whatever the count.
-_PG_LOCK_IN_ID_ORDER = sa.text(
-    "SELECT id FROM promo_campaigns WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE")
-_PG_RELEASE_MANY = sa.text(
-    "UPDATE promo_campaigns AS campaign SET used_total = CASE WHEN campaign.used_total >= released.units "
-    "THEN campaign.used_total - released.units ELSE 0 END, updated_at = :now_ "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:units AS integer[])) AS released(id, units) "
-    "WHERE campaign.id = released.id AND campaign.used_total > 0"
-).bindparams(sa.bindparam("now_", type_=_campaigns.c.updated_at.type))
-_RELEASE_ONE = (
-    sa.update(_campaigns)
-    .where(_campaigns.c.id == sa.bindparam("campaign_id_"), _campaigns.c.used_total > 0)
-    .values(used_total=sa.case((_campaigns.c.used_total >= sa.bindparam("units", type_=sa.Integer),
-                                _campaigns.c.used_total - sa.bindparam("units", type_=sa.Integer)), else_=0),
-            updated_at=sa.bindparam("now_", type_=_campaigns.c.updated_at.type))
-)
+_RELEASE = CounterRelease(_campaigns)
 
 
 class SqlCampaigns(SqlRepository):
@@ -117,15 +101,7 @@ class SqlCampaigns(SqlRepository):
         return self._one(sa.update(table).where(*conditions).values(values).returning(table))
 
     def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
-        ids = [campaign_id for campaign_id in sorted(units) if units[campaign_id] > 0]
-        if not ids:
-            return
-        if self._postgres:
-            self._connection.execute(_PG_LOCK_IN_ID_ORDER, {"ids": ids})
-            self._connection.execute(_PG_RELEASE_MANY, {"ids": ids, "units": [units[i] for i in ids], "now_": now})
-            return
-        self._connection.execute(_RELEASE_ONE, [{"campaign_id_": campaign_id, "now_": now, "units": units[campaign_id]}
-                                                for campaign_id in ids])
+        _RELEASE(self._connection, units, now)
 
     def due_for_expiry(self, now: datetime, limit: int) -> list[Campaign]:
         # Not locked: the rollover updates the campaign's codes before the campaign (lock order), and its

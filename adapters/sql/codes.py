@@ -16,6 +16,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 
 from adapters.sql._base import (
+    CounterRelease,
     PgStatement,
     SqlRepository,
     column_list,
@@ -98,21 +99,7 @@ _UNCLAIM_CODE = (
 )
 _CODE_WIDTH = len(_codes.c)
 
-_PG_LOCK_IN_ID_ORDER = sa.text(
-    "SELECT id FROM promo_codes WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE")
-_PG_RELEASE_MANY = sa.text(
-    "UPDATE promo_codes AS code SET used_total = CASE WHEN code.used_total >= released.units "
-    "THEN code.used_total - released.units ELSE 0 END, updated_at = :now_ "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:units AS integer[])) AS released(id, units) "
-    "WHERE code.id = released.id AND code.used_total > 0"
-).bindparams(sa.bindparam("now_", type_=_codes.c.updated_at.type))
-_RELEASE_ONE = (
-    sa.update(_codes)
-    .where(_codes.c.id == sa.bindparam("promo_code_id_"), _codes.c.used_total > 0)
-    .values(used_total=sa.case((_codes.c.used_total >= sa.bindparam("units", type_=sa.Integer),
-                                _codes.c.used_total - sa.bindparam("units", type_=sa.Integer)), else_=0),
-            updated_at=sa.bindparam("now_", type_=_codes.c.updated_at.type))
-)
+_RELEASE = CounterRelease(_codes)
 
 # Bulk insert (COPY): the columns a generated batch shares (everything but id, hash and prefix) are formatted
 # once per distinct value and reused. Their names are PromoCode's attribute names too.
@@ -301,15 +288,7 @@ class SqlPromoCodes(SqlRepository):
         return code, campaign_from_row(campaign_row._mapping)
 
     def release_capacity_many(self, units: Mapping[int, int], now: datetime) -> None:
-        ids = [promo_code_id for promo_code_id in sorted(units) if units[promo_code_id] > 0]
-        if not ids:
-            return
-        if self._postgres:
-            self._connection.execute(_PG_LOCK_IN_ID_ORDER, {"ids": ids})
-            self._connection.execute(_PG_RELEASE_MANY, {"ids": ids, "units": [units[i] for i in ids], "now_": now})
-            return
-        self._connection.execute(_RELEASE_ONE, [{"promo_code_id_": promo_code_id, "now_": now,
-                                                 "units": units[promo_code_id]} for promo_code_id in ids])
+        _RELEASE(self._connection, units, now)
 
     def due_for_depletion(self, limit: int) -> list[PromoCode]:
         table, redemptions = self.table, promo_redemptions
