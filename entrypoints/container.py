@@ -19,9 +19,11 @@ from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
 from domain.errors import ConfigurationError
 from domain.maintenance import MaintenanceService
-from domain.payments import PaymentReviewService, ReconciliationService, RecoveryService
+from domain.payment_reviews import PaymentReviewService
 from domain.products import ProductCatalog, parse_products
 from domain.promo_codes import CodeService
+from domain.reconciliation import ReconciliationService
+from domain.recovery import RecoveryService
 from domain.redemption import RedemptionService
 from domain.reports import ReportService
 from entrypoints.bot.handlers import PromoBot

@@ -10,7 +10,9 @@ import click
 
 from domain.errors import ConfigurationError
 from domain.model import PaymentReview, Purchase
-from domain.payments import MAX_REVIEW_PAGE, MAX_WINDOW_HOURS, MIN_WINDOW_HOURS, ReconciliationReport
+from domain.payment_jobs import MAX_WINDOW_HOURS, MIN_WINDOW_HOURS
+from domain.payment_reviews import MAX_REVIEW_PAGE
+from domain.reconciliation import ReconciliationReport
 from entrypoints.cli._ops import EXIT_FAILURE, cli_actor, cli_errors, echo_json, get_container, json_value, table
 from entrypoints.container import Container
 

@@ -38,7 +38,7 @@ REDEEM_MESSAGES: dict[RedeemResult, str] = {
     RedeemResult.EXPIRED: "this promo code has expired",
     RedeemResult.DEPLETED: "this promo code has been used up",
     RedeemResult.NOT_APPLICABLE: "this promo code does not apply to this user now",
-    RedeemResult.ALREADY_USED: "this user already redeemed this promo code",
+    RedeemResult.ALREADY_USED: "this user already redeemed this code, or the codes of its campaign allowed per user",
     RedeemResult.RATE_LIMITED: "too many failed attempts; retry later",
     RedeemResult.IDEMPOTENCY_KEY_REUSED: "idempotency_key was already used for another user or code",
 }

@@ -13,16 +13,11 @@ from domain.alerts import RoutedAlert
 from domain.checkout import CheckoutService
 from domain.errors import DomainError, InvalidPurchaseState, NotFound, StorageUnavailable, ValidationError
 from domain.model import Purchase, PurchaseStatus, StarTransaction
-from domain.payments import (
-    DiffKind,
-    PaymentReviewService,
-    ReconciliationService,
-    RecoveryService,
-    ReviewKind,
-    fetch_transactions,
-    parse_purchase_payload,
-)
+from domain.payment_reviews import PaymentReviewService
 from domain.policy import PromoPolicy
+from domain.reconciliation import DiffKind, ReconciliationService
+from domain.recovery import RecoveryService, ReviewKind
+from domain.star_transactions import fetch_transactions, parse_purchase_payload
 
 
 class PagedGateway:
