@@ -31,7 +31,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "result_NOT_APPLICABLE": "Dieser Code gilt für dich nicht (zum Beispiel nur für den ersten Kauf oder "
                                  "noch nicht gültig). Du kannst ohne Code kaufen oder einen anderen Code senden.",
         "result_DEPLETED": "Dieser Code ist leider aufgebraucht. Frag nach einem anderen Code.",
-        "result_ALREADY_USED": "Diesen Code hast du bereits eingelöst. Ein Code gilt einmal pro Person.",
+        "result_ALREADY_USED": ("Du hast diesen Code schon eingelöst – oder so viele Codes dieser Aktion, "
+                                "wie eine Person einlösen darf."),
         "result_RATE_LIMITED": "Zu viele Fehlversuche. Du kannst es ab {until} wieder versuchen "
                                "(in etwa {minutes} Minuten).",
         "result_IDEMPOTENCY_KEY_REUSED": "Diese Nachricht wurde schon verarbeitet. "
@@ -85,7 +86,8 @@ CATALOG: dict[str, dict[str, str]] = {
         "result_NOT_APPLICABLE": "This code does not apply to you (for example first purchase only, or not "
                                  "valid yet). You can buy without a code or send another code.",
         "result_DEPLETED": "This code has been used up. Ask for another code.",
-        "result_ALREADY_USED": "You have already redeemed this code. A code works once per person.",
+        "result_ALREADY_USED": ("You have already redeemed this code, or as many codes of this promotion as "
+                                "one person may."),
         "result_RATE_LIMITED": "Too many failed attempts. You can try again from {until} "
                                "(in about {minutes} minutes).",
         "result_IDEMPOTENCY_KEY_REUSED": "This message was already processed. "

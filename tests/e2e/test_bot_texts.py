@@ -38,7 +38,8 @@ def test_english_users_read_english_and_everyone_else_german(stack: Stack, bot_a
         "Diesen Code kenne ich nicht. Prüfe die Schreibweise und sende /promo CODE erneut."]
 
     stack.deliver(stack.updates.promo(english, "HELLO25", language_code="en"))
-    assert bot_api.texts(english)[-1] == "You have already redeemed this code. A code works once per person."
+    assert bot_api.texts(english)[-1] == ("You have already redeemed this code, or as many codes of this promotion "
+                                             "as one person may.")
     stack.deliver(stack.updates.callback(english, "buy:NO_SUCH_PLAN", language_code="en"))
     assert bot_api.texts(english)[-1] == "This plan is no longer available. Send /promo CODE for a current choice."
     stack.deliver(stack.updates.callback(english, "sell:everything", language_code="en"))
