@@ -31,7 +31,7 @@ CATALOG: dict[str, dict[str, str]] = {
         "result_NOT_APPLICABLE": "Dieser Code gilt für dich nicht (zum Beispiel nur für den ersten Kauf oder "
                                  "noch nicht gültig). Du kannst ohne Code kaufen oder einen anderen Code senden.",
         "result_DEPLETED": "Dieser Code ist leider aufgebraucht. Frag nach einem anderen Code.",
-        "result_ALREADY_USED": ("Du hast diesen Code schon eingelöst – oder so viele Codes dieser Aktion, "
+        "result_ALREADY_USED": ("Du hast diesen Code schon eingelöst oder so viele Codes dieser Aktion, "
                                 "wie eine Person einlösen darf."),
         "result_RATE_LIMITED": "Zu viele Fehlversuche. Du kannst es ab {until} wieder versuchen "
                                "(in etwa {minutes} Minuten).",
