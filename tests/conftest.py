@@ -10,6 +10,7 @@ import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock, MemoryStore
 from domain.campaigns import CampaignService
+from domain.checkout import CheckoutService
 from domain.codes import CodeHasher
 from domain.policy import PromoPolicy
 from domain.promo_codes import CodeService
@@ -77,3 +78,8 @@ def redemptions(
 @pytest.fixture
 def codes(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, hasher: CodeHasher) -> CodeService:
     return CodeService(uow_factory, clock, hasher)
+
+
+@pytest.fixture
+def checkout(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> CheckoutService:
+    return CheckoutService(uow_factory, clock)

@@ -17,7 +17,8 @@ import requests
 
 from adapters.sql.engine import EngineHolder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from tests.fakes.bot_api import FakeBotApi, Updates
+from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.telegram_updates import Updates
 
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
 PEPPER = "e2e-pepper"

@@ -10,7 +10,8 @@ from pathlib import Path
 import redis
 
 from tests.e2e.stack import STARPROMO, Stack, sqlite_db, stack_env, starpromo
-from tests.fakes.bot_api import FakeBotApi, Updates
+from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.telegram_updates import Updates
 
 
 def test_polling_answers_updates_and_confirms_them(tmp_path: Path) -> None:

@@ -6,10 +6,8 @@ where the Bot API wants objects; form and JSON bodies are read too). Every call 
 (:attr:`FakeBotApi.calls`) for assertions, errors can be injected per method (:meth:`FakeBotApi.fail`),
 and ``getStarTransactions`` pages over :attr:`FakeBotApi.star_transactions` with ``offset``/``limit``.
 
-Like Telegram, the fake refuses with 400 what breaks the Bot API's documented limits: a message text of 1..4096
-characters, ``callback_data`` of 1..64 bytes, an invoice ``title`` of 1..32 and ``description`` of 1..255
-characters, a ``payload`` of 1..128 bytes, a Stars (``XTR``) invoice with anything but one positive integer
-price and an empty provider token, an ``answerCallbackQuery`` text over 200 characters. Flood control is opt-in:
+Like Telegram, the fake refuses with 400 what breaks the Bot API's documented limits (tests/fakes/bot_api_limits.py)
+and a Stars (``XTR``) invoice with anything but one price and an empty provider token. Flood control is opt-in:
 with ``messages_per_second`` set, a message beyond that many in the trailing second is answered 429 with
 ``parameters.retry_after``, as Telegram answers a bot that sends too fast.
 
@@ -19,8 +17,8 @@ with ``messages_per_second`` set, a message beyond that many in the trailing sec
         api.wait_for("sendInvoice")
         assert api.last("sendInvoice").json("prices") == [{"label": "...", "amount": 120}]
 
-:class:`Updates` builds the Telegram updates a test feeds to the webhook (or to ``getUpdates`` via
-:meth:`FakeBotApi.push_update` for polling).
+``tests.fakes.telegram_updates.Updates`` builds the Telegram updates a test feeds to the webhook (or to
+``getUpdates`` via :meth:`FakeBotApi.push_update` for polling).
 """
 
 from __future__ import annotations
@@ -38,16 +36,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import attrs
 
+from tests.fakes.bot_api_limits import ApiError, check_limits, require
+from tests.fakes.local_http import base_url, serve_in_background, shut_down
+
 BOT_ID = 7000000001
 BOT_USERNAME = "starpromo_test_bot"
 
-# The Bot API's documented limits (sendMessage, InlineKeyboardButton, sendInvoice, answerCallbackQuery).
-MAX_MESSAGE_TEXT = 4096
-MAX_CALLBACK_DATA_BYTES = 64
-MAX_INVOICE_TITLE = 32
-MAX_INVOICE_DESCRIPTION = 255
-MAX_INVOICE_PAYLOAD_BYTES = 128
-MAX_CALLBACK_ANSWER_TEXT = 200
 # What flood control counts: the methods that send a message to a chat.
 MESSAGE_METHODS = frozenset({"sendMessage", "sendInvoice"})
 
@@ -115,9 +109,7 @@ class FakeBotApi:
     def url(self) -> str:
         """The base URL to use as ``TELEGRAM_API_URL``."""
         assert self._server is not None, "start() the fake first"
-        host, port = self._server.server_address[:2]
-        assert isinstance(host, str)  # an AF_INET server: (host, port)
-        return f"http://{host}:{port}"
+        return base_url(self._server)
 
     def start(self) -> FakeBotApi:
         fake = self
@@ -134,16 +126,12 @@ class FakeBotApi:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_in_background(Handler)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            shut_down(self._server)
             self._server = None
 
     def __enter__(self) -> FakeBotApi:
@@ -183,7 +171,7 @@ class FakeBotApi:
     def add_payment(self, charge_id: str, amount: int, user_id: int, payload: str | None = None,
                     date: datetime | None = None) -> dict[str, Any]:
         """An incoming Star payment (``source`` = TransactionPartnerUser), newest first."""
-        source: dict[str, Any] = {"type": "user", "transaction_type": "invoice_payment", "user": _user(user_id)}
+        source: dict[str, Any] = {"type": "user", "transaction_type": "invoice_payment", "user": telegram_user(user_id)}
         if payload is not None:
             source["invoice_payload"] = payload
         tx = {"id": charge_id, "amount": amount, "date": _ts(date or self._now()), "source": source}
@@ -194,7 +182,7 @@ class FakeBotApi:
     def add_refund(self, charge_id: str, amount: int, user_id: int, date: datetime | None = None) -> dict[str, Any]:
         """An outgoing refund (``receiver`` = TransactionPartnerUser), newest first."""
         tx = {"id": charge_id, "amount": amount, "date": _ts(date or self._now()),
-              "receiver": {"type": "user", "user": _user(user_id)}}
+              "receiver": {"type": "user", "user": telegram_user(user_id)}}
         with self._lock:
             self.star_transactions.insert(0, tx)
         return tx
@@ -282,9 +270,9 @@ class FakeBotApi:
                                  f"{wait}", "parameters": {"retry_after": wait}})
             return
         try:
-            _check_limits(call)
+            check_limits(call)
             result = handler(call) if handler is not None else self._answer(call)
-        except _ApiError as exc:
+        except ApiError as exc:
             self._reply(h, exc.error_code, {"ok": False, "error_code": exc.error_code,
                                             "description": exc.description})
             return
@@ -339,36 +327,36 @@ class FakeBotApi:
                     "can_join_groups": False, "can_read_all_group_messages": False,
                     "supports_inline_queries": False}
         if m == "sendMessage":
-            _require(p, "chat_id", "text")
+            require(p, "chat_id", "text")
             message = self._message(p["chat_id"])
             message["text"] = p["text"]
             if "reply_markup" in p:
                 message["reply_markup"] = json.loads(p["reply_markup"])
             return message
         if m == "sendInvoice":
-            _require(p, "chat_id", "title", "description", "payload", "currency", "prices")
+            require(p, "chat_id", "title", "description", "payload", "currency", "prices")
             prices = json.loads(p["prices"])
             if p["currency"] == "XTR" and (len(prices) != 1 or p.get("provider_token", "") != ""):
-                raise _ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
+                raise ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
             message = self._message(p["chat_id"])
             message["invoice"] = {"title": p["title"], "description": p["description"], "start_parameter": "",
                                   "currency": p["currency"], "total_amount": sum(x["amount"] for x in prices)}
             return message
         if m == "answerPreCheckoutQuery":
-            _require(p, "pre_checkout_query_id", "ok")
+            require(p, "pre_checkout_query_id", "ok")
             if p["ok"] not in ("True", "true") and not p.get("error_message"):
-                raise _ApiError(400, "Bad Request: error_message is required when ok is false")
+                raise ApiError(400, "Bad Request: error_message is required when ok is false")
             return True
         if m == "answerCallbackQuery":
-            _require(p, "callback_query_id")
+            require(p, "callback_query_id")
             return True
         if m == "refundStarPayment":
-            _require(p, "user_id", "telegram_payment_charge_id")
+            require(p, "user_id", "telegram_payment_charge_id")
             charge = p["telegram_payment_charge_id"]
             with self._lock:
                 paid = next((t for t in self.star_transactions if t["id"] == charge and "source" in t), None)
                 if charge in self.refunded_charges:
-                    raise _ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
+                    raise ApiError(400, "Bad Request: CHARGE_ALREADY_REFUNDED")
                 self.refunded_charges.add(charge)
             if self.record_refund_transactions:
                 self.add_refund(charge, paid["amount"] if paid else 0, int(p["user_id"]))
@@ -377,12 +365,12 @@ class FakeBotApi:
             offset = int(p.get("offset") or 0)
             limit = int(p.get("limit") or 100)
             if not 1 <= limit <= 100:
-                raise _ApiError(400, "Bad Request: limit must be 1..100")
+                raise ApiError(400, "Bad Request: limit must be 1..100")
             with self._lock:
                 page = [dict(t) for t in self.star_transactions[offset:offset + limit]]
             return {"transactions": page}
         if m == "setWebhook":
-            _require(p, "url")
+            require(p, "url")
             with self._lock:
                 self.webhook = dict(p)
             return True
@@ -396,7 +384,7 @@ class FakeBotApi:
                         "pending_update_count": 0}
         if m == "getUpdates":
             return self._get_updates(p)
-        raise _ApiError(404, "Not Found: method not found")
+        raise ApiError(404, "Not Found: method not found")
 
     def _get_updates(self, p: dict[str, str]) -> list[dict[str, Any]]:
         offset = int(p.get("offset") or 0)
@@ -418,48 +406,6 @@ class FakeBotApi:
                 "from": {"id": BOT_ID, "is_bot": True, "first_name": "starpromo test", "username": BOT_USERNAME}}
 
 
-class _ApiError(Exception):
-    def __init__(self, error_code: int, description: str) -> None:
-        super().__init__(description)
-        self.error_code = error_code
-        self.description = description
-
-
-def _check_limits(call: Call) -> None:
-    """400 for what breaks the Bot API's documented limits (see the module docstring)."""
-    p, m = call.params, call.method
-    if m == "sendMessage" and not 1 <= len(p.get("text", "")) <= MAX_MESSAGE_TEXT:
-        raise _ApiError(400, "Bad Request: message text is empty" if not p.get("text")
-                        else "Bad Request: message is too long")
-    if m in ("sendMessage", "sendInvoice") and "reply_markup" in p:
-        for row in json.loads(p["reply_markup"]).get("inline_keyboard", []):
-            for button in row:
-                data = button.get("callback_data")
-                if data is not None and not 1 <= len(data.encode()) <= MAX_CALLBACK_DATA_BYTES:
-                    raise _ApiError(400, "Bad Request: BUTTON_DATA_INVALID")
-                if not button.get("text"):
-                    raise _ApiError(400, "Bad Request: text buttons are unallowed in the inline keyboard")
-    if m == "sendInvoice":
-        if not 1 <= len(p.get("title", "")) <= MAX_INVOICE_TITLE:
-            raise _ApiError(400, "Bad Request: INVOICE_TITLE_INVALID")
-        if not 1 <= len(p.get("description", "")) <= MAX_INVOICE_DESCRIPTION:
-            raise _ApiError(400, "Bad Request: INVOICE_DESCRIPTION_INVALID")
-        if not 1 <= len(p.get("payload", "").encode()) <= MAX_INVOICE_PAYLOAD_BYTES:
-            raise _ApiError(400, "Bad Request: INVOICE_PAYLOAD_INVALID")
-        if p.get("currency") == "XTR" and "prices" in p:
-            amounts = [price.get("amount") for price in json.loads(p["prices"])]
-            if any(isinstance(a, bool) or not isinstance(a, int) or a < 1 for a in amounts):
-                raise _ApiError(400, "Bad Request: STARS_INVOICE_INVALID")
-    if m == "answerCallbackQuery" and len(p.get("text") or "") > MAX_CALLBACK_ANSWER_TEXT:
-        raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
-
-
-def _require(p: dict[str, str], *names: str) -> None:
-    missing = [n for n in names if n not in p]
-    if missing:
-        raise _ApiError(400, f"Bad Request: {missing[0]} is required")
-
-
 def _body_params(content_type: str, body: bytes) -> dict[str, str]:
     if not body:
         return {}
@@ -475,82 +421,12 @@ def _ts(date: datetime | None) -> int:
     return int((date or datetime.now(UTC)).timestamp())
 
 
-def _user(user_id: int, language_code: str | None = None, first_name: str = "Test") -> dict[str, Any]:
+def telegram_user(user_id: int, language_code: str | None = None, first_name: str = "Test") -> dict[str, Any]:
+    """A Telegram ``User`` object of a person."""
     user: dict[str, Any] = {"id": user_id, "is_bot": False, "first_name": first_name}
     if language_code is not None:
         user["language_code"] = language_code
     return user
-
-
-class Updates:
-    """Builds Telegram updates with increasing ``update_id``s and message ids."""
-
-    def __init__(self, first_update_id: int = 500_000_000) -> None:
-        self._update_ids = itertools.count(first_update_id)
-        self._message_ids = itertools.count(1)
-
-    def next_update_id(self) -> int:
-        return next(self._update_ids)
-
-    def _wrap(self, key: str, obj: dict[str, Any], update_id: int | None) -> dict[str, Any]:
-        return {"update_id": self.next_update_id() if update_id is None else update_id, key: obj}
-
-    def message(self, user_id: int, text: str | None = None, language_code: str | None = "de",
-                chat_id: int | None = None, message_id: int | None = None, update_id: int | None = None,
-                **extra: Any) -> dict[str, Any]:
-        """A private-chat message (a command when ``text`` starts with ``/``)."""
-        msg: dict[str, Any] = {
-            "message_id": next(self._message_ids) if message_id is None else message_id,
-            "date": int(time.time()),
-            "chat": {"id": user_id if chat_id is None else chat_id, "type": "private", "first_name": "Test"},
-            "from": _user(user_id, language_code),
-        }
-        if text is not None:
-            msg["text"] = text
-            if text.startswith("/"):
-                length = len(text.split()[0]) if text.split() else len(text)
-                msg["entities"] = [{"type": "bot_command", "offset": 0, "length": length}]
-        msg.update(extra)
-        return self._wrap("message", msg, update_id)
-
-    def promo(self, user_id: int, code: str | None, language_code: str | None = "de",
-              **kw: Any) -> dict[str, Any]:
-        return self.message(user_id, "/promo" if code is None else f"/promo {code}", language_code, **kw)
-
-    def callback(self, user_id: int, data: str, language_code: str | None = "de",
-                 update_id: int | None = None, callback_id: str | None = None) -> dict[str, Any]:
-        cq = {
-            "id": callback_id or f"cb{self.next_update_id()}",
-            "from": _user(user_id, language_code),
-            "chat_instance": "42",
-            "data": data,
-            "message": {"message_id": next(self._message_ids), "date": int(time.time()),
-                        "chat": {"id": user_id, "type": "private"},
-                        "from": {"id": BOT_ID, "is_bot": True, "first_name": "starpromo test"},
-                        "text": "..."},
-        }
-        return self._wrap("callback_query", cq, update_id)
-
-    def pre_checkout(self, user_id: int, payload: str, total_amount: int, currency: str = "XTR",
-                     language_code: str | None = "de", query_id: str | None = None,
-                     update_id: int | None = None) -> dict[str, Any]:
-        q = {"id": query_id or f"pcq{self.next_update_id()}", "from": _user(user_id, language_code),
-             "currency": currency, "total_amount": total_amount, "invoice_payload": payload}
-        return self._wrap("pre_checkout_query", q, update_id)
-
-    def successful_payment(self, user_id: int, payload: str, total_amount: int, charge_id: str,
-                           currency: str = "XTR", language_code: str | None = "de",
-                           update_id: int | None = None) -> dict[str, Any]:
-        sp = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload,
-              "telegram_payment_charge_id": charge_id, "provider_payment_charge_id": ""}
-        return self.message(user_id, None, language_code, update_id=update_id, successful_payment=sp)
-
-    def refunded_payment(self, user_id: int, payload: str, total_amount: int, charge_id: str,
-                         currency: str = "XTR", language_code: str | None = "de",
-                         update_id: int | None = None) -> dict[str, Any]:
-        rp = {"currency": currency, "total_amount": total_amount, "invoice_payload": payload,
-              "telegram_payment_charge_id": charge_id}
-        return self.message(user_id, None, language_code, update_id=update_id, refunded_payment=rp)
 
 
 def free_port_url() -> str:

@@ -10,6 +10,8 @@ from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.fakes.local_http import base_url, serve_in_background, shut_down
+
 
 class Receiver:
     """Records every POST (path, headers, parsed JSON body). ``statuses`` are answered in order (the last
@@ -26,9 +28,7 @@ class Receiver:
     @property
     def url(self) -> str:
         assert self._server is not None
-        host, port = self._server.server_address[:2]
-        assert isinstance(host, str)  # an AF_INET server: (host, port)
-        return f"http://{host}:{port}/hook"
+        return f"{base_url(self._server)}/hook"
 
     @property
     def bodies(self) -> list[Any]:
@@ -74,16 +74,12 @@ class Receiver:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
+        self._server, self._thread = serve_in_background(Handler)
         return self
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
+            shut_down(self._server)
 
 
 @contextmanager

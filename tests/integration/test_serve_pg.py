@@ -1,6 +1,12 @@
 """``starpromo serve`` as a real process on a fresh, migrated PostgreSQL database, called over real HTTP
 (SPEC 7, SPEC 13): every endpoint family, every redeem outcome a real run can produce, exact capacity
-under 100 concurrent clients, and no plaintext code in any table (``pg_dump``) or in the server's log."""
+under 100 concurrent clients, and no plaintext code in any table (``pg_dump``) or in the server's log.
+
+Why this file stays whole (a little over 500 lines): its tests share one server process and one database, and
+the last test depends on all the others. Every test records the plaintext codes it sends in ``SENT_CODES``, and
+the final no-plaintext check reads that list against a ``pg_dump`` of everything the earlier tests wrote and the
+server's whole log. Split across modules, the check would see only its own module's traffic (or depend on the
+order pytest collects the modules in), which would make the strongest check here weaker without anyone noticing."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Set-up shared by the redeem, campaign and code tests: campaign specs, a campaign with its codes through the
-services, and states only a job reaches (rollover, guard) put directly into the in-memory store."""
+services, states only a job reaches (rollover, guard) put directly into the in-memory store, and what a refused
+change is checked against."""
 
 from __future__ import annotations
 
@@ -7,9 +8,11 @@ import itertools
 from typing import Any
 
 import attrs
+import pytest
 
 from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock, MemoryStore
 from domain.campaigns import CampaignService, CampaignSpec
+from domain.errors import ValidationError
 from domain.maintenance import MaintenanceService
 from domain.model import AuditEntry, Campaign, CampaignStatus, PausedReason, PromoCode, PromoType, Redemption
 from domain.promo_codes import CodeService
@@ -19,6 +22,8 @@ DISCOUNT = CampaignSpec(name="spring", promo_type=PromoType.PERCENT_DISCOUNT, di
 GRANT = CampaignSpec(name="gift", promo_type=PromoType.PREMIUM_GRANT, grant_plan_code="PREMIUM", grant_days=30)
 STARS = CampaignSpec(name="stars", promo_type=PromoType.STARS_DISCOUNT, discount_stars=40)
 _SERIAL = itertools.count(1)
+ACTIVE, PAUSED, EXPIRED, DEPLETED = (CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.EXPIRED,
+                                     CampaignStatus.DEPLETED)
 
 
 def create(campaigns: CampaignService, code: str, spec: CampaignSpec = DISCOUNT, *, code_cap: int | None = None,
@@ -72,3 +77,14 @@ def revoke(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, redemptio
 def audit_since(store: MemoryStore, before: int) -> list[AuditEntry]:
     """The audit entries written after the first ``before`` ones."""
     return list(store.audit[before:])
+
+
+def field_errors(exc: pytest.ExceptionInfo[ValidationError]) -> set[str]:
+    """The fields a validation error names."""
+    return {e["field"] for e in exc.value.errors}
+
+
+def campaign_tables(store: MemoryStore) -> tuple[object, ...]:
+    """Everything a refused campaign change must leave as it was."""
+    return (dict(store.campaigns), dict(store.campaign_names), dict(store.codes), dict(store.code_hashes),
+            list(store.audit))

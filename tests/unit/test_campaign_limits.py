@@ -18,6 +18,7 @@ from domain.policy import PromoPolicy
 from domain.promo_codes import CodeService
 from domain.redemption import RedemptionService, free_slot
 from tests.unit.promo_setup import ACTOR, GRANT, add_codes, create, expire_reservations, revoke
+from tests.unit.redeem_setup import Override
 
 CODES = [f"GIVE{i:02d}X" for i in range(1, 21)]
 
@@ -212,15 +213,6 @@ def test_a_user_holding_a_high_slot_after_a_lowered_limit_takes_the_free_low_one
 # --- the user's allowance under a race (check 9) ---------------------------------------------------------------
 
 
-class _Override:
-    def __init__(self, inner: Any, **methods: Callable[..., Any]) -> None:
-        self._inner = inner
-        self.__dict__.update(methods)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
 def first_read_misses_the_users_places(store: MemoryStore) -> Callable[[], InMemoryUnitOfWork]:
     """Units of work over ``store``; the first reads the user's places in the campaign before a concurrent redeem
     of the same user committed (it sees none)."""
@@ -235,7 +227,7 @@ def first_read_misses_the_users_places(store: MemoryStore) -> Callable[[], InMem
             def stale(*args: Any) -> RedeemSnapshot:
                 return attrs.evolve(real.redeem_snapshot(*args), held_slots=())
 
-            uow.redemptions = _Override(real, redeem_snapshot=stale)
+            uow.redemptions = Override(real, redeem_snapshot=stale)
         return uow
 
     return make

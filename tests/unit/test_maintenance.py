@@ -11,7 +11,6 @@ import pytest
 from adapters.memory import InMemoryUnitOfWorkFactory, ManualClock
 from domain.campaigns import CampaignService, CampaignSpec
 from domain.checkout import CheckoutService
-from domain.codes import CodeHasher
 from domain.errors import InvalidTransition
 from domain.maintenance import MaintenanceService
 from domain.model import (
@@ -36,16 +35,6 @@ ACTOR = "alice"
 @pytest.fixture
 def jobs(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, policy: PromoPolicy) -> MaintenanceService:
     return MaintenanceService(uow_factory, clock, policy)
-
-
-@pytest.fixture
-def checkout(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> CheckoutService:
-    return CheckoutService(uow_factory, clock)
-
-
-@pytest.fixture
-def codes(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, hasher: CodeHasher) -> CodeService:
-    return CodeService(uow_factory, clock, hasher)
 
 
 def discount(campaigns: CampaignService, code: str = "SPRING20", budget: int | None = None,

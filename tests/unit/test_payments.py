@@ -56,11 +56,6 @@ def notifier() -> InMemoryNotifier:
 
 
 @pytest.fixture
-def checkout(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> CheckoutService:
-    return CheckoutService(uow_factory, clock)
-
-
-@pytest.fixture
 def reconciliation(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, gateway: InMemoryPaymentGateway,
                    checkout: CheckoutService, notifier: InMemoryNotifier) -> ReconciliationService:
     return ReconciliationService(uow_factory, clock, gateway, checkout, notifier)

@@ -16,14 +16,20 @@ from domain.model import CampaignChanges, CampaignStatus, CodeFilter, PausedReas
 from domain.promo_codes import CodeService
 from domain.redemption import RedemptionService
 from tests.conftest import PEPPER
-from tests.unit.promo_setup import ACTOR, DISCOUNT, add_codes, audit_since, create, force_campaign, force_code
-
-ACTIVE, PAUSED, EXPIRED, DEPLETED = (CampaignStatus.ACTIVE, CampaignStatus.PAUSED, CampaignStatus.EXPIRED,
-                                     CampaignStatus.DEPLETED)
-
-
-def field_errors(exc: pytest.ExceptionInfo[ValidationError]) -> set[str]:
-    return {e["field"] for e in exc.value.errors}
+from tests.unit.promo_setup import (
+    ACTIVE,
+    ACTOR,
+    DEPLETED,
+    DISCOUNT,
+    EXPIRED,
+    PAUSED,
+    add_codes,
+    audit_since,
+    create,
+    field_errors,
+    force_campaign,
+    force_code,
+)
 
 
 def tables(store: MemoryStore) -> tuple[object, ...]:

@@ -25,11 +25,6 @@ CODES = ("REFUND30", "REFUND31")
 
 
 @pytest.fixture
-def checkout(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> CheckoutService:
-    return CheckoutService(uow_factory, clock)
-
-
-@pytest.fixture
 def jobs(uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock) -> MaintenanceService:
     return MaintenanceService(uow_factory, clock, PromoPolicy())
 

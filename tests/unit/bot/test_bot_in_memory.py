@@ -17,7 +17,8 @@ from entrypoints.bot.intake import HOUSEKEEPING_EVERY, Intake, UpdateIntake
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from tests.conftest import T0
-from tests.fakes.bot_api import FakeBotApi, Updates
+from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.telegram_updates import Updates
 
 TOKEN = "4242:unit-bot-token"
 USER = 5550001
