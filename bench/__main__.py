@@ -82,6 +82,20 @@ def _meta(cfg: BenchConfig, services: Services) -> dict[str, Any]:
     }
 
 
+def _probe(services: Services, seconds: float = 3.0) -> dict[str, float]:
+    """How fast this machine is right now, by work that no change to starpromo alters: pgbench running
+    ``SELECT 1`` with 16 clients (round trips through the PostgreSQL server) and a pure-Python loop. Runs of
+    different days compare through it."""
+    import timeit
+
+    from bench.core import with_database
+    from bench.pgbench import run_pgbench
+
+    loop_ns = min(timeit.repeat("sum(range(50))", number=100_000, repeat=5)) / 100_000 * 1e9
+    pg = run_pgbench(services, with_database(services.pg_url, "postgres"), "SELECT 1;\n", 16, seconds)
+    return {"pgbench_select1_tps": round(pg.run.throughput), "python_loop_ns": round(loop_ns)}
+
+
 def _load() -> tuple[float, float, float]:
     a, b, c = os.getloadavg()
     return (round(a, 2), round(b, 2), round(c, 2))
@@ -122,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     meta = _meta(cfg, services)
     meta["load_before"] = list(_load())
+    try:
+        meta["probe"] = _probe(services, 1.0 if cfg.quick else 3.0)
+    except Exception as exc:  # the probe only informs; a failure must not stop the run
+        log(f"machine probe failed: {exc}")
     results: list[WorkloadResult] = []
 
     def step(names: tuple[str, ...], fn: Callable[[], list[WorkloadResult]]) -> None:

@@ -335,10 +335,12 @@ def run(ctx: Context, wanted: set[str]) -> list[WorkloadResult]:
     services = [container.redemption_service() for _ in range(workers)]
     execute(url, "ANALYZE")
 
-    # Warm-up: fill the pool, let psycopg prepare the statements, touch the indexes.
+    # Warm-up: fill the pool, let psycopg prepare the statements, touch the indexes; then statistics of tables
+    # that hold rows (a live database's are: plans made on empty tables would scan them).
     drive(workers, 2.0 if not cfg.quick else 1.0,
           lambda w, s: services[w].redeem(_uid_base() + s, codes[(s * workers + w) % n_codes][1],
                                           f"warm-{os.getpid()}-{w}-{s}-{next(_uid_block)}").accepted)
+    execute(url, "ANALYZE")
 
     results: list[WorkloadResult] = []
     if DISTINCT in wanted or GIVEAWAY in wanted:
@@ -511,14 +513,14 @@ def _finish_giveaway(ctx: Context, url: str, services: list[RedemptionService], 
                                                                                    extra["profile"][0], *shard_ids]
     over_budget, over_limit, lines = _giveaway_invariants(url, campaign_ids)
     give.checks = [
-        Check("throughput (0.8 x redeem_distinct's median)", "redemptions/s", ">=", round(0.8 * median(d_tp), 1),
-              g_tp, "redeem_distinct, domain service, same run", d_tp),
-        Check("share of redeem_distinct's rate (same run)", "x", ">=", 0.8, g_ratio),
+        Check(f"rate ÷ redeem_distinct's rate in the same run (medians {median(g_tp):,.0f}/s and "
+              f"{median(d_tp):,.0f}/s)", "x", ">=", 0.8, g_ratio),
         Check("over-budget", "units", "<=", 0, [float(over_budget)]),
         Check("users over per_user_limit", "users", "<=", 0, [float(over_limit)]),
     ]
-    give.notes.append("The throughput target is 0.8 x redeem_distinct's median measured in this run "
-                      f"({median(d_tp):,.0f}/s); each run's ratio pairs it with the distinct run just before it.")
+    give.notes.append("Each run's ratio pairs the giveaway run with the redeem_distinct run just before it "
+                      "(distinct_same_run_per_s); the figure is the median of those ratios. Ratio of the medians: "
+                      f"{median(g_tp) / median(d_tp) if median(d_tp) else 0:.2f}.")
     vs_distinct = (f" vs {median(b_tp):,.0f}/s for the distinct codes: {median(gb_tp) / median(b_tp):.2f} of it"
                    if b_tp else "")
     give.notes.append(f"Database limit, pgbench on the giveaway's statements (each client its own run of "

@@ -69,7 +69,10 @@ def render_markdown(doc: dict[str, Any]) -> str:
         f"Python {meta['python']}, {meta['postgres']}, on loopback "
         "(the throwaway cluster of scripts/with-services.sh: fsync off, synchronous_commit off). "
         f"Load average (1/5/15 min) at start {meta['load_before']}, at end {meta['load_after']}; other processes "
-        "on this machine share both cores, so the figures are pessimistic when the load is above ~0.5.",
+        "on this machine share both cores, so the figures are pessimistic when the load is above ~0.5."
+        + (f" Machine probe at start (work no change to starpromo alters): pgbench `SELECT 1` with 16 clients "
+           f"{meta['probe']['pgbench_select1_tps']:,} transactions/s, a pure-Python loop "
+           f"(`sum(range(50))`) {meta['probe']['python_loop_ns']} ns." if meta.get("probe") else ""),
         "",
         f"Each workload ran {meta['runs']} time(s) ({meta['duration']:.0f} s per throughput run); the figure is the "
         "median of the runs, and its limit/baseline was measured in the same run, interleaved with it.",
