@@ -4,6 +4,10 @@
 Baseline: pgbench driving the very statements one redeem issues (captured from SQLAlchemy while a
 redeem runs), in the same transactions, with 16 clients — the database's limit for this work.
 The giveaway's target is a ratio to redeem_distinct's rate measured in the same run, interleaved with it.
+
+One module for the three workloads, past ~500 lines on purpose: they share the seeding, the worker pool, the
+lock-wait sampling and the pgbench capture, and the giveaway is only meaningful run interleaved with
+redeem_distinct, which this module's ``run`` does.
 """
 
 from __future__ import annotations
