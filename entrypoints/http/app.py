@@ -114,4 +114,8 @@ def create_app(container: Container) -> Flask:
     app.register_blueprint(openapi.bp)
     for feature in features:
         app.register_blueprint(importlib.import_module(feature.module).bp)
+    # The ops console under /ops/ (SPEC 14), served when OPS_SESSION_SECRET is set.
+    from entrypoints.console import register_console
+
+    register_console(app, container)
     return app
