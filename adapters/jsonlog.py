@@ -3,6 +3,11 @@
 Fields come in through ``log_event(logger, "event_name", key=value, ...)``; a key that collides with a
 ``LogRecord`` attribute (``name``, ``args``, ...) is written with a trailing underscore instead of crashing
 the logging call. Plaintext promo codes are never passed here: callers log ``code_prefix``/``code_hash``.
+
+Fields that belong to every line of a unit of work (a request's ``request_id``, a job's ``job_id``) are bound
+once with ``log_context(...)`` (or ``bind_log_context``/``reset_log_context`` where the start and the end are
+in different hooks); ``ContextFieldsFilter`` on the handler writes them onto each line logged meanwhile, by
+any logger, ours or a library's. They live in a ``ContextVar``: per thread, and per task under asyncio.
 """
 
 from __future__ import annotations
@@ -10,12 +15,53 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar, Token
 from datetime import UTC, date, datetime
 from enum import Enum
+from types import MappingProxyType
 from typing import IO, Any
 
 # Attributes every LogRecord has; anything else came in through ``extra=`` and belongs to the line.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+_NO_FIELDS: Mapping[str, Any] = MappingProxyType({})
+_context_fields: ContextVar[Mapping[str, Any]] = ContextVar("starpromo_log_context", default=_NO_FIELDS)
+
+
+def bind_log_context(**fields: Any) -> Token[Mapping[str, Any]]:
+    """Add ``fields`` to every line logged from now on in this context; undo with ``reset_log_context``."""
+    return _context_fields.set(MappingProxyType({**_context_fields.get(), **fields}))
+
+
+def reset_log_context(token: Token[Mapping[str, Any]]) -> None:
+    _context_fields.reset(token)
+
+
+@contextmanager
+def log_context(**fields: Any) -> Iterator[None]:
+    """``fields`` on every line logged inside the ``with`` block (in this thread)."""
+    token = bind_log_context(**fields)
+    try:
+        yield
+    finally:
+        reset_log_context(token)
+
+
+def current_log_context() -> Mapping[str, Any]:
+    return _context_fields.get()
+
+
+class ContextFieldsFilter(logging.Filter):
+    """Writes the bound context fields onto each record (a field the call passed itself wins)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        for key, value in _context_fields.get().items():
+            if not hasattr(record, key):
+                setattr(record, key, value)
+        return True
 
 
 def json_default(value: Any) -> Any:
@@ -73,6 +119,7 @@ def configure_json_logging(level: int = logging.INFO, stream: IO[str] | None = N
         return
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
     handler.setFormatter(JsonLineFormatter())
+    handler.addFilter(ContextFieldsFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

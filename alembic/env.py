@@ -1,15 +1,19 @@
 """Alembic environment: the target is ``adapters.sql.tables.metadata``; the database comes from the
-connection `starpromo db upgrade` passes in, else ``DATABASE_URL`` (default ``sqlite:///starpromo.db``)."""
+connection `starpromo db upgrade` passes in (its engine follows ``DATABASE_POOL_MODE``), else the settings'
+``DATABASE_URL`` and ``DATABASE_POOL_MODE`` (``alembic upgrade head`` run by hand).
+
+Behind PgBouncer in transaction mode every migration works as it does on a direct connection: all of them run in
+one transaction (PostgreSQL's DDL is transactional), their ``SET`` is ``SET LOCAL`` and the temporary table of 0003
+is dropped before that transaction ends."""
 
 from __future__ import annotations
-
-import os
 
 import sqlalchemy as sa
 
 from adapters.sql.engine import create_engine
 from adapters.sql.tables import metadata
 from alembic import context
+from entrypoints.settings import Settings
 
 config = context.config
 
@@ -19,8 +23,9 @@ def run() -> None:
     if connection is not None:
         _migrate(connection)
         return
-    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL", "sqlite:///starpromo.db")
-    engine = create_engine(url, pool_size=1)
+    settings = Settings.from_env(require_pepper=False)
+    url = config.get_main_option("sqlalchemy.url") or settings.database_url
+    engine = create_engine(url, pool_size=1, pool_mode=settings.database_pool_mode)
     try:
         with engine.connect() as conn:
             _migrate(conn)

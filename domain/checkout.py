@@ -37,6 +37,7 @@ from domain.policy import PromoPolicy
 from domain.products import ProductCatalog
 
 if TYPE_CHECKING:
+    from domain.outbox import OutcomeRecorder
     from ports.clock import Clock
     from ports.payments import PaymentGateway
     from ports.repositories import UnitOfWork, UnitOfWorkFactory
@@ -117,13 +118,17 @@ class CheckoutService:
 
     # --- init ----------------------------------------------------------------------------------------
 
-    def init(self, user_id: int, product_code: str, redemption_id: int | None = None) -> Purchase:
+    def init(self, user_id: int, product_code: str, redemption_id: int | None = None,
+             invoice: OutcomeRecorder[Purchase] | None = None) -> Purchase:
         """The user's open purchase of ``product_code``, created when there is none.
 
         A repeat returns the open purchase. A request naming a different reservation than the open
         purchase carries supersedes it: the old one becomes FAILED (its reservation unbound) and a new
         one is priced with the new reservation. Likewise a reservation bound to the user's open purchase
         of another product moves to this one (the user changed their mind; the old invoice is FAILED).
+
+        With ``invoice`` (the bot's outbox), a purchase still without its invoice gets it written in the
+        transaction that creates it, and is INVOICE_SENT when that commits: the invoice is on its way.
         """
         _validate_user(user_id)
         product = self._catalog.require(product_code)
@@ -132,9 +137,17 @@ class CheckoutService:
         for _ in range(3):
             now = self._clock.now()
             with self._uow() as uow:
+                if invoice is not None:
+                    invoice.begin(uow)
                 current = uow.purchases.get_open(user_id, product.code)
                 if current is not None and (redemption_id is None or current.promo_redemption_id == redemption_id):
-                    return current
+                    if invoice is None or current.status is not PurchaseStatus.CREATED:
+                        return current
+                    assert current.id is not None
+                    sent = self._invoice(uow, current.id, invoice, now)
+                    if sent is None:
+                        continue  # it changed meanwhile: decide again
+                    return sent
                 reservation: Redemption | None = None
                 superseded = [current] if current is not None else []
                 if redemption_id is not None:
@@ -171,9 +184,25 @@ class CheckoutService:
                         raise CheckoutError("PROMO_IN_USE", "the promo reservation is already used by another "
                                             "purchase", {"redemption_id": redemption_id})
                     continue  # expired or applied meanwhile: the next round says exactly which
+                if invoice is not None:
+                    sent = self._invoice(uow, purchase.id, invoice, now)
+                    assert sent is not None  # created in this very transaction
+                    return sent
                 uow.commit()
                 return purchase
         raise CheckoutError("CHECKOUT_CONFLICT", "the purchase kept changing; try again")
+
+    @staticmethod
+    def _invoice(uow: UnitOfWork, purchase_id: int, invoice: OutcomeRecorder[Purchase], now: datetime
+                 ) -> Purchase | None:
+        """CREATED -> INVOICE_SENT with the invoice written by ``invoice``, committed; None when not CREATED."""
+        sent = uow.purchases.set_status(purchase_id, [PurchaseStatus.CREATED], PurchaseStatus.INVOICE_SENT, now)
+        if sent is None:
+            uow.rollback()
+            return None
+        invoice.record(uow, sent)
+        uow.commit()
+        return sent
 
     @staticmethod
     def _supersede(uow: UnitOfWork, purchases: list[Purchase], now: datetime) -> bool:
@@ -249,12 +278,14 @@ class CheckoutService:
 
     # --- payment -------------------------------------------------------------------------------------
 
-    def successful_payment(self, purchase_id: int, charge_id: str, amount: int) -> Settlement:
+    def successful_payment(self, purchase_id: int, charge_id: str, amount: int,
+                           recorder: OutcomeRecorder[Settlement] | None = None) -> Settlement:
         """Settle a payment: PAID, reservation APPLIED, entitlement granted — once per charge id.
 
         Telegram has taken the money when this arrives, so a purchase that went FAILED meanwhile (its
         invoice expired while the user paid) is still settled. If its reservation can no longer be
-        applied, the purchase is settled at the price paid and flagged for review.
+        applied, the purchase is settled at the price paid and flagged for review. ``recorder`` (the
+        bot's confirmation) joins the settling transaction; a replay records nothing.
         """
         if not isinstance(charge_id, str) or not charge_id.strip() or len(charge_id) > MAX_CHARGE_ID:
             raise ValidationError.single("telegram_payment_charge_id", f"must be 1..{MAX_CHARGE_ID} characters")
@@ -263,6 +294,8 @@ class CheckoutService:
         for _ in range(3):
             now = self._clock.now()
             with self._uow() as uow:
+                if recorder is not None:
+                    recorder.begin(uow)
                 settled = uow.purchases.get_by_charge_id(charge_id)
                 if settled is not None:
                     if settled.id != purchase_id:
@@ -302,21 +335,28 @@ class CheckoutService:
                         "promo_redemption_id": p.promo_redemption_id, "reason": REVIEW_PROMO_NOT_RESERVED})
                 entitlements.grant(uow, p.user_id, product.plan_code, product.days, now, LedgerSource.PURCHASE,
                                    promo_redemption_id=p.promo_redemption_id, purchase_id=purchase_id)
+                settlement = Settlement(paid, replayed=False)
+                if recorder is not None:
+                    recorder.record(uow, settlement)
                 uow.commit()
-                return Settlement(paid, replayed=False)
+                return settlement
         raise CheckoutError("CHECKOUT_CONFLICT", "the purchase kept changing; try again")
 
     # --- refunds -------------------------------------------------------------------------------------
 
-    def mark_refunded(self, purchase_id: int, *, actor: str | None = None) -> Purchase:
+    def mark_refunded(self, purchase_id: int, *, actor: str | None = None,
+                      recorder: OutcomeRecorder[Purchase] | None = None) -> Purchase:
         """PAID -> REFUNDED (a refund made elsewhere, e.g. Telegram's ``refunded_payment``); idempotent.
 
         The entitlement the purchase granted is taken back in the same unit of work; the promo
         redemption is revoked by the refund rollback job. With ``actor`` (a person's refund through the API,
-        the console or the CLI) the change is an audit entry.
+        the console or the CLI) the change is an audit entry. ``recorder`` (the bot's notice) joins the
+        refund's transaction; an already REFUNDED purchase records nothing.
         """
         now = self._clock.now()
         with self._uow() as uow:
+            if recorder is not None:
+                recorder.begin(uow)
             current = uow.purchases.get(purchase_id)
             if current is None:
                 raise NotFound(f"purchase {purchase_id} not found")
@@ -331,6 +371,8 @@ class CheckoutService:
                 audit.record(uow, now, actor, audit.PURCHASE_REFUNDED, audit.PURCHASE, purchase_id,
                              {"final_stars_amount": updated.final_stars_amount,
                               "promo_redemption_id": updated.promo_redemption_id})
+            if recorder is not None:
+                recorder.record(uow, updated)
             uow.commit()
             return updated
 

@@ -14,6 +14,10 @@ Denominators (also in docs/decisions.md):
 - ``payments`` (issue 10): purchases paid in the window (by ``paid_at``; refunded later or not), refunded in
   it (by ``refunded_at``), and FAILED with their last change in it, each with its ``final_stars_amount`` sum;
   ``open_review_items`` and ``purchases_in_review`` are what waits for a human now, whatever the window.
+  ``other_movements`` (issue 17): the Star transactions dated in the window that are no purchase payment nor its
+  refund (withdrawals, ads, paid broadcasts, gifts, affiliate commissions, paid media, subscriptions, ...), per
+  kind and direction with their count and exact Stars, as the reconciliation job recorded them (so up to its
+  last run).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from domain.errors import ValidationError
 from domain.model import RedeemResult
 from domain.policy import PromoPolicy
+from domain.star_transactions import movements_document
 
 if TYPE_CHECKING:
     from ports.clock import Clock
@@ -76,6 +81,7 @@ class DashboardService:
             payments = uow.purchases.totals(since, end)
             open_reviews = uow.payment_reviews.count_open()
             in_review = uow.purchases.count_in_review()
+            movements = uow.star_movements.totals(since, end)
         attempts_total = sum(counts.values())
         accepted = counts.get(RedeemResult.ACCEPTED, 0)
         by_result = {r.value: counts.get(r, 0) for r in NON_ACCEPTED_RESULTS}
@@ -112,6 +118,7 @@ class DashboardService:
                 "failed_stars": payments.failed_stars,
                 "open_review_items": open_reviews,
                 "purchases_in_review": in_review,
+                "other_movements": movements_document(movements),
             },
             "series": series,
         }

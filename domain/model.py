@@ -380,15 +380,56 @@ class PrefixFailureStats:
 
 @attrs.frozen
 class StarTransaction:
-    """One Telegram Star transaction as ``getStarTransactions`` reports it."""
+    """One Telegram Star transaction as ``getStarTransactions`` reports it (Bot API ``StarTransaction``).
+
+    ``partner`` is the ``type`` of its ``source`` (incoming) or ``receiver`` (outgoing) ``TransactionPartner``:
+    ``user``, ``chat``, ``affiliate_program``, ``fragment``, ``telegram_ads``, ``telegram_api``, ``other`` or a
+    type Telegram adds later (``""`` when the transaction names none). ``transaction_type`` is the user partner's
+    (``invoice_payment``, ``paid_media_payment``, ``gift_purchase``, ...), None for the others. What each one is
+    for the payments jobs is decided by ``domain.star_transactions.classify``. The defaults describe an invoice
+    payment by a user, the only transaction the jobs compare with purchases.
+    """
 
     id: str
     amount: int
     date: datetime
     user_id: int | None
-    # True for money going back to a user (a refund); False for an incoming payment.
+    # True for Stars leaving the bot (a refund, a withdrawal, an ads top-up, ...); False for incoming ones.
     outgoing: bool
     payload: str | None = None
+    partner: str = "user"
+    transaction_type: str | None = "invoice_payment"
+    nanostar_amount: int = 0  # 1/1,000,000,000 shares of a Star on top of ``amount`` (0..999,999,999)
+    subscription_period: int | None = None  # seconds; only a subscription's invoice payment carries it
+    gift: bool = False  # a gift went with it (a gift sent by the bot to a user or a chat)
+
+
+@attrs.frozen
+class StarMovement:
+    """A Star transaction that is neither a purchase payment nor its refund (SPEC 6 ``other_movements``): a
+    withdrawal, an ads top-up, a paid broadcast, a gift, an affiliate commission, ... Recorded by the
+    reconciliation job (one row per Telegram transaction and direction) for the dashboard; never a difference."""
+
+    transaction_id: str
+    outgoing: bool
+    kind: str
+    partner: str
+    transaction_type: str | None
+    stars: int
+    nanostars: int
+    occurred_at: datetime
+
+
+@attrs.frozen
+class MovementTotal:
+    """Star movements of one kind and direction inside a window: how many and their exact sum
+    (``stars`` whole Stars plus ``nanostars`` 0..999,999,999 billionths)."""
+
+    kind: str
+    outgoing: bool
+    count: int
+    stars: int
+    nanostars: int
 
 
 @attrs.frozen

@@ -1,16 +1,21 @@
 """What the two payments jobs (reconciliation and recovery, SPEC 6, issue 10) share: the window they
 look at, their wiring, and a review item recorded once with its alert.
 
-Each difference or review becomes one ``payment_reviews`` row keyed by a stable ``dedup_key``; the
-alert is raised only by the run that inserted the row, after the commit — so a difference raises
-exactly one alert however many runs see it, and the same key goes to PagerDuty as ``dedup_key``.
+Each difference or review becomes one ``payment_reviews`` row keyed by a stable ``dedup_key``; only the
+run that inserted the row alerts about it, after the commit — so a difference is alerted once however
+many runs see it. No alert storms (SPEC 8, issue 17): a run raises one alert per event and kind for
+all the rows it inserted (``domain.alert_groups``), carrying their count and a bounded sample.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
+from domain.alert_groups import AlertItem, by_kind, grouped_alert
 from domain.alerts import AlertPolicy, RoutedAlert
 from domain.checkout import CheckoutService
 from domain.errors import ValidationError
@@ -35,8 +40,24 @@ def validate_window_hours(value: object, field: str = "window_hours") -> int:
     return value
 
 
+@attrs.frozen
+class ReviewItem:
+    """One difference or unsafe payment a human must look at: a ``payment_reviews`` row to be."""
+
+    kind: str
+    key: str  # the stable dedup_key of this very difference
+    summary: str
+    details: dict[str, Any]
+    purchase_id: int | None = None
+    charge_id: str | None = None
+
+
+# What a job says about a group of new items of one kind: its headline (None: the default) and extra details.
+Describe = Callable[[str, Sequence[AlertItem]], tuple[str | None, Mapping[str, Any]]]
+
+
 class ReviewAlerting:
-    """Records a review row per difference and raises its alert once (after the commit)."""
+    """Records a review row per difference, then raises one alert per kind for the rows that were new."""
 
     def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock, notifier: Notifier | None,
                  alerts: AlertPolicy | None) -> None:
@@ -47,26 +68,41 @@ class ReviewAlerting:
         self.sent = 0
         self.failed = 0
 
-    def record(self, event: str, kind: str, key: str, summary: str, details: dict[str, Any],
-               purchase_id: int | None, charge_id: str | None, mark_purchase: bool = False) -> bool:
-        """Insert the review row (and flag the purchase); raise the alert when the row is new."""
+    def record(self, event: str, items: Sequence[ReviewItem], context: Mapping[str, Any] | None = None,
+               mark_purchase: bool = False, describe: Describe | None = None) -> set[str]:
+        """Insert the review rows (and flag their purchases) in one transaction; a key already there is not
+        new. Then raise one alert per kind of the new ones. ``context`` is kept with every row and sent once
+        per alert. Returns the keys that were new."""
+        if not items:
+            return set()
         now = self._clock.now()
+        extra = dict(context or {})
+        new: list[tuple[ReviewItem, int | None, int | None]] = []
         with self._uow() as uow:
-            # Only link a purchase that exists: an unknown purchase id lives in the details.
-            linked = purchase_id if purchase_id is not None and uow.purchases.get(purchase_id) else None
-            review = uow.payment_reviews.add(PaymentReview(
-                id=None, dedup_key=key, event=event, kind=kind, purchase_id=linked,
-                telegram_payment_charge_id=charge_id, details=details, created_at=now))
-            if review is None:
-                return False
-            if mark_purchase and linked is not None:
-                uow.purchases.mark_review(linked, kind, now)
+            for item in items:
+                # Only link a purchase that exists: an unknown purchase id lives in the details.
+                pid = item.purchase_id
+                linked = pid if pid is not None and uow.purchases.get(pid) else None
+                review = uow.payment_reviews.add(PaymentReview(
+                    id=None, dedup_key=item.key, event=event, kind=item.kind, purchase_id=linked,
+                    telegram_payment_charge_id=item.charge_id, details={**item.details, **extra}, created_at=now))
+                if review is None:
+                    continue
+                if mark_purchase and linked is not None:
+                    uow.purchases.mark_review(linked, item.kind, now)
+                new.append((item, review.id, linked))
             uow.commit()
-        log.warning(summary, extra={"event": event, "kind": kind, "review_id": review.id, "dedup_key": key,
-                                    "purchase_id": linked})
-        self._raise(self._alerts.route(event, summary, {"kind": kind, "review_id": review.id, **details}, now,
-                                       dedup=key))
-        return True
+        for item, review_id, linked in new:
+            log.warning(item.summary, extra={"event": event, "kind": item.kind, "review_id": review_id,
+                                             "dedup_key": item.key, "purchase_id": linked})
+        groups = by_kind(AlertItem(item.kind, item.key, item.summary,
+                                   {"review_id": review_id, "purchase_id": item.purchase_id,
+                                    "telegram_payment_charge_id": item.charge_id, **item.details})
+                         for item, review_id, _ in new)
+        for kind, group in groups.items():
+            headline, more = describe(kind, group) if describe is not None else (None, {})
+            self._raise(grouped_alert(self._alerts, event, kind, group, now, headline, {**extra, **more}))
+        return {item.key for item, _, _ in new}
 
     def _raise(self, alert: RoutedAlert) -> None:
         if self._notifier is None:

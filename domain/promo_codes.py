@@ -11,7 +11,7 @@ from domain import audit
 from domain.campaigns import CODE_RULE, MAX_LIST_LIMIT, add_code, transition, validate_budget, validate_reason
 from domain.codes import MAX_RAW_CODE_LENGTH, CodeHasher, parse_code
 from domain.errors import InvalidTransition, NotFound, ValidationError
-from domain.model import Campaign, CampaignStatus, CodeFilter, PromoCode
+from domain.model import Campaign, CampaignStatus, CodeFilter, PromoCode, Redemption
 
 if TYPE_CHECKING:
     from ports.clock import Clock
@@ -23,6 +23,14 @@ MAX_PREFIX_FILTER = 4
 @attrs.frozen
 class CodePage:
     items: list[PromoCode]
+    next_cursor: int | None
+
+
+@attrs.frozen
+class RedemptionPage:
+    """One code's redemptions, newest first; ``next_cursor`` is the id the next page starts below."""
+
+    items: list[Redemption]
     next_cursor: int | None
 
 
@@ -71,6 +79,19 @@ class CodeService:
         if code is None:
             raise NotFound(f"code {promo_code_id} not found")
         return code
+
+    def redemptions(self, promo_code_id: int, limit: int = 50, cursor: int | None = None) -> RedemptionPage:
+        """The code's redemptions, newest first (support: who used this code, and what became of it)."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValidationError.single("limit", f"must be 1..{MAX_LIST_LIMIT}")
+        if cursor is not None and (isinstance(cursor, bool) or not isinstance(cursor, int) or cursor < 1):
+            raise ValidationError.single("cursor", "must be a positive integer")
+        with self._uow() as uow:
+            if uow.promo_codes.get(promo_code_id) is None:
+                raise NotFound(f"code {promo_code_id} not found")
+            rows = uow.redemptions.for_code(promo_code_id, limit + 1, cursor)
+        items = rows[:limit]
+        return RedemptionPage(items, items[-1].id if len(rows) > limit and items else None)
 
     def list_codes(self, flt: CodeFilter, limit: int = 50, cursor: int | None = None) -> CodePage:
         if not 1 <= limit <= MAX_LIST_LIMIT:

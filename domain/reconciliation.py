@@ -3,9 +3,15 @@
 *Reconciliation* compares what we believe was paid (``purchases``) with what Telegram says
 (``getStarTransactions``) over a trailing window: counts, Stars totals, per-product Stars, and each
 difference — an incoming payment with no local purchase, a local payment Telegram does not know, an
-amount that differs per product, a refund only Telegram knows (the purchase is then marked REFUNDED
-so the refund rollback job revokes its promo redemption), a local refund Telegram does not know.
-Each difference is one review item and one alert (``domain.payment_jobs``).
+amount that differs (per payment, summed per product), a refund only Telegram knows (the purchase is then
+marked REFUNDED so the refund rollback job revokes its promo redemption), a local refund Telegram does not
+know. Each difference is one review item; a run raises one alert per kind of new difference, with the count
+(``domain.payment_jobs``).
+
+Only purchase payments and their refunds are compared (``domain.star_transactions.classify``). Every other
+Star movement — withdrawals, ads, paid broadcasts, gifts, affiliate commissions, paid media, subscriptions —
+is reported apart as ``other_movements`` (count and Stars per kind) and recorded for the dashboard; it is
+never a difference and never alerts.
 """
 
 from __future__ import annotations
@@ -13,18 +19,27 @@ from __future__ import annotations
 import enum
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
+from domain.alert_groups import AlertItem
 from domain.alerts import PAYMENTS_RECONCILIATION_DIFF_DETECTED, dedup_key
 from domain.dashboard import iso
 from domain.errors import InvalidPurchaseState, NotFound
 from domain.model import Purchase, PurchaseStatus, StarTransaction
-from domain.payment_jobs import PaymentsJob, ReviewAlerting, validate_window_hours
-from domain.star_transactions import fetch_transactions, parse_purchase_payload
+from domain.payment_jobs import PaymentsJob, ReviewAlerting, ReviewItem, validate_window_hours
+from domain.star_transactions import (
+    Role,
+    classify,
+    fetch_transactions,
+    movement,
+    movements_document,
+    parse_purchase_payload,
+    total_movements,
+)
 
 log = logging.getLogger("starpromo.payments")
 
@@ -72,6 +87,7 @@ class ReconciliationReport:
     refunds_marked: int = 0
     alerts_sent: int = 0
     alerts_failed: int = 0
+    movements_recorded: int = 0
 
     @property
     def matches(self) -> bool:
@@ -85,6 +101,8 @@ class ReconciliationReport:
         return {"pages": self.pages, "transactions_read": self.transactions_read,
                 "differences": len(self.differences), "new_differences": sum(1 for d in self.differences if d.new),
                 "differences_by_kind": dict(sorted(by_kind.items())), "refunds_marked": self.refunds_marked,
+                "other_movements": self.figures["other_movements"]["count"],
+                "movements_recorded": self.movements_recorded,
                 "alerts_sent": self.alerts_sent, "alerts_failed": self.alerts_failed}
 
     def to_document(self) -> dict[str, Any]:
@@ -117,12 +135,17 @@ class ReconciliationService(PaymentsJob):
         def core(moment: datetime | None) -> bool:
             return moment is not None and since <= moment <= settled_before
 
-        incoming = {tx.id: tx for tx in scan.transactions if not tx.outgoing}
-        refunds = {tx.id: tx for tx in scan.transactions if tx.outgoing}
+        roles = {(tx.id, tx.outgoing): classify(tx).role for tx in scan.transactions}
+        compared = [tx for tx in scan.transactions if roles[(tx.id, tx.outgoing)] is not Role.OTHER]
+        incoming = {tx.id: tx for tx in compared if roles[(tx.id, tx.outgoing)] is Role.PAYMENT}
+        refunds = {tx.id: tx for tx in compared if roles[(tx.id, tx.outgoing)] is Role.REFUND}
+        # Everything else moved Stars too, but is no purchase's business: counted apart, never a difference.
+        others = [movement(tx) for tx in scan.transactions
+                  if roles[(tx.id, tx.outgoing)] is Role.OTHER and since <= tx.date <= now]
         with self._uow() as uow:
             local = uow.purchases.settled_between(since - MATCH_MARGIN, now + timedelta(microseconds=1))
             by_charge = {p.telegram_payment_charge_id: p for p in local if p.telegram_payment_charge_id}
-            for tx in scan.transactions:  # counterparts settled outside the margin
+            for tx in compared:  # counterparts settled outside the margin
                 if core(tx.date) and tx.id not in by_charge:
                     found = uow.purchases.get_by_charge_id(tx.id)
                     if found is not None:
@@ -147,6 +170,7 @@ class ReconciliationService(PaymentsJob):
             "local": {"payments": _totals(p.final_stars_amount for p in local_paid),
                       "refunds": _totals(p.final_stars_amount for p in local_refunded)},
             "products": products,
+            "other_movements": movements_document(total_movements(others)),
         }
         figures["drift"] = {
             "payments_count": figures["telegram"]["payments"]["count"] - figures["local"]["payments"]["count"],
@@ -162,17 +186,21 @@ class ReconciliationService(PaymentsJob):
         if not act:
             return ReconciliationReport(window, figures, tuple(diffs), scan.pages, scan.read)
 
+        recorded_movements = 0
+        if others:
+            with self._uow() as uow:
+                recorded_movements = uow.star_movements.add_many(others)
+                uow.commit()
+        refunds_marked = sum(self._mark_refunded(d.purchase_id) for d in diffs
+                             if d.kind is DiffKind.REFUND_ONLY_IN_TELEGRAM and d.purchase_id is not None)
         alerting = ReviewAlerting(self._uow, self._clock, self._notifier, self._alerts)
-        recorded: list[Difference] = []
-        refunds_marked = 0
-        for d in diffs:
-            if d.kind is DiffKind.REFUND_ONLY_IN_TELEGRAM and d.purchase_id is not None:
-                refunds_marked += self._mark_refunded(d.purchase_id)
-            new = alerting.record(PAYMENTS_RECONCILIATION_DIFF_DETECTED, d.kind.value, d.dedup_key, d.summary,
-                                  {**d.details, "window": window, "figures": figures}, d.purchase_id, d.charge_id)
-            recorded.append(attrs.evolve(d, new=new))
-        return ReconciliationReport(window, figures, tuple(recorded), scan.pages, scan.read, refunds_marked,
-                                    alerting.sent, alerting.failed)
+        new_keys = alerting.record(
+            PAYMENTS_RECONCILIATION_DIFF_DETECTED,
+            [ReviewItem(d.kind.value, d.dedup_key, d.summary, d.details, d.purchase_id, d.charge_id) for d in diffs],
+            {"window": window, "figures": figures}, describe=_describe)
+        recorded = tuple(attrs.evolve(d, new=d.dedup_key in new_keys) for d in diffs)
+        return ReconciliationReport(window, figures, recorded, scan.pages, scan.read, refunds_marked,
+                                    alerting.sent, alerting.failed, recorded_movements)
 
     def _mark_refunded(self, purchase_id: int) -> int:
         try:
@@ -193,7 +221,6 @@ class ReconciliationService(PaymentsJob):
                      by_charge: dict[str, Purchase]) -> list[Difference]:
         event = PAYMENTS_RECONCILIATION_DIFF_DETECTED
         diffs: list[Difference] = []
-        drift: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for tx in sorted(in_core_incoming, key=lambda t: (t.date, t.id)):
             p = by_charge.get(tx.id)
             if p is None:
@@ -205,19 +232,17 @@ class ReconciliationService(PaymentsJob):
                      "transaction_date": iso(tx.date), "payload_purchase_id": parse_purchase_payload(tx.payload)},
                     charge_id=tx.id))
             elif tx.amount != p.final_stars_amount:
-                drift[p.product_code].append({"purchase_id": p.id, "telegram_payment_charge_id": tx.id,
-                                              "local_stars": p.final_stars_amount, "telegram_stars": tx.amount})
-        for product, rows in sorted(drift.items()):
-            kind = DiffKind.AMOUNT_DRIFT
-            local_stars = sum(r["local_stars"] for r in rows)
-            telegram_stars = sum(r["telegram_stars"] for r in rows)
-            charges = sorted(r["telegram_payment_charge_id"] for r in rows)
-            diffs.append(Difference(
-                kind, dedup_key(event, kind.value, product, charges),
-                f"{product}: Telegram has {telegram_stars} Stars where we have {local_stars} "
-                f"({len(rows)} payment(s), drift {telegram_stars - local_stars:+d})",
-                {"product_code": product, "local_stars": local_stars, "telegram_stars": telegram_stars,
-                 "drift": telegram_stars - local_stars, "payments": rows}))
+                # One difference per payment (its own stable key: a later drift alerts only itself); the
+                # alert sums them per product.
+                kind = DiffKind.AMOUNT_DRIFT
+                drift = tx.amount - p.final_stars_amount
+                diffs.append(Difference(
+                    kind, dedup_key(event, kind.value, tx.id),
+                    f"{p.product_code}: Telegram has {tx.amount} Stars where we have {p.final_stars_amount} "
+                    f"for purchase {p.id} (drift {drift:+d})",
+                    {"product_code": p.product_code, "local_stars": p.final_stars_amount,
+                     "telegram_stars": tx.amount, "drift": drift},
+                    purchase_id=p.id, charge_id=tx.id))
         diffs += [_local_only(DiffKind.MISSING_TELEGRAM_TRANSACTION, p, "paid_at", p.paid_at,
                               f"purchase {p.id} is paid ({p.final_stars_amount} Stars) but Telegram has no such "
                               "payment")
@@ -251,3 +276,37 @@ def _local_only(kind: DiffKind, p: Purchase, moment_name: str, moment: datetime 
         {"product_code": p.product_code, "local_stars": p.final_stars_amount, "user_id": p.user_id,
          moment_name: iso(moment) if moment else None},
         purchase_id=p.id, charge_id=p.telegram_payment_charge_id)
+
+
+_HEADLINES = {
+    DiffKind.MISSING_LOCAL_PURCHASE: "{n} Telegram payments ({telegram} Stars) have no local purchase",
+    DiffKind.MISSING_TELEGRAM_TRANSACTION: "{n} purchases paid here ({local} Stars) have no Telegram payment",
+    DiffKind.AMOUNT_DRIFT: "{n} payments differ in amount: Telegram {telegram} Stars, here {local} (drift {drift:+d})",
+    DiffKind.REFUND_ONLY_IN_TELEGRAM: "{n} refunds ({telegram} Stars) only in Telegram; purchases marked REFUNDED",
+    DiffKind.REFUND_MISSING_IN_TELEGRAM: "{n} purchases REFUNDED here ({local} Stars) show no refund in Telegram",
+    DiffKind.REFUND_OF_UNKNOWN_PAYMENT: "{n} Telegram refunds ({telegram} Stars) of payments we do not have as paid",
+}
+
+
+def _stars(items: Sequence[AlertItem], field: str) -> int:
+    return sum(int(i.details.get(field) or 0) for i in items)
+
+
+def _describe(kind: str, items: Sequence[AlertItem]) -> tuple[str | None, Mapping[str, Any]]:
+    """The headline of a group of new differences of one kind (the item's own summary for one), with the Stars
+    it adds up to; a drift group also sums per product."""
+    telegram, local = _stars(items, "telegram_stars"), _stars(items, "local_stars")
+    extra: dict[str, Any] = {"telegram_stars": telegram, "local_stars": local}
+    if kind == DiffKind.AMOUNT_DRIFT:
+        per_product: dict[str, dict[str, int]] = defaultdict(
+            lambda: {"payments": 0, "local_stars": 0, "telegram_stars": 0, "drift": 0})
+        for i in items:
+            entry = per_product[str(i.details.get("product_code"))]
+            entry["payments"] += 1
+            for field in ("local_stars", "telegram_stars", "drift"):
+                entry[field] += int(i.details.get(field) or 0)
+        extra["by_product"] = dict(sorted(per_product.items()))
+    if len(items) == 1:
+        return None, extra
+    return _HEADLINES[DiffKind(kind)].format(n=len(items), telegram=telegram, local=local,
+                                             drift=telegram - local), extra

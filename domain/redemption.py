@@ -29,6 +29,7 @@ from domain.policy import PromoPolicy
 from domain.throttling import block_ends
 
 if TYPE_CHECKING:
+    from domain.outbox import OutcomeRecorder
     from ports.clock import Clock
     from ports.repositories import Attempts, Campaigns, PromoCodes, Redemptions, UnitOfWork, UnitOfWorkFactory
 
@@ -58,6 +59,7 @@ class RedeemOutcome:
 class _Decision:
     outcome: RedeemOutcome
     attempt: Attempt | None
+    committed: bool = False  # the accepted redemption's transaction committed (with the recorder's writes)
 
 
 class _RetryFromTheTop(Exception):
@@ -103,7 +105,10 @@ class RedemptionService:
         self._hasher = hasher
         self._policy = policy or PromoPolicy()
 
-    def redeem(self, user_id: int, code: str, idempotency_key: str) -> RedeemOutcome:
+    def redeem(self, user_id: int, code: str, idempotency_key: str,
+               recorder: OutcomeRecorder[RedeemOutcome] | None = None) -> RedeemOutcome:
+        """Redeem, or answer why not. With ``recorder``, its writes (the bot's reply) join the transaction that
+        records the outcome: the redemption's, the failed attempt's, or for a replay one of their own."""
         errors = validate_redeem_input(user_id, code, idempotency_key)
         if errors:
             raise ValidationError(errors)
@@ -118,7 +123,7 @@ class RedemptionService:
         slot_races = 0
         while True:
             try:
-                decision = self._decide(user_id, hashes, idempotency_key, attempt_hash, attempt_prefix)
+                decision = self._decide(user_id, hashes, idempotency_key, attempt_hash, attempt_prefix, recorder)
             except _RetryFromTheTop:
                 key_races += 1
                 if key_races >= 3:
@@ -134,12 +139,23 @@ class RedemptionService:
             if decision.attempt is not None and not decision.outcome.accepted:
                 # Failed attempts get their own short transaction: the redemption's was rolled back.
                 with self._uow() as uow:
+                    if recorder is not None:
+                        recorder.begin(uow)
                     uow.attempts.add(decision.attempt)
+                    if recorder is not None:
+                        recorder.record(uow, decision.outcome)
+                    uow.commit()
+            elif recorder is not None and not decision.committed:
+                # A replay (or a reused key) changes nothing: the recorder's writes are a transaction of their own.
+                with self._uow() as uow:
+                    recorder.begin(uow)
+                    recorder.record(uow, decision.outcome)
                     uow.commit()
             return decision.outcome
 
     def _decide(
-        self, user_id: int, hashes: tuple[str, ...], key: str, attempt_hash: str | None, prefix: str | None
+        self, user_id: int, hashes: tuple[str, ...], key: str, attempt_hash: str | None, prefix: str | None,
+        recorder: OutcomeRecorder[RedeemOutcome] | None = None,
     ) -> _Decision:
         now = self._clock.now()
         campaign_id: int | None = None
@@ -150,6 +166,9 @@ class RedemptionService:
             return _Decision(RedeemOutcome(result=result, retry_after=retry_after), attempt)
 
         with self._uow() as uow:
+            if recorder is not None:
+                # First: its write also keeps the accepted path's statements in this one transaction.
+                recorder.begin(uow)
             # The reads of checks 1-7 at once (one round trip on PostgreSQL); each is consulted in order.
             snap = uow.redemptions.redeem_snapshot(key, user_id, hashes, now - self._policy.fail_window)
             # 1. idempotency
@@ -218,9 +237,12 @@ class RedemptionService:
             if created is None:
                 uow.rollback()
                 return failed(RedeemResult.DEPLETED)
+            redemption, claimed_code, claimed_campaign = created
+            outcome = RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed_code, claimed_campaign)
+            if recorder is not None:
+                recorder.record(uow, outcome)
             uow.commit()
-        redemption, claimed_code, claimed_campaign = created
-        return _Decision(RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed_code, claimed_campaign), None)
+        return _Decision(outcome, None, committed=True)
 
     @staticmethod
     def _claim_would_fail(uow: UnitOfWork, promo_code_id: int, now: datetime) -> bool:

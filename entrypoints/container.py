@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from dependency_injector import containers, providers
 
 from adapters.alerts import DeliveryOptions, RoutingNotifier, build_channels
 from adapters.alerts.dispatcher import AlertChannel
 from adapters.memory import InlineJobQueue, InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
+from adapters.passwords import Argon2Passwords
+from adapters.prometheus import StateGauges, process_metrics
 from adapters.sql.engine import EngineHolder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from adapters.telegram import TelegramBotApi, TelegramPaymentGateway
+from adapters.telegram.pacing import MessagePacer, message_pacer
 from domain.alerts import AlertPolicy
 from domain.audit import AuditService
 from domain.batch import BatchService
@@ -19,18 +24,22 @@ from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
 from domain.errors import ConfigurationError
 from domain.maintenance import MaintenanceService
+from domain.outbox import DeliveryPolicy
+from domain.operators import OperatorService
 from domain.payment_reviews import PaymentReviewService
 from domain.products import ProductCatalog, parse_products
 from domain.promo_codes import CodeService
 from domain.reconciliation import ReconciliationService
 from domain.recovery import RecoveryService
-from domain.redemption import RedemptionService
 from domain.reports import ReportService
 from entrypoints.bot.handlers import PromoBot
 from entrypoints.bot.intake import UpdateIntake
+from entrypoints.bot.outbox import OutboxDelivery, OutboxWorker
+from entrypoints.instrumented import MeteredRedemptionService
 from entrypoints.settings import Settings
 from ports.clock import Clock
 from ports.jobs import JobQueue
+from ports.metrics import Metrics
 from ports.notifier import Notifier
 from ports.payments import PaymentGateway
 from ports.repositories import UnitOfWorkFactory
@@ -44,18 +53,24 @@ def _family(settings: Settings) -> str:
     return settings.adapter_family
 
 
-def _telegram_api(settings: Settings) -> TelegramBotApi:
+def _telegram_api(settings: Settings, metrics: Metrics) -> TelegramBotApi:
     if not settings.telegram_bot_token:
         raise ConfigurationError("TELEGRAM_BOT_TOKEN is required for the Telegram bot and Stars payments")
     try:
-        return TelegramBotApi(settings.telegram_bot_token, settings.telegram_api_url)
+        return TelegramBotApi(settings.telegram_bot_token, settings.telegram_api_url, metrics=metrics)
     except ValueError as exc:  # telebot's token format check (one colon, no spaces)
         raise ConfigurationError(f"TELEGRAM_BOT_TOKEN: {exc}") from None
 
 
+def _outbox_delivery(settings: Settings, uow_factory: UnitOfWorkFactory, api: TelegramBotApi, pacer: MessagePacer,
+                     clock: Clock) -> OutboxDelivery:
+    policy = DeliveryPolicy(lease=timedelta(seconds=settings.telegram_outbox_lease_seconds))
+    return OutboxDelivery(uow_factory, api, pacer, clock, policy)
+
+
 def _telegram_intake(settings: Settings, bot: PromoBot, uow_factory: UnitOfWorkFactory, clock: Clock,
-                     queue: JobQueue) -> UpdateIntake:
-    return UpdateIntake(bot, uow_factory, clock, queue if settings.redis_url else None)
+                     queue: JobQueue, outbox: OutboxWorker) -> UpdateIntake:
+    return UpdateIntake(bot, uow_factory, clock, queue if settings.redis_url else None, outbox)
 
 
 # Alert delivery (SPEC 8) and the job queue (SPEC 6): RQ when REDIS_URL is set, in-process otherwise.
@@ -97,14 +112,14 @@ def _job_queue(settings: Settings) -> JobQueue:
     return InlineJobQueue()
 
 
-def _notifier(settings: Settings, channels: dict[str, AlertChannel], queue: JobQueue) -> Notifier:
+def _notifier(settings: Settings, channels: dict[str, AlertChannel], queue: JobQueue, metrics: Metrics) -> Notifier:
     """No channel configured: keep alerts in memory (tests, library hosts). Otherwise deliver them,
     through an RQ job when Redis is configured so a slow receiver never holds up the raising job."""
     if not channels:
         return InMemoryNotifier()
     if settings.redis_url:
-        return RoutingNotifier(channels, queue=queue, delivery_job=ALERT_DELIVERY_JOB)
-    return RoutingNotifier(channels)
+        return RoutingNotifier(channels, queue=queue, delivery_job=ALERT_DELIVERY_JOB, metrics=metrics)
+    return RoutingNotifier(channels, metrics=metrics)
 
 
 class Container(containers.DeclarativeContainer):
@@ -115,26 +130,32 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings.from_env)
 
     clock = providers.Singleton(SystemClock)
+    # SPEC 15. One per process (prometheus_client's multiprocess files are per process); tests may override it
+    # with adapters.memory.metrics.InMemoryMetrics or a PrometheusMetrics of their own registry.
+    metrics: providers.Provider[Metrics] = providers.Singleton(process_metrics)
     hasher = providers.Singleton(_hasher, settings)
     policy = providers.Callable(lambda s: s.policy, settings)
 
     memory_store = providers.Singleton(MemoryStore)
     # Lazy and fork-safe: the engine is built on first use, and again in a forked child (RQ's work horse).
-    sql_engines = providers.Singleton(EngineHolder, settings.provided.database_url, settings.provided.db_pool_size)
+    sql_engines = providers.Singleton(EngineHolder, settings.provided.database_url, settings.provided.db_pool_size,
+                                      settings.provided.database_pool_mode)
     uow_factory = providers.Selector(
         providers.Callable(_family, settings),
         memory=providers.Singleton(InMemoryUnitOfWorkFactory, memory_store),
         sql=providers.Singleton(SqlUnitOfWorkFactory, sql_engines),
     )
+    # Gauges read from the database at scrape time (campaign budgets; the Telegram outbox plugs in here).
+    state_gauges = providers.Singleton(StateGauges, uow_factory)
 
     alert_channels = providers.Singleton(_alert_channels, settings)
     alert_policy = providers.Singleton(_alert_policy, settings, alert_channels)
     job_queue = providers.Singleton(_job_queue, settings)
-    notifier = providers.Singleton(_notifier, settings, alert_channels, job_queue)
+    notifier = providers.Singleton(_notifier, settings, alert_channels, job_queue, metrics)
     # Delivers now, never enqueues: what the alert-delivery job itself uses.
-    alert_dispatcher = providers.Singleton(RoutingNotifier, alert_channels)
+    alert_dispatcher = providers.Singleton(RoutingNotifier, alert_channels, metrics=metrics)
 
-    redemption_service = providers.Factory(RedemptionService, uow_factory, clock, hasher, policy)
+    redemption_service = providers.Factory(MeteredRedemptionService, uow_factory, clock, hasher, policy, metrics)
     products = providers.Singleton(_products, settings)
     campaign_service = providers.Factory(CampaignService, uow_factory, clock, hasher, products.provided.codes)
     code_service = providers.Factory(CodeService, uow_factory, clock, hasher)
@@ -155,15 +176,27 @@ class Container(containers.DeclarativeContainer):
     recovery_service = providers.Factory(RecoveryService, uow_factory, clock, payment_gateway, checkout_service,
                                          notifier, alert_policy, policy)
     payment_review_service = providers.Factory(PaymentReviewService, uow_factory, clock)
+    # The ops console's operators (SPEC 14): argon2id password hashes, sign-in throttled per name and address.
+    password_hasher = providers.Singleton(Argon2Passwords)
+    operator_service = providers.Factory(OperatorService, uow_factory, clock, password_hasher)
 
     # The Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL); provide_telegram() makes it the payment gateway.
-    telegram_api = providers.Singleton(_telegram_api, settings)
+    telegram_api = providers.Singleton(_telegram_api, settings, metrics)
     telegram_payment_gateway = providers.Singleton(TelegramPaymentGateway, telegram_api)
-    telegram_promo_bot = providers.Singleton(PromoBot, telegram_api, redemption_service, checkout_service, clock)
+    telegram_promo_bot = providers.Singleton(PromoBot, telegram_api, redemption_service, checkout_service, clock,
+                                             uow_factory)
+    # Flood control and the outbox (SPEC 9): one pacer and one delivery worker per process (started by the
+    # processes that deliver: serve with the bot, worker, polling).
+    telegram_pacer = providers.Singleton(message_pacer, settings.provided.telegram_max_messages_per_second,
+                                         settings.provided.redis_url)
+    telegram_outbox_delivery = providers.Singleton(_outbox_delivery, settings, uow_factory, telegram_api, telegram_pacer,
+                                                   clock)
+    telegram_outbox_worker = providers.Singleton(OutboxWorker, telegram_outbox_delivery)
     # Defined by provide_telegram() when TELEGRAM_BOT_TOKEN is set; the webhook is served only then.
     telegram_bot: providers.Dependency[PromoBot] = providers.Dependency()
     # Webhook updates go to the RQ queue when REDIS_URL is set, else they are handled in the request.
-    telegram_intake = providers.Factory(_telegram_intake, settings, telegram_bot, uow_factory, clock, job_queue)
+    telegram_intake = providers.Factory(_telegram_intake, settings, telegram_bot, uow_factory, clock, job_queue,
+                                        telegram_outbox_worker)
 
 
 def build_container(settings: Settings | None = None) -> Container:

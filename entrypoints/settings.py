@@ -16,6 +16,8 @@ import attrs
 from adapters.alerts import DeliveryOptions
 from adapters.sql.engine import DEFAULT_POOL_SIZE, POOL_MODES, POOL_SESSION
 from adapters.telegram.client import DEFAULT_API_URL
+from adapters.telegram.pacing import DEFAULT_MESSAGES_PER_SECOND
+from domain.outbox import DEFAULT_LEASE_SECONDS as DEFAULT_OUTBOX_LEASE_SECONDS
 from domain.errors import ConfigurationError
 from domain.policy import PromoPolicy
 
@@ -51,6 +53,8 @@ class Settings:
     telegram_bot_token: str | None = attrs.field(default=None, repr=False)
     telegram_webhook_secret: str | None = attrs.field(default=None, repr=False)
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
+    telegram_max_messages_per_second: int = DEFAULT_MESSAGES_PER_SECOND
+    telegram_outbox_lease_seconds: int = DEFAULT_OUTBOX_LEASE_SECONDS
     ops_alert_webhook_url: str | None = None
     ops_alert_slack_webhook_url: str | None = None
     ops_alert_pagerduty_events_url: str = DEFAULT_PAGERDUTY_EVENTS_URL
@@ -96,6 +100,11 @@ class Settings:
             telegram_bot_token=r.text("TELEGRAM_BOT_TOKEN"),
             telegram_webhook_secret=r.text("TELEGRAM_WEBHOOK_SECRET"),
             telegram_api_url=r.url("TELEGRAM_API_URL", d.telegram_api_url),
+            # Telegram lets a bot send about 30 messages a second (up to 1000 with paid broadcasts).
+            telegram_max_messages_per_second=r.integer("TELEGRAM_MAX_MESSAGES_PER_SECOND",
+                                                       d.telegram_max_messages_per_second, minimum=1, maximum=1000),
+            telegram_outbox_lease_seconds=r.integer("TELEGRAM_OUTBOX_LEASE_SECONDS", d.telegram_outbox_lease_seconds,
+                                                    minimum=1, maximum=3600),
             ops_alert_webhook_url=r.url("OPS_ALERT_WEBHOOK_URL"),
             ops_alert_slack_webhook_url=r.url("OPS_ALERT_SLACK_WEBHOOK_URL"),
             ops_alert_pagerduty_events_url=r.url("OPS_ALERT_PAGERDUTY_EVENTS_URL", d.ops_alert_pagerduty_events_url),

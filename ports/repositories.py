@@ -25,6 +25,7 @@ from domain.model import (
     CodeFilter,
     HashFailureStats,
     HourCount,
+    MovementTotal,
     PausedReason,
     PaymentReview,
     PaymentTotals,
@@ -36,8 +37,11 @@ from domain.model import (
     RedeemSnapshot,
     Redemption,
     RedemptionStatus,
+    StarMovement,
 )
+from domain.operators import Operator
 from ports.entitlements import EntitlementLedger, Entitlements
+from ports.outbox import TelegramOutbox
 
 __all__ = ["CampaignFilter", "CodeFilter", "HashFailureStats", "PrefixFailureStats", "UnitOfWork", "UnitOfWorkFactory"]
 
@@ -192,6 +196,10 @@ class Redemptions(Protocol):
 
     def for_user(self, user_id: int, limit: int) -> list[Redemption]:
         """The user's redemptions, newest first."""
+        ...
+
+    def for_code(self, promo_code_id: int, limit: int, before_id: int | None = None) -> list[Redemption]:
+        """The code's redemptions, newest first (by id); with ``before_id``, only those with a smaller id (paging)."""
         ...
 
     def redeem_snapshot(self, idempotency_key: str, user_id: int, code_hashes: Sequence[str],
@@ -391,11 +399,29 @@ class PaymentReviews(Protocol):
         ...
 
 
+class StarMovements(Protocol):
+    """The ``star_movements`` table: Star transactions that are no purchase payment nor its refund (withdrawals,
+    ads, paid broadcasts, gifts, affiliate commissions, ...), one row per transaction id and direction."""
+
+    def add_many(self, movements: Sequence[StarMovement]) -> int:
+        """Insert those not recorded yet (the same transaction seen again is the same row); how many were new."""
+        ...
+
+    def totals(self, since: datetime, end: datetime) -> list[MovementTotal]:
+        """Per kind and direction, sorted by both: the count and exact Stars of the movements with
+        ``since <= occurred_at < end``."""
+        ...
+
+
 class ProcessedUpdates(Protocol):
     """The ``processed_updates`` table: Telegram ``update_id``s already taken in (webhook dedup)."""
 
     def add(self, update_id: int, now: datetime) -> bool:
         """Record ``update_id``; False when it was recorded before (a duplicate delivery)."""
+        ...
+
+    def seen(self, update_id: int) -> bool:
+        """``update_id`` is recorded (read only)."""
         ...
 
     def delete_before(self, cutoff: datetime, limit: int) -> int:
@@ -413,6 +439,51 @@ class AuditLog(Protocol):
         ...
 
 
+class Operators(Protocol):
+    """The ``ops_operators`` table: the ops console's operators, unique by ``name_key`` (the name case-folded)."""
+
+    def add(self, operator: Operator) -> Operator:
+        """Insert; returns the row with its id. Raises ``DuplicateOperatorName``."""
+        ...
+
+    def get_by_name(self, name: str) -> Operator | None:
+        """The operator whose name equals ``name`` case-insensitively."""
+        ...
+
+    def get(self, operator_id: int) -> Operator | None: ...
+
+    def list(self) -> list[Operator]:
+        """Every operator, by ``name_key``."""
+        ...
+
+    def update(self, operator: Operator) -> Operator:
+        """Replace the row of ``operator.id`` (role, password hash, session epoch, updated_at); returns it."""
+        ...
+
+    def remove(self, operator_id: int) -> None:
+        """Delete the row (nothing when it is gone already)."""
+        ...
+
+
+class SignInFailures(Protocol):
+    """The ``ops_sign_in_failures`` table: one row per refused console sign-in, counted over a trailing window per
+    name (its ``name_key``) and per address."""
+
+    def record(self, name_key: str, address: str | None, at: datetime) -> None: ...
+
+    def count_for_name(self, name_key: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many failures of ``name_key`` at or after ``since``, and the latest one's time (None when none)."""
+        ...
+
+    def count_for_address(self, address: str, since: datetime) -> tuple[int, datetime | None]:
+        """How many failures from ``address`` at or after ``since``, and the latest one's time (None when none)."""
+        ...
+
+    def prune(self, before: datetime) -> int:
+        """Delete the failures before ``before``; returns how many."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction. ``__exit__`` rolls back whatever was not committed."""
 
@@ -426,6 +497,10 @@ class UnitOfWork(Protocol):
     ledger: EntitlementLedger
     processed_updates: ProcessedUpdates
     payment_reviews: PaymentReviews
+    star_movements: StarMovements
+    operators: Operators
+    sign_in_failures: SignInFailures
+    telegram_outbox: TelegramOutbox
 
     def __enter__(self) -> Self: ...
 

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from adapters.jsonlog import log_event
 from domain.alerts import RoutedAlert
 from ports.jobs import JobQueue
+from ports.metrics import Metrics
 
 log = logging.getLogger("starpromo.alerts")
 
@@ -68,12 +69,13 @@ class RoutingNotifier:
     """
 
     def __init__(self, channels: Mapping[str, AlertChannel], queue: JobQueue | None = None,
-                 delivery_job: str | None = None) -> None:
+                 delivery_job: str | None = None, metrics: Metrics | None = None) -> None:
         if queue is not None and not delivery_job:
             raise ValueError("delivery_job is required with a queue")
         self.channels = dict(channels)
         self._queue = queue
         self._delivery_job = delivery_job
+        self._metrics = metrics
 
     def notify(self, alert: RoutedAlert) -> None:
         if self._queue is not None and self._delivery_job:
@@ -109,4 +111,7 @@ class RoutingNotifier:
                                                               "alert_event": alert.event,
                                                               "dedup_key": alert.dedup_key,
                                                               "reason": type(exc).__name__})
+        if self._metrics is not None:
+            for name, result in outcome.items():
+                self._metrics.alert_delivery_finished(name, result)
         return outcome

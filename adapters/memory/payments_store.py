@@ -1,4 +1,5 @@
-"""In-memory ``purchases`` and ``payment_reviews`` (ports ``Purchases``, ``PaymentReviews``).
+"""In-memory ``purchases``, ``payment_reviews`` and ``star_movements`` (ports ``Purchases``, ``PaymentReviews``,
+``StarMovements``).
 
 (``adapters.memory.payments`` is the fake Telegram payment gateway; these are the tables.) The database's
 rules hold here too: one open purchase per ``(user_id, product_code)``, a unique
@@ -20,12 +21,15 @@ from domain.errors import DuplicateChargeId, OpenPurchaseExists
 from domain.model import (
     OPEN_PURCHASE_STATUSES,
     HourCount,
+    MovementTotal,
     PaymentReview,
     PaymentTotals,
     Purchase,
     PurchaseStatus,
     RedemptionStatus,
+    StarMovement,
 )
+from domain.star_transactions import total_movements
 
 
 class InMemoryPurchases(MemoryTable):
@@ -210,3 +214,19 @@ class InMemoryPaymentReviews(MemoryTable):
         if r is None or not r.is_open:
             return None
         return self._write(self._s.payment_reviews, review_id, attrs.evolve(r, resolved_at=now, resolution_note=note))
+
+
+class InMemoryStarMovements(MemoryTable):
+    """The ``star_movements`` table (port ``StarMovements``)."""
+
+    def add_many(self, movements: Sequence[StarMovement]) -> int:
+        added = 0
+        for m in movements:
+            key = (m.transaction_id, m.outgoing)
+            if key not in self._s.star_movements:
+                self._write(self._s.star_movements, key, m)
+                added += 1
+        return added
+
+    def totals(self, since: datetime, end: datetime) -> list[MovementTotal]:
+        return total_movements(m for m in self._s.star_movements.values() if since <= m.occurred_at < end)

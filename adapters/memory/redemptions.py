@@ -183,6 +183,12 @@ class InMemoryRedemptions(MemoryTable):
         mine = [r for r in self._s.redemptions.values() if r.user_id == user_id]
         return sorted(mine, key=lambda r: (r.created_at, r.id or 0), reverse=True)[:max(limit, 0)]
 
+    def for_code(self, promo_code_id: int, limit: int, before_id: int | None = None) -> list[Redemption]:
+        """The code's redemptions, newest first (by id); with ``before_id``, only those with a smaller id."""
+        rows = [r for r in self._s.redemptions.values()
+                if r.promo_code_id == promo_code_id and (before_id is None or (r.id or 0) < before_id)]
+        return sorted(rows, key=lambda r: r.id or 0, reverse=True)[:max(limit, 0)]
+
     def _applied_at(self, r: Redemption) -> datetime | None:
         """When the redemption was applied: a grant when it was created (APPLIED at once; REVOKED later still
         was), a reservation when the purchase that applied it was paid; None when it never was."""

@@ -7,7 +7,9 @@ conditional-update rules as the database hold (see ``ports.repositories``). The 
 
 - ``adapters.memory.promo``: campaigns, codes, the audit log;
 - ``adapters.memory.redemptions``: redemptions and attempts;
-- ``adapters.memory.payments_store``: purchases and payment reviews;
+- ``adapters.memory.payments_store``: purchases, payment reviews and Star movements;
+- ``adapters.memory.operators``: the ops console's operators and refused sign-ins;
+- ``adapters.memory.outbox``: the replies the Telegram bot owes;
 - here: entitlements, the entitlement ledger, processed Telegram updates, and the unit of work.
 """
 
@@ -19,21 +21,27 @@ from typing import Self
 
 import attrs
 
-from adapters.memory.payments_store import InMemoryPaymentReviews, InMemoryPurchases
+from adapters.memory.operators import InMemoryOperators, InMemorySignInFailures
+from adapters.memory.outbox import InMemoryTelegramOutbox
+from adapters.memory.payments_store import InMemoryPaymentReviews, InMemoryPurchases, InMemoryStarMovements
 from adapters.memory.promo import InMemoryAuditLog, InMemoryCampaigns, InMemoryPromoCodes
 from adapters.memory.redemptions import InMemoryAttempts, InMemoryRedemptions
 from adapters.memory.store import MemoryStore, MemoryTable, UndoLog
 from domain.model import Entitlement, LedgerEntry
 from ports.entitlements import EntitlementLedger, Entitlements
+from ports.outbox import TelegramOutbox
 from ports.repositories import (
     Attempts,
     AuditLog,
     Campaigns,
+    Operators,
     PaymentReviews,
     ProcessedUpdates,
     PromoCodes,
     Purchases,
     Redemptions,
+    SignInFailures,
+    StarMovements,
 )
 
 __all__ = [
@@ -42,11 +50,15 @@ __all__ = [
     "InMemoryCampaigns",
     "InMemoryEntitlements",
     "InMemoryLedger",
+    "InMemoryOperators",
     "InMemoryPaymentReviews",
     "InMemoryProcessedUpdates",
     "InMemoryPromoCodes",
     "InMemoryPurchases",
     "InMemoryRedemptions",
+    "InMemorySignInFailures",
+    "InMemoryStarMovements",
+    "InMemoryTelegramOutbox",
     "InMemoryUnitOfWork",
     "InMemoryUnitOfWorkFactory",
     "MemoryStore",
@@ -82,6 +94,9 @@ class InMemoryProcessedUpdates(MemoryTable):
         self._write(self._s.processed_updates, update_id, now)
         return True
 
+    def seen(self, update_id: int) -> bool:
+        return update_id in self._s.processed_updates
+
     def delete_before(self, cutoff: datetime, limit: int) -> int:
         old = [u for u, at in self._s.processed_updates.items() if at < cutoff][:limit]
         for u in old:
@@ -105,6 +120,10 @@ class InMemoryUnitOfWork:
         self.ledger: EntitlementLedger = InMemoryLedger(store, self._undo)
         self.processed_updates: ProcessedUpdates = InMemoryProcessedUpdates(store, self._undo)
         self.payment_reviews: PaymentReviews = InMemoryPaymentReviews(store, self._undo)
+        self.star_movements: StarMovements = InMemoryStarMovements(store, self._undo)
+        self.operators: Operators = InMemoryOperators(store, self._undo)
+        self.sign_in_failures: SignInFailures = InMemorySignInFailures(store, self._undo)
+        self.telegram_outbox: TelegramOutbox = InMemoryTelegramOutbox(store, self._undo)
 
     def __enter__(self) -> Self:
         self._store.lock.acquire()

@@ -25,7 +25,10 @@ from domain.model import (
     PromoCode,
     Purchase,
     Redemption,
+    StarMovement,
 )
+from domain.operators import Operator, SignInFailure
+from domain.outbox import OutboxMessage
 
 _MISSING = object()
 Row = TypeVar("Row")
@@ -52,6 +55,15 @@ class MemoryStore:
         self.processed_updates: dict[int, datetime] = {}
         self.payment_reviews: dict[int, PaymentReview] = {}
         self.payment_review_keys: dict[str, int] = {}
+        # star_movements by (transaction id, outgoing).
+        self.star_movements: dict[tuple[str, bool], StarMovement] = {}
+        # ops_operators by id, and the unique ``name_key`` index (name case-folded -> id).
+        self.operators: dict[int, Operator] = {}
+        self.operator_names: dict[str, int] = {}
+        self.sign_in_failures: dict[int, SignInFailure] = {}
+        # telegram_outbox by id, and the unique ``dedup_key`` index (key -> id).
+        self.telegram_outbox: dict[int, OutboxMessage] = {}
+        self.telegram_outbox_keys: dict[str, int] = {}
         self._ids: dict[str, itertools.count[int]] = defaultdict(lambda: itertools.count(1))
 
     def next_id(self, table: str) -> int:

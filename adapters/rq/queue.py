@@ -8,8 +8,9 @@ from typing import Any
 
 from redis import Redis
 from rq import Queue, Worker
+from rq.job import Job
 
-from adapters.jsonlog import log_event
+from adapters.jsonlog import log_context, log_event
 
 log = logging.getLogger("starpromo.rq")
 
@@ -46,10 +47,19 @@ class RqJobQueue:
         log_event(log, "job_enqueued", func=func_path, job_id=job.id, queue=self.queue.name)
 
 
+class JobIdWorker(Worker):
+    """RQ's forking worker with the job's id on every log line about the job: the worker's own lines while it
+    runs and watches the work-horse, and every line of the work-horse, which inherits the binding when forked."""
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        with log_context(job_id=job.id):
+            super().execute_job(job, queue)
+
+
 def run_worker(connection: Redis, queue_names: Sequence[str] = (QUEUE_NAME,), *, burst: bool = False,
                name: str | None = None) -> bool:
     """Run an RQ worker on ``queue_names``: a forked child per job (a fresh process, fresh engines).
     ``burst`` returns once the queues are empty. Returns whether any job was executed."""
     queues = [Queue(n, connection=connection) for n in queue_names]
-    worker = Worker(queues, connection=connection, name=name)
+    worker = JobIdWorker(queues, connection=connection, name=name)
     return bool(worker.work(burst=burst, logging_level="INFO", with_scheduler=False))

@@ -2,8 +2,14 @@
 
 SQLite: WAL, a busy timeout and ``BEGIN IMMEDIATE`` for every transaction, so concurrent writers queue
 instead of failing half-way with "database is locked" (SQLite's answer to row locks and ``SKIP LOCKED``).
-PostgreSQL: psycopg 3, a pool sized for the WSGI threads, server-side prepared statements after the
-driver's default threshold.
+PostgreSQL: psycopg 3, a pool sized for the WSGI threads. Pool mode ``session`` (a direct connection, or a
+pooler that gives each client its own server connection): server-side prepared statements after the driver's
+default threshold (a statement run 5 times on a connection is prepared there). Pool mode ``transaction`` (PgBouncer
+in transaction pooling mode in front): no prepared statements at all. Such a pooler hands each transaction to any
+of its server connections, so a statement prepared on one is missing on the next ("prepared statement "_pg3_0"
+does not exist") or already there under the same name; under concurrent redeems that was a 5xx for roughly every
+second request. Nothing else here depends on the server connection outliving a transaction: no session ``SET``
+(only ``SET LOCAL``), no advisory locks, no ``LISTEN``, no temporary table outliving its transaction.
 """
 
 from __future__ import annotations
@@ -18,6 +24,10 @@ from sqlalchemy.engine import Engine
 
 DEFAULT_POOL_SIZE = 20
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+# DATABASE_POOL_MODE: what sits between the process and PostgreSQL.
+POOL_SESSION = "session"
+POOL_TRANSACTION = "transaction"
+POOL_MODES = (POOL_SESSION, POOL_TRANSACTION)
 
 
 def normalize_url(url: str) -> str:
@@ -28,8 +38,20 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
+def connect_args(pool_mode: str = POOL_SESSION) -> dict[str, Any]:
+    """psycopg's connection arguments for ``pool_mode``: ``transaction`` turns server-side prepared statements
+    off (``prepare_threshold=None``), which a transaction pooler cannot keep."""
+    if pool_mode not in POOL_MODES:
+        raise ValueError(f"pool mode must be one of {', '.join(POOL_MODES)}, got {pool_mode!r}")
+    args: dict[str, Any] = {"connect_timeout": 10}
+    if pool_mode == POOL_TRANSACTION:
+        args["prepare_threshold"] = None
+    return args
+
+
+def create_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE, pool_mode: str = POOL_SESSION) -> Engine:
     url = normalize_url(url)
+    args = connect_args(pool_mode)
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
                                                      "check_same_thread": False})
@@ -41,7 +63,7 @@ def create_engine(url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
         max_overflow=pool_size,
         pool_recycle=1800,
         pool_pre_ping=False,
-        connect_args={"connect_timeout": 10},
+        connect_args=args,
     )
 
 
@@ -67,9 +89,11 @@ class EngineHolder:
     """The engine of ``url`` for the current process: built on first use, rebuilt after a fork (the
     child never touches the parent's pooled connections; ``dispose(close=False)`` leaves them to it)."""
 
-    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE, pool_mode: str = POOL_SESSION) -> None:
         self.url = normalize_url(url)
         self._pool_size = pool_size
+        connect_args(pool_mode)  # an unknown mode fails here, not at the first query
+        self.pool_mode = pool_mode
         self._engine: Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
@@ -84,7 +108,7 @@ class EngineHolder:
                 self._engine.dispose(close=False)
                 self._engine = None
             if self._engine is None:
-                self._engine = create_engine(self.url, self._pool_size)
+                self._engine = create_engine(self.url, self._pool_size, self.pool_mode)
                 self._pid = os.getpid()
             return self._engine
 

@@ -70,6 +70,11 @@ class SqlProcessedUpdates(SqlRepository):
             index_elements=[self.table.c.update_id]).returning(self.table.c.update_id)
         return self._connection.execute(statement).first() is not None
 
+    def seen(self, update_id: int) -> bool:
+        table = self.table
+        return self._connection.execute(sa.select(table.c.update_id).where(table.c.update_id == update_id)
+                                        ).first() is not None
+
     def delete_before(self, cutoff: datetime, limit: int) -> int:
         table = self.table
         oldest = (sa.select(table.c.update_id).where(table.c.processed_at < cutoff)

@@ -236,6 +236,13 @@ class SqlRedemptions(SqlRepository):
         return self._many(sa.select(table).where(table.c.user_id == user_id)
                           .order_by(table.c.created_at.desc(), table.c.id.desc()).limit(max(limit, 0)))
 
+    def for_code(self, promo_code_id: int, limit: int, before_id: int | None = None) -> list[Redemption]:
+        table = self.table
+        statement = sa.select(table).where(table.c.promo_code_id == promo_code_id)
+        if before_id is not None:
+            statement = statement.where(table.c.id < before_id)
+        return self._many(statement.order_by(table.c.id.desc()).limit(max(limit, 0)))
+
     def _discounts_paid(self, campaign_id: int | None) -> sa.Select[Any]:
         """Purchases with a reservation they applied (of the campaign, when given). Joined on the purchase's
         ``promo_redemption_id`` (the redemption's primary key) as well as the redemption's

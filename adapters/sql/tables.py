@@ -205,6 +205,8 @@ sa.Index(None, promo_redemptions.c.created_at)
 # Campaign stats and the support view of one user.
 sa.Index(None, promo_redemptions.c.campaign_id, promo_redemptions.c.status)
 sa.Index(None, promo_redemptions.c.user_id, promo_redemptions.c.id)
+# The ops console's code page: one code's redemptions, newest first (migration 0007).
+sa.Index(None, promo_redemptions.c.promo_code_id, promo_redemptions.c.id)
 
 promo_attempts = sa.Table(
     "promo_attempts",
@@ -290,6 +292,24 @@ payment_reviews = sa.Table(
 )
 _partial_index("ix_payment_reviews_open", payment_reviews.c.id, where="resolved_at IS NULL")
 
+# Star transactions that are no purchase payment nor its refund (withdrawals, ads, paid broadcasts, gifts, affiliate
+# commissions, paid media, subscriptions, ...): one row per Telegram transaction id and direction (a refund shares
+# its payment's id), recorded by the reconciliation job for the dashboard's ``other_movements`` (issue 17).
+star_movements = sa.Table(
+    "star_movements",
+    metadata,
+    sa.Column("transaction_id", sa.String(255), primary_key=True),
+    sa.Column("outgoing", sa.Boolean, primary_key=True),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("partner", sa.String(64), nullable=False),
+    sa.Column("transaction_type", sa.String(64)),
+    sa.Column("stars", sa.BigInteger, nullable=False),
+    sa.Column("nanostars", sa.Integer, nullable=False),
+    sa.Column("occurred_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("stars >= 0 AND nanostars >= 0 AND nanostars < 1000000000", name="amount_valid"),
+)
+sa.Index(None, star_movements.c.occurred_at)
+
 # Every change made by a person or a job (SPEC 7 "Audit"): append only, written in the change's transaction.
 audit_log = sa.Table(
     "audit_log",
@@ -338,3 +358,68 @@ processed_updates = sa.Table(
     sa.Column("processed_at", UTCDateTime, nullable=False),
 )
 sa.Index(None, processed_updates.c.processed_at)
+
+# The ops console's operators (SPEC 14): unique by ``name_key`` (the name case-folded, so ``Ann`` and ``ann`` are one
+# operator); ``password_hash`` is a memory-hard hash, never the password.
+ops_operators = sa.Table(
+    "ops_operators",
+    metadata,
+    _id(),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("name_key", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.String(512), nullable=False),
+    sa.Column("session_epoch", sa.Integer, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("name_key"),
+    sa.CheckConstraint("role IN ('admin', 'viewer')", name="role"),
+    sa.CheckConstraint("session_epoch >= 0", name="session_epoch_not_negative"),
+)
+
+# Refused console sign-ins (SPEC 13 throttling), counted per name and per address over a trailing window.
+ops_sign_in_failures = sa.Table(
+    "ops_sign_in_failures",
+    metadata,
+    _id(),
+    sa.Column("name_key", sa.String(64), nullable=False),
+    sa.Column("address", sa.String(64)),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+sa.Index(None, ops_sign_in_failures.c.name_key, ops_sign_in_failures.c.at)
+sa.Index(None, ops_sign_in_failures.c.address, ops_sign_in_failures.c.at)
+sa.Index(None, ops_sign_in_failures.c.at)
+
+# Replies the Telegram bot owes (SPEC 9, issue 17): written in the transaction of the change that caused them and
+# delivered from here in ``id`` order per chat. ``dedup_key`` makes the same reply written twice one row; a claim
+# leases a chat's oldest PENDING row until ``leased_until``; ``telegram_message_id`` is Telegram's, set with SENT.
+telegram_outbox = sa.Table(
+    "telegram_outbox",
+    metadata,
+    _id(),
+    sa.Column("chat_id", sa.BigInteger, nullable=False),
+    sa.Column("dedup_key", sa.String(128), nullable=False),
+    sa.Column("method", sa.String(32), nullable=False),
+    sa.Column("payload", Json, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("leased_until", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("telegram_message_id", sa.BigInteger),
+    sa.Column("last_error", sa.String(300)),
+    sa.UniqueConstraint("dedup_key"),
+    sa.CheckConstraint("status IN ('PENDING', 'SENT', 'FAILED')", name="status"),
+    sa.CheckConstraint("method IN ('sendMessage', 'sendInvoice')", name="method"),
+    sa.CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+)
+# The claim: due PENDING rows in order, and "is there an older PENDING row in this chat".
+_partial_index("ix_telegram_outbox_pending_due", telegram_outbox.c.next_attempt_at, telegram_outbox.c.id,
+               where="status = 'PENDING'")
+_partial_index("ix_telegram_outbox_pending_chat", telegram_outbox.c.chat_id, telegram_outbox.c.id,
+               where="status = 'PENDING'")
+# Housekeeping of SENT rows, and the FAILED ones ops look at.
+_partial_index("ix_telegram_outbox_sent_at", telegram_outbox.c.sent_at, where="status = 'SENT'")
+_partial_index("ix_telegram_outbox_failed", telegram_outbox.c.id, where="status = 'FAILED'")

@@ -17,20 +17,27 @@ from adapters.sql.campaigns import SqlCampaigns
 from adapters.sql.codes import SqlPromoCodes
 from adapters.sql.engine import EngineHolder
 from adapters.sql.entitlements import SqlEntitlements, SqlLedger, SqlProcessedUpdates
+from adapters.sql.movements import SqlStarMovements
+from adapters.sql.operators import SqlOperators, SqlSignInFailures
+from adapters.sql.outbox import SqlTelegramOutbox
 from adapters.sql.purchases import SqlPurchases
 from adapters.sql.redemptions import SqlRedemptions
 from adapters.sql.reviews import SqlPaymentReviews
 from domain.errors import StorageUnavailable
 from ports.entitlements import EntitlementLedger, Entitlements
+from ports.outbox import TelegramOutbox
 from ports.repositories import (
     Attempts,
     AuditLog,
     Campaigns,
+    Operators,
     PaymentReviews,
     ProcessedUpdates,
     PromoCodes,
     Purchases,
     Redemptions,
+    SignInFailures,
+    StarMovements,
 )
 
 
@@ -45,6 +52,10 @@ class SqlUnitOfWork:
     ledger: EntitlementLedger
     processed_updates: ProcessedUpdates
     payment_reviews: PaymentReviews
+    star_movements: StarMovements
+    operators: Operators
+    sign_in_failures: SignInFailures
+    telegram_outbox: TelegramOutbox
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -66,6 +77,10 @@ class SqlUnitOfWork:
         self.ledger = SqlLedger(conn)
         self.processed_updates = SqlProcessedUpdates(conn)
         self.payment_reviews = SqlPaymentReviews(conn)
+        self.star_movements = SqlStarMovements(conn)
+        self.operators = SqlOperators(conn)
+        self.sign_in_failures = SqlSignInFailures(conn)
+        self.telegram_outbox = SqlTelegramOutbox(conn)
         return self
 
     def __exit__(

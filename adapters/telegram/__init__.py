@@ -8,7 +8,7 @@ from adapters.telegram.client import (
     star_transaction,
     use_api_url,
 )
-from adapters.telegram.payments import TelegramPaymentGateway
+from adapters.telegram.payments import TelegramPaymentGateway, parse_star_transaction
 
 __all__ = [
     "STARS_CURRENCY",
@@ -16,6 +16,7 @@ __all__ = [
     "TelegramApiError",
     "TelegramBotApi",
     "TelegramPaymentGateway",
+    "parse_star_transaction",
     "star_transaction",
     "use_api_url",
 ]

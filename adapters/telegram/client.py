@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +23,7 @@ from telebot import apihelper, types
 
 from adapters.jsonlog import log_event
 from domain.model import StarTransaction
+from ports.metrics import Metrics
 
 log = logging.getLogger("starpromo.telegram")
 
@@ -56,11 +58,40 @@ def use_api_url(base: str) -> None:
 class TelegramApiError(Exception):
     """A Bot API call failed: Telegram said no (``error_code``, ``description``) or could not be reached."""
 
-    def __init__(self, method: str, description: str, error_code: int | None = None) -> None:
+    def __init__(self, method: str, description: str, error_code: int | None = None,
+                 retry_after: int | None = None) -> None:
         super().__init__(f"{method}: {description}")
         self.method = method
         self.description = description
         self.error_code = error_code
+        # Telegram's flood control (429): seconds to wait before this call may be made again.
+        self.retry_after = retry_after
+
+    @property
+    def transient(self) -> bool:
+        """Worth another try: unreachable, 5xx, or 429. A 400 (or any other 4xx) gets the same answer again."""
+        return self.error_code is None or self.error_code >= 500 or self.error_code == 429
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How one Bot API call meets a refusal it may outlive.
+
+    A 429 waits ``parameters.retry_after`` and tries again (``wait_on_429=False``: raises at once, carrying
+    ``retry_after``, for a caller that reschedules instead of waiting). A 5xx or an unreachable Bot API backs off
+    (``backoff``, doubling) and tries again, ``attempts`` tries in all. A 400 or any other 4xx is never retried.
+    No call waits more than ``max_wait`` seconds in total: past that the last error is raised."""
+
+    attempts: int = 3
+    max_wait: float = 10.0
+    backoff: float = 0.5
+    wait_on_429: bool = True
+
+
+DEFAULT_RETRY = RetryPolicy()
+_MAX_429_TRIES = 10
+# Telegram cancels a payment whose pre-checkout query is not answered within 10 s.
+PRE_CHECKOUT_RETRY = RetryPolicy(attempts=3, max_wait=4.0, backoff=0.3)
 
 
 @attrs.frozen
@@ -78,50 +109,86 @@ def _redact(text: str, token: str) -> str:
 class TelegramBotApi:
     """The Bot API calls starpromo makes. Every failure is a :class:`TelegramApiError`."""
 
-    def __init__(self, token: str, api_url: str = DEFAULT_API_URL) -> None:
+    def __init__(self, token: str, api_url: str = DEFAULT_API_URL, metrics: Metrics | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY) -> None:
         if not token:
             raise ValueError("TELEGRAM_BOT_TOKEN is required")
         use_api_url(api_url)
         self._token = token
+        self._metrics = metrics
+        self.retry = retry
         # threaded=False: handlers run in the caller's thread (the webhook request or the RQ job).
         self.bot = telebot.TeleBot(token, threaded=False, parse_mode=None)
 
     def _call(self, method: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` under this client's :class:`RetryPolicy`."""
+        return self._call_with(self.retry, method, fn, *args, **kwargs)
+
+    def _call_with(self, policy: RetryPolicy, method: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        waited = 0.0
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return self._attempt(method, fn, *args, **kwargs)
+            except TelegramApiError as exc:
+                wait = _wait_before_retry(policy, exc, tries)
+                if wait is None or waited + wait > policy.max_wait:
+                    raise
+                log_event(log, "telegram_api_retry", level=logging.WARNING, method=method, error_code=exc.error_code,
+                          attempt=tries, retry_in_s=round(wait, 3))
+                time.sleep(wait)
+                waited += wait
+
+    def _attempt(self, method: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        outcome = "error"
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+            outcome = "ok"
+            return result
         except apihelper.ApiTelegramException as exc:
-            raise TelegramApiError(method, str(exc.description), int(exc.error_code)) from None
+            if int(exc.error_code) == 429:
+                outcome = "rate_limited"
+            raise TelegramApiError(method, str(exc.description), int(exc.error_code),
+                                   _retry_after(exc.result_json)) from None
         except apihelper.ApiException as exc:  # HTTP error without a Bot API body, or invalid JSON
             status = getattr(getattr(exc, "result", None), "status_code", None)
+            if status == 429:
+                outcome = "rate_limited"
             raise TelegramApiError(method, _redact(f"unexpected answer (HTTP {status})", self._token),
                                    status) from None
         except requests.RequestException as exc:
             raise TelegramApiError(method, _redact(f"Bot API unreachable: {type(exc).__name__}",
                                                    self._token)) from None
+        finally:
+            if self._metrics is not None:
+                self._metrics.telegram_call_finished(method, outcome)
 
     # --- messages ------------------------------------------------------------------------------------
 
-    def send_message(self, chat_id: int, text: str, buttons: Sequence[Sequence[Button]] = ()) -> int:
+    def send_message(self, chat_id: int, text: str, buttons: Sequence[Sequence[Button]] = (),
+                     retry: RetryPolicy | None = None) -> int:
         """Send a plain-text message, with an inline keyboard when ``buttons`` has rows; its message id."""
         markup = None
         if buttons:
             markup = types.InlineKeyboardMarkup()
             for row in buttons:
                 markup.row(*(types.InlineKeyboardButton(b.text, callback_data=b.callback_data) for b in row))
-        msg = self._call("sendMessage", self.bot.send_message, chat_id, text, reply_markup=markup)
+        msg = self._call_with(retry or self.retry, "sendMessage", self.bot.send_message, chat_id, text,
+                              reply_markup=markup)
         return int(msg.message_id)
 
     def send_invoice(self, chat_id: int, title: str, description: str, payload: str, label: str,
-                     amount: int) -> int:
+                     amount: int, retry: RetryPolicy | None = None) -> int:
         """An invoice in Telegram Stars: currency ``XTR``, empty provider token, one price of ``amount``."""
-        msg = self._call("sendInvoice", self.bot.send_invoice, chat_id, title, description, payload,
-                         provider_token="", currency=STARS_CURRENCY,
-                         prices=[types.LabeledPrice(label=label, amount=amount)])  # type: ignore[no-untyped-call]
+        msg = self._call_with(retry or self.retry, "sendInvoice", self.bot.send_invoice, chat_id, title, description,
+                              payload, provider_token="", currency=STARS_CURRENCY,
+                              prices=[types.LabeledPrice(label=label, amount=amount)])  # type: ignore[no-untyped-call]
         return int(msg.message_id)
 
     def answer_pre_checkout_query(self, query_id: str, ok: bool, error_message: str | None = None) -> None:
-        self._call("answerPreCheckoutQuery", self.bot.answer_pre_checkout_query, query_id, ok,
-                   error_message=error_message)
+        self._call_with(PRE_CHECKOUT_RETRY, "answerPreCheckoutQuery", self.bot.answer_pre_checkout_query, query_id,
+                        ok, error_message=error_message)
 
     def answer_callback_query(self, callback_query_id: str, text: str | None = None) -> None:
         self._call("answerCallbackQuery", self.bot.answer_callback_query, callback_query_id, text=text)
@@ -157,6 +224,24 @@ class TelegramBotApi:
     def get_me(self) -> dict[str, Any]:
         me = self._call("getMe", self.bot.get_me)
         return {"id": me.id, "username": me.username}
+
+
+def _retry_after(body: Any) -> int | None:
+    """``parameters.retry_after`` of a Bot API error body (Telegram's flood control), if any."""
+    parameters = body.get("parameters") if isinstance(body, dict) else None
+    value = parameters.get("retry_after") if isinstance(parameters, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _wait_before_retry(policy: RetryPolicy, exc: TelegramApiError, tries: int) -> float | None:
+    """Seconds to wait before trying again after the ``tries``-th failed try; None: do not try again."""
+    if exc.error_code == 429:
+        if not policy.wait_on_429 or tries >= _MAX_429_TRIES:
+            return None
+        return float(max(exc.retry_after if exc.retry_after is not None else 1, 0.1))
+    if not exc.transient or tries >= policy.attempts:
+        return None
+    return float(policy.backoff * (1 << (tries - 1)))
 
 
 def star_transaction(item: Any) -> StarTransaction | None:

@@ -11,7 +11,9 @@ import click
 
 from adapters.jsonlog import configure_json_logging, log_event
 from adapters.telegram import TelegramApiError
+from domain.errors import StorageUnavailable
 from entrypoints.bot.intake import UpdateIntake, update_id_of
+from entrypoints.bot.process import start_outbox_worker
 from entrypoints.cli._ops import fail, get_container
 from entrypoints.container import Container
 
@@ -26,9 +28,12 @@ def register(cli: click.Group) -> None:
 
 def run_polling(container: Container, long_polling_timeout: int, stop: threading.Event) -> int:
     """Long-poll ``getUpdates`` and take each update in (deduplicated like webhook deliveries) until
-    ``stop`` is set; returns how many updates arrived. Bot API errors back off and retry."""
+    ``stop`` is set; returns how many updates arrived. Bot API errors back off and retry; an update whose
+    handling found the database away is not confirmed, so it comes again. The replies go out through this
+    process's outbox delivery (SPEC 9)."""
     api = container.telegram_api()
-    intake = UpdateIntake(container.telegram_bot(), container.uow_factory(), container.clock())
+    outbox = start_outbox_worker(container)
+    intake = UpdateIntake(container.telegram_bot(), container.uow_factory(), container.clock(), outbox=outbox)
     api.delete_webhook()  # Telegram refuses getUpdates while a webhook is set
     log_event(log, "telegram_polling_started")
     offset, seen, backoff = 0, 0, 1.0
@@ -44,10 +49,20 @@ def run_polling(container: Container, long_polling_timeout: int, stop: threading
         backoff = 1.0
         for raw in updates:
             update_id = update_id_of(raw)
+            try:
+                intake.take(raw)
+            except StorageUnavailable as exc:
+                # Not confirmed: Telegram hands this update (and those after it) out again on the next call.
+                log_event(log, "telegram_polling_update_deferred", level=logging.WARNING, update_id=update_id,
+                          error=type(exc).__name__, retry_in_s=backoff)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                break
             if update_id is not None:
                 offset = max(offset, update_id + 1)  # confirms it to Telegram on the next call
             seen += 1
-            intake.take(raw)
+    if outbox is not None:
+        outbox.stop()
     log_event(log, "telegram_polling_stopped", updates=seen)
     return seen
 

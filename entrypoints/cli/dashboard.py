@@ -8,6 +8,7 @@ import click
 
 from domain.dashboard import DEFAULT_WINDOW_HOURS, MAX_WINDOW_HOURS, MIN_WINDOW_HOURS
 from entrypoints.cli._ops import cli_errors, echo_json, get_container, series_table
+from entrypoints.cli.payments import movement_lines
 
 
 def register(cli: click.Group) -> None:
@@ -58,6 +59,7 @@ def render(data: dict[str, Any], show_series: bool = False) -> str:
         f"  open review items {pay['open_review_items']:>6}   purchases in review {pay['purchases_in_review']}"
         + ("   (starpromo payments reviews)" if pay["open_review_items"] else ""),
     ]
+    lines += movement_lines(pay["other_movements"])
     if show_series:
         lines += ["", series_table(data["series"])]
     return "\n".join(lines)

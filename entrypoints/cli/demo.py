@@ -1,12 +1,15 @@
 """``starpromo demo``: the whole product on one machine with no other service (SPEC 10).
 
 SQLite file (``DATABASE_URL``, default ``sqlite:///starpromo.db``), migrated on start; three demo campaigns
-seeded idempotently; maintenance jobs in a daemon thread; the API on 127.0.0.1:8080. Prints the demo
-codes and a curl line that works as pasted.
+seeded idempotently, with three days of history the first time (demo_history.py); maintenance jobs in a daemon
+thread; the ops console and the API on 127.0.0.1:8080. Prints the console address with the demo operator's
+sign-in first, then the demo codes and curl lines that work as pasted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import secrets
 import shlex
@@ -19,6 +22,8 @@ from adapters.jsonlog import configure_json_logging
 from domain.campaigns import CampaignService, CampaignSpec
 from domain.errors import CampaignExists, CodeExists
 from domain.model import PromoType
+from domain.operators import OperatorRole
+from entrypoints.cli.demo_history import seed_history
 from entrypoints.cli.serve import base_url, make_server, run_server
 from entrypoints.container import Container, build_container
 from entrypoints.http import create_app
@@ -43,6 +48,7 @@ DEMO_CAMPAIGNS: tuple[DemoCampaign, ...] = (
                                               grant_plan_code="PREMIUM", grant_days=30)),
 )
 DEMO_ACTOR = "cli:demo"
+DEMO_OPERATOR = "demo"
 
 
 def register(cli: click.Group) -> None:
@@ -60,6 +66,8 @@ def demo_settings(environ: Mapping[str, str]) -> tuple[Settings, bool]:
     generated = not env.get("INTERNAL_API_TOKEN", "").strip()
     if generated:
         env["INTERNAL_API_TOKEN"] = secrets.token_urlsafe(24)
+    if not env.get("OPS_SESSION_SECRET", "").strip():
+        env["OPS_SESSION_SECRET"] = secrets.token_urlsafe(48)  # sessions of this run only
     if not sql_available() and not env.get("DATABASE_URL", "").startswith("memory:"):
         click.echo("note: the SQL adapters are not part of this build; the demo keeps its data in memory", err=True)
         env["DATABASE_URL"] = "memory://"
@@ -78,6 +86,17 @@ def seed(campaigns: CampaignService) -> list[tuple[DemoCampaign, bool]]:
     return out
 
 
+def demo_operator(container: Container) -> str:
+    """The demo admin with a fresh password for this run (printed once, in the banner)."""
+    ops = container.operator_service()
+    password = secrets.token_urlsafe(12)
+    if ops.get(DEMO_OPERATOR) is None:
+        ops.add(DEMO_OPERATOR, OperatorRole.ADMIN, password, actor=DEMO_ACTOR)
+    else:
+        ops.set_password(DEMO_OPERATOR, password, actor=DEMO_ACTOR)
+    return password
+
+
 def migrate(container: Container) -> None:
     """``starpromo db upgrade`` on the demo's database (the same command ops run)."""
     if container.settings().adapter_family != "sql":
@@ -86,7 +105,9 @@ def migrate(container: Container) -> None:
 
     if "db" not in cli.commands:
         raise click.ClickException("this build has no `starpromo db upgrade`; set DATABASE_URL=memory://")
-    cli.main(["db", "upgrade"], obj=container, standalone_mode=False)
+    # Quietly: the banner's first lines are the console's address and sign-in.
+    with contextlib.redirect_stdout(io.StringIO()):
+        cli.main(["db", "upgrade"], obj=container, standalone_mode=False)
 
 
 def start_jobs(container: Container) -> bool:
@@ -120,13 +141,20 @@ def demo(host: str, port: int) -> None:
     container = build_container(settings)
     migrate(container)
     seeded = seed(container.campaign_service())
+    history = seed_history(container, container.clock().now())
+    password = demo_operator(container)
     jobs = start_jobs(container)
     app = create_app(container)
     server = make_server(app, host, port, DEMO_THREADS)
     url = base_url(server)
     token = settings.internal_api_token or ""
 
-    lines = [f"starpromo demo: API on {url}  (database: {settings.database_url})"]
+    lines = [f"starpromo demo: ops console on {url}/ops/  (database: {settings.database_url})",
+             f"  sign in as: {DEMO_OPERATOR}  password: {password}  (admin; a new password every run)"]
+    if history is not None:
+        lines.append(f"  seeded {history.attempts} redeem attempts, {history.accepted} accepted and "
+                     f"{history.paid} paid purchases over the last three days")
+    lines.append(f"\nThe internal API on {url}/internal/ (token below).")
     lines.append("Maintenance jobs run in-process." if jobs else "No maintenance jobs in this build.")
     if generated:
         lines.append("INTERNAL_API_TOKEN was not set; generated one for this run.")

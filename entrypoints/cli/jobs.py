@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
 from adapters.jsonlog import configure_json_logging, json_default
+from adapters.prometheus import multiprocess_dir, one_file_per_forking_parent, use_multiprocess_dir
 from entrypoints.cli._ops import EXIT_USAGE, cli_errors, fail, get_container
 from entrypoints.container import Container
 from entrypoints.worker.jobs import JOBS, periodic_jobs, run_job
@@ -41,6 +43,10 @@ def worker(ctx: click.Context, burst: bool) -> None:
     Without it: the periodic jobs on an in-process timer, in the foreground.
     """
     configure_json_logging(force=False)
+    metrics_dir = multiprocess_dir()
+    if metrics_dir is not None:
+        # RQ forks a work-horse per job, one at a time: they share one set of metric files (not one per job).
+        use_multiprocess_dir(metrics_dir, one_file_per_forking_parent(os.getpid()))
     container = _started(ctx)
     redis_url = container.settings().redis_url
     if redis_url:
@@ -54,6 +60,10 @@ def worker(ctx: click.Context, burst: bool) -> None:
     if burst:
         timer.run_all_once()
         return
+    from entrypoints.bot.process import start_outbox_worker
+
+    # The bot's replies are delivered continuously here (with Redis: by `serve` and run_telegram_outbox).
+    start_outbox_worker(container)
     try:
         timer.loop()
     except KeyboardInterrupt:

@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.audit",
     "entrypoints.cli.dashboard",
     "entrypoints.cli.payments",
+    "entrypoints.cli.ops",
     "entrypoints.cli.serve",
     "entrypoints.cli.jobs",
     "entrypoints.cli.bot",

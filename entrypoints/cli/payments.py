@@ -79,8 +79,28 @@ def refund_rollback(ctx: click.Context, purchase_id: int, as_json: bool) -> None
                f"{result.status.value}{replay}")
 
 
+def stars_text(stars: int, nanostars: int) -> str:
+    """An exact Star amount: whole Stars, and the billionths when there are any (``0.1``, ``5000``)."""
+    return f"{stars}.{nanostars:09d}".rstrip("0") if nanostars else str(stars)
+
+
+def movement_lines(doc: dict[str, Any]) -> list[str]:
+    """``other_movements`` (reconcile output, dashboard): one line per kind and direction."""
+    if not doc["count"]:
+        return ["  other Star movements: none (withdrawals, ads, gifts, ... never compared with purchases)"]
+    lines = [f"  other Star movements: {doc['count']} (never compared with purchases, never alerted)"]
+    lines += [f"    {k['kind']:<26} {k['direction']:<9} {k['count']:>7}   "
+              f"{stars_text(k['stars'], k['nanostar_amount'])} Stars" for k in doc["kinds"]]
+    return lines
+
+
+# Differences listed per kind in the text output (``--json`` has every one).
+MAX_LISTED_PER_KIND = 20
+
+
 def render_report(report: ReconciliationReport) -> str:
-    """The comparison as a readable summary: both sides, per product, then each difference."""
+    """The comparison as a readable summary: both sides, per product, the other Star movements, then the
+    differences (at most ``MAX_LISTED_PER_KIND`` listed per kind)."""
     doc = report.to_document()
     w, f = doc["window"], doc["figures"]
     lines = [f"window      {w['from']} .. {w['to']} ({w['hours']} h; settled before {w['settled_before']})",
@@ -97,14 +117,25 @@ def render_report(report: ReconciliationReport) -> str:
     lines.append(table(["product", "telegram stars", "local stars", "drift"], products) if products
                  else "no payments in the window")
     lines.append("")
+    lines += movement_lines(f["other_movements"])
+    lines.append("")
     if report.matches:
         lines.append("books match: no differences")
-    else:
-        lines.append(f"{len(report.differences)} difference(s):")
-        for d in report.differences:
-            ref = ", ".join(p for p in (f"purchase {d.purchase_id}" if d.purchase_id is not None else "",
-                                        f"charge {d.charge_id}" if d.charge_id else "") if p)
-            lines.append(f"  {d.kind.value:<28} {d.summary}" + (f" [{ref}]" if ref else ""))
+        return "\n".join(lines)
+    by_kind = doc["differences_by_kind"]
+    lines.append(f"{len(report.differences)} difference(s): "
+                 + ", ".join(f"{kind} {count}" for kind, count in by_kind.items()))
+    listed: dict[str, int] = {}
+    for d in report.differences:
+        listed[d.kind.value] = listed.get(d.kind.value, 0) + 1
+        if listed[d.kind.value] > MAX_LISTED_PER_KIND:
+            continue
+        ref = ", ".join(p for p in (f"purchase {d.purchase_id}" if d.purchase_id is not None else "",
+                                    f"charge {d.charge_id}" if d.charge_id else "") if p)
+        lines.append(f"  {d.kind.value:<28} {d.summary}" + (f" [{ref}]" if ref else ""))
+    for kind, count in by_kind.items():
+        if count > MAX_LISTED_PER_KIND:
+            lines.append(f"  {kind:<28} ... and {count - MAX_LISTED_PER_KIND} more (--json lists every one)")
     return "\n".join(lines)
 
 
@@ -117,6 +148,8 @@ def render_report(report: ReconciliationReport) -> str:
 def reconcile(ctx: click.Context, window_hours: int | None, as_json: bool) -> None:
     """Compare local purchases with Telegram's Star transactions over the trailing window and print it.
 
+    Only purchase payments and their refunds are compared; every other Star movement (withdrawals, ads, paid
+    broadcasts, gifts, affiliate commissions, paid media, subscriptions) is listed apart as other_movements.
     Read-only: nothing is marked, recorded or alerted (the run_payments_reconciliation job does that).
     Exit 0 when the books match, 1 when there are differences."""
     with cli_errors():

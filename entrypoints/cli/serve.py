@@ -1,21 +1,26 @@
-"""``starpromo serve``: the internal API behind waitress, a production WSGI server (see docs/decisions.md)."""
+"""``starpromo serve``: the internal API on a production WSGI server (see docs/decisions.md).
+
+One process (the default): waitress, 16 threads behind an async front that multiplexes many keep-alive
+connections; also what ``starpromo demo`` runs. ``--processes N`` (N > 1): gunicorn's pre-fork master with N
+threaded workers (``entrypoints.cli.prefork``), the metrics of all of them summed through
+``PROMETHEUS_MULTIPROC_DIR``.
+"""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import logging
 import os
-import signal
+import shutil
 import socket
-import sys
-import time
+import tempfile
 from typing import Any
 
 import click
 from flask import Flask
 
 from adapters.jsonlog import configure_json_logging
+from adapters.prometheus import multiprocess_dir, use_multiprocess_dir
 from entrypoints.cli._ops import get_container
 from entrypoints.http import create_app
 
@@ -24,6 +29,7 @@ log = logging.getLogger("starpromo.serve")
 DEFAULT_THREADS = 16
 CONNECTION_LIMIT = 1000
 BACKLOG = 2048
+DEFAULT_GRACEFUL_TIMEOUT = 15
 
 
 def register(cli: click.Group) -> None:
@@ -53,34 +59,25 @@ def make_server(app: Flask, host: str, port: int, threads: int = DEFAULT_THREADS
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """The listening socket the pre-forked processes share (bound before any of them starts)."""
+def check_port(host: str, port: int) -> None:
+    """Bind and release ``host:port`` once: a busy port or an unknown host is a clear error before gunicorn starts
+    (which would otherwise retry for seconds and exit with its own words)."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     family, socktype, proto, _, address = infos[0]
-    sock = socket.socket(family, socktype, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(BACKLOG)
-    except OSError as exc:
-        sock.close()
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-    sock.set_inheritable(True)
-    return sock
-
-
-def server_on_socket(app: Flask, sock: socket.socket, threads: int) -> Any:
-    import waitress.server
-
-    return waitress.server.create_server(app, sockets=[sock], **_waitress_options(threads))
+    with socket.socket(family, socktype, proto) as sock:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+        except OSError as exc:
+            raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def run_server(server: Any, threads: int) -> None:
     log.info("serving", extra={"event": "http_server_started", "host": server.effective_host,
-                               "port": int(server.effective_port), "threads": threads})
+                               "port": int(server.effective_port), "threads": threads, "server": "waitress"})
     try:
         server.run()
     except KeyboardInterrupt:
@@ -99,87 +96,8 @@ def base_url(server: Any) -> str:
     return f"http://{host}:{server.effective_port}"
 
 
-class _Supervisor:
-    """The parent of ``serve --processes N``: forks N workers that each serve the shared socket with their own
-    waitress threads (one GIL per process) and forwards SIGTERM/SIGINT to them. A worker that dies is replaced;
-    more than ``RESPAWN_LIMIT`` deaths within ``RESPAWN_WINDOW`` seconds is a crash loop: the others are
-    stopped and the command exits 1 for the service manager to see (see docs/decisions.md)."""
-
-    RESPAWN_LIMIT = 5
-    RESPAWN_WINDOW = 60.0
-    STOP_TIMEOUT = 15
-
-    def __init__(self, app: Flask, sock: socket.socket, processes: int, threads: int) -> None:
-        self.app, self.sock, self.processes, self.threads = app, sock, processes, threads
-        self.children: dict[int, int] = {}
-        self.deaths: list[float] = []
-        self.stopping = False
-
-    def _spawn(self, index: int) -> None:
-        pid = os.fork()
-        if pid == 0:  # the worker: default signal handling, a server of its own on the inherited socket
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            code = 0
-            try:
-                server = server_on_socket(self.app, self.sock, self.threads)
-                log.info("worker serving", extra={"event": "http_worker_started", "worker": index,
-                                                  "threads": self.threads})
-                server.run()
-            except KeyboardInterrupt:
-                pass
-            except BaseException:  # the worker must never fall back into the supervisor's code
-                log.exception("worker crashed", extra={"event": "http_worker_crashed", "worker": index})
-                code = 1
-            finally:
-                logging.shutdown()
-                os._exit(code)
-        self.children[pid] = index
-
-    def _stop(self, signum: int, _frame: Any) -> None:
-        self.stopping = True
-        self._signal_children(signal.SIGTERM)
-        # Workers finish their requests in flight; one that has not exited in time is killed.
-        signal.signal(signal.SIGALRM, lambda *_: self._signal_children(signal.SIGKILL))
-        signal.alarm(self.STOP_TIMEOUT)
-
-    def _signal_children(self, signum: int) -> None:
-        for pid in list(self.children):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signum)
-
-    def _crash_loop(self) -> bool:
-        now = time.monotonic()
-        self.deaths = [t for t in self.deaths if now - t < self.RESPAWN_WINDOW] + [now]
-        return len(self.deaths) > self.RESPAWN_LIMIT
-
-    def run(self) -> int:
-        signal.signal(signal.SIGTERM, self._stop)
-        signal.signal(signal.SIGINT, self._stop)
-        for index in range(self.processes):
-            self._spawn(index)
-        status = 0
-        while self.children:
-            try:
-                pid, raw = os.wait()
-            except ChildProcessError:
-                break
-            index = self.children.pop(pid, -1)
-            if self.stopping or index < 0:
-                continue
-            code = os.waitstatus_to_exitcode(raw)
-            if self._crash_loop():
-                log.error("workers keep dying; stopping", extra={
-                    "event": "http_worker_crash_loop", "worker_pid": pid, "exit_code": code,
-                    "deaths": len(self.deaths), "window_seconds": self.RESPAWN_WINDOW})
-                status = 1
-                self._stop(signal.SIGTERM, None)
-            else:
-                log.error("worker exited unexpectedly; starting a new one",
-                          extra={"event": "http_worker_died", "worker": index, "worker_pid": pid, "exit_code": code})
-                self._spawn(index)
-        self.sock.close()
-        return status
+def _bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @click.command()
@@ -188,30 +106,48 @@ class _Supervisor:
 @click.option("--threads", default=DEFAULT_THREADS, show_default=True, type=click.IntRange(1, 256),
               help="Worker threads per process (requests handled at once).")
 @click.option("--processes", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Worker processes sharing the socket (pre-fork); one per core spreads the Python work over "
-                   "more than one GIL. Needs a database (not memory://).")
+              help="Worker processes (gunicorn, pre-fork) sharing the socket; one per core spreads the Python work "
+                   "over more than one GIL. Needs a database (not memory://).")
+@click.option("--graceful-timeout", default=DEFAULT_GRACEFUL_TIMEOUT, show_default=True,
+              type=click.IntRange(1, 600),
+              help="With --processes > 1: seconds SIGTERM waits for requests in flight before workers are killed.")
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, threads: int, processes: int) -> None:
+def serve(ctx: click.Context, host: str, port: int, threads: int, processes: int, graceful_timeout: int) -> None:
     """Serve the internal HTTP API (needs INTERNAL_API_TOKEN and PROMO_SECRET_PEPPER)."""
     configure_json_logging()
+    owner = os.getpid()
+    own_metrics_dir: str | None = None
+    if processes > 1 and multiprocess_dir() is None:
+        # Before any metric exists: the workers forked later inherit the directory and write their files there.
+        own_metrics_dir = tempfile.mkdtemp(prefix="starpromo-metrics-")
+        use_multiprocess_dir(own_metrics_dir)
+    try:
+        _serve(ctx, host, port, threads, processes, graceful_timeout)
+    finally:
+        # gunicorn's workers leave through SystemExit too, up this very stack: only the master cleans up.
+        if own_metrics_dir is not None and os.getpid() == owner:
+            shutil.rmtree(own_metrics_dir, ignore_errors=True)
+
+
+def _serve(ctx: click.Context, host: str, port: int, threads: int, processes: int, graceful_timeout: int) -> None:
     container = get_container(ctx)
     container.alert_policy()  # a bad OPS_ALERT_ESCALATION_POLICY_JSON stops start-up, naming the variable
     if processes > 1 and container.settings().adapter_family == "memory":
         raise click.BadParameter("memory:// keeps its data inside one process; use one process or a database",
                                  param_hint="--processes")
     app = create_app(container)
-    # Everything built so far (Flask, SQLAlchemy metadata, cattrs converters: hundreds of thousands of objects)
-    # lives as long as the process: out of the collector's sight, a full collection no longer walks it in the
-    # middle of a request, and forked workers keep sharing those pages.
-    gc.freeze()
     if processes == 1:
         server = make_server(app, host, port, threads)
+        # See prefork._when_ready: the start-up heap, out of the collector's sight for the process's life.
+        gc.freeze()
+        from entrypoints.bot.process import start_outbox_worker
+
+        start_outbox_worker(container)  # the bot's replies (SPEC 9), when the bot is configured
         run_server(server, threads)
         return
-    sock = bind_socket(host, port)
-    bound_host, bound_port = sock.getsockname()[:2]
-    log.info("serving", extra={"event": "http_server_started", "host": bound_host, "port": int(bound_port),
-                               "threads": threads, "processes": processes})
-    status = _Supervisor(app, sock, processes, threads).run()
-    log.info("stopped", extra={"event": "http_server_stopped"})
-    sys.exit(status)
+    check_port(host, port)
+    from entrypoints.cli.prefork import PreforkServer, gunicorn_options
+
+    options = gunicorn_options(_bind_address(host, port), processes, threads, graceful_timeout=graceful_timeout,
+                               backlog=BACKLOG, connections=CONNECTION_LIMIT)
+    PreforkServer(app, options).run()  # exits the process (0 after SIGTERM)

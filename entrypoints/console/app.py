@@ -17,6 +17,7 @@ VIEW_MODULES = (
     "entrypoints.console.views.auth",
     "entrypoints.console.views.overview",
     "entrypoints.console.views.campaigns",
+    "entrypoints.console.views.campaign_codes",
     "entrypoints.console.views.codes",
     "entrypoints.console.views.users",
     "entrypoints.console.views.payments",

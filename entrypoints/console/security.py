@@ -5,9 +5,9 @@
   over HTTPS) holding the operator's id, the operator's ``session_epoch`` and the sign-in time. A new password,
   a new role or a removed operator ends every session of that operator; a session ends ``OPS_SESSION_HOURS``
   after sign-in whatever the activity.
-- Changes: every POST but sign-in/sign-out needs the ``admin`` role (a viewer's forged request is refused 403
-  before anything else is read) and the form's CSRF token (Flask-WTF), and a same-origin ``Origin`` when the
-  browser sends one.
+- Changes: every POST but sign-in/sign-out and the code lookup (a read) needs the ``admin`` role (a viewer's
+  forged request is refused 403 before anything else is read) and the form's CSRF token (Flask-WTF), and a
+  same-origin ``Origin`` when the browser sends one.
 - Headers: a strict Content-Security-Policy (only this package's own script and style), no framing, no
   referrer, no caching of pages that show customer data.
 """
@@ -34,7 +34,9 @@ from entrypoints.settings import IpNetwork, Settings
 CONSOLE_PREFIX = "/ops"
 SESSION_COOKIE = "starpromo_ops"
 PUBLIC_ENDPOINTS = frozenset({"ops.sign_in", "ops.static"})
-ANY_ROLE_POSTS = frozenset({"ops.sign_in", "ops.sign_out"})
+# POSTs any signed-in role may send: sign-in/out, and the code lookup (a read sent by POST so that the typed code
+# is in no address; it changes nothing).
+ANY_ROLE_POSTS = frozenset({"ops.sign_in", "ops.sign_out", "ops.code_lookup"})
 
 CONTENT_SECURITY_POLICY = "; ".join((
     "default-src 'none'",

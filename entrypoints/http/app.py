@@ -16,9 +16,10 @@ from dependency_injector import providers
 from flask import Flask, Response, g, request
 
 from entrypoints.container import Container
-from entrypoints.http import audit, campaigns, codes, health, openapi, promo, users
+from entrypoints.http import audit, campaigns, codes, health, metrics, openapi, promo, users
 from entrypoints.http.auth import INTERNAL_PREFIX, TOKEN_HEADER, InternalAuth
 from entrypoints.http.errors import register_error_handlers
+from entrypoints.http.observability import install_observability
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -32,6 +33,7 @@ VIEW_MODULES: Sequence[str] = (
     "entrypoints.http.users",
     "entrypoints.http.health",
     "entrypoints.http.openapi",
+    "entrypoints.http.metrics",
 )
 
 
@@ -79,6 +81,7 @@ def create_app(container: Container) -> Flask:
     container.wire(modules=[*VIEW_MODULES, *(f.module for f in features)], packages=[])
 
     register_error_handlers(app)
+    install_observability(app, container.metrics())  # first: X-Request-Id even on a refused request
 
     @app.before_request
     def _start_and_authenticate() -> None:
@@ -106,6 +109,7 @@ def create_app(container: Container) -> Flask:
         return response
 
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(promo.bp)
     app.register_blueprint(campaigns.bp)
     app.register_blueprint(codes.bp)

@@ -68,8 +68,12 @@ class InternalAuth:
         return cls(settings.internal_api_token, settings.internal_ip_allowlist, settings.trusted_proxy_count)
 
     def check(self, remote_addr: str | None, forwarded_for: str | None, presented_token: str | None) -> None:
+        self.check_address(remote_addr, forwarded_for)
+        if not token_matches(presented_token, self.token):
+            raise ApiError(401, "UNAUTHORIZED", f"missing or wrong {TOKEN_HEADER} header")
+
+    def check_address(self, remote_addr: str | None, forwarded_for: str | None) -> None:
+        """The allowlist alone (403): what ``/metrics`` needs, which a Prometheus server scrapes without a token."""
         address = client_address(remote_addr, forwarded_for, self.trusted_proxy_count)
         if not address_allowed(address, self.allowlist):
             raise ApiError(403, "FORBIDDEN", "client address is not in INTERNAL_IP_ALLOWLIST")
-        if not token_matches(presented_token, self.token):
-            raise ApiError(401, "UNAUTHORIZED", f"missing or wrong {TOKEN_HEADER} header")

@@ -2,7 +2,9 @@
 ``starpromo jobs run NAME`` and the in-process timer call ``run_job(NAME)``.
 
 Each run builds (or reuses, per process) the container, runs one domain service, logs ONE JSON line
-``{"event": "job_finished", "job": NAME, ...counts, "duration_ms"}`` and returns that summary.
+``{"event": "job_finished", "job": NAME, ...counts, "duration_ms"}`` and returns that summary. Every line logged
+during the run carries ``job`` (and, under RQ, ``job_id``: see adapters.rq.queue.JobIdWorker), and the run is
+counted in ``starpromo_job_runs_total{job,outcome}`` / ``starpromo_job_duration_seconds{job}``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from adapters.jsonlog import log_event
+from adapters.jsonlog import log_context, log_event
 from adapters.rq.schedule import PeriodicJob
 from entrypoints.container import Container
 from entrypoints.worker.process import process_container
@@ -58,6 +60,25 @@ def _payment_recovery(c: Container) -> Any:
     return c.recovery_service().recover()
 
 
+# Without TELEGRAM_BOT_TOKEN there is no bot and so no reply owed.
+NO_BOT = {"skipped": True, "reason": "TELEGRAM_BOT_TOKEN is not set: no Telegram bot, no replies to deliver"}
+# One sweep delivers for at most this long (the next one starts a minute after this one did).
+OUTBOX_SWEEP_SECONDS = 30.0
+
+
+def _telegram_outbox(c: Container) -> Any:
+    """Deliver the replies the bot owes (SPEC 9): what is due, paced, for up to OUTBOX_SWEEP_SECONDS; then forget
+    week-old SENT rows. Reports the counts and the backlog left."""
+    if not c.telegram_bot.is_defined:
+        return NO_BOT
+    delivery = c.telegram_outbox_delivery()
+    counts = delivery.drain(OUTBOX_SWEEP_SECONDS)
+    removed = delivery.housekeeping()
+    with c.uow_factory()() as uow:
+        backlog = uow.telegram_outbox.summary(c.clock().now())
+    return {**counts.as_dict(), "sent_rows_removed": removed, **backlog.as_dict(c.clock().now())}
+
+
 # name -> (runner, every N minutes) — the SPEC 6 table.
 JOBS: dict[str, tuple[Runner, int]] = {
     "run_promo_reservation_expiry": (_reservation_expiry, 1),
@@ -67,6 +88,7 @@ JOBS: dict[str, tuple[Runner, int]] = {
     "run_payment_invoice_expiry": (_payment_invoice_expiry, 5),
     "run_payments_reconciliation": (_payments_reconciliation, 15),
     "run_payment_recovery": (_payment_recovery, 5),
+    "run_telegram_outbox": (_telegram_outbox, 1),
 }
 
 
@@ -98,16 +120,20 @@ def run_job(name: str, container: Container | None = None) -> dict[str, Any]:
         raise UnknownJob(name)
     runner, _ = JOBS[name]
     c = container if container is not None else process_container()
+    metrics = c.metrics()
     started = time.monotonic()
-    try:
-        counts = _as_dict(runner(c))
-    except Exception as exc:
-        log.exception("job failed", extra={"event": "job_failed", "job": name, "error_type": type(exc).__name__,
-                                           "duration_ms": int((time.monotonic() - started) * 1000)})
-        raise
-    summary = {"job": name, **{k: v for k, v in counts.items() if k not in ("job", "event")},
-               "duration_ms": int((time.monotonic() - started) * 1000)}
-    log_event(log, "job_finished", **summary)
+    with log_context(job=name):
+        try:
+            counts = _as_dict(runner(c))
+        except Exception as exc:
+            metrics.job_finished(name, "error", time.monotonic() - started)
+            log.exception("job failed", extra={"event": "job_failed", "job": name, "error_type": type(exc).__name__,
+                                               "duration_ms": int((time.monotonic() - started) * 1000)})
+            raise
+        metrics.job_finished(name, "skipped" if counts.get("skipped") is True else "ok", time.monotonic() - started)
+        summary = {"job": name, **{k: v for k, v in counts.items() if k not in ("job", "event")},
+                   "duration_ms": int((time.monotonic() - started) * 1000)}
+        log_event(log, "job_finished", **summary)
     return summary
 
 
@@ -137,3 +163,7 @@ def run_payments_reconciliation() -> dict[str, Any]:
 
 def run_payment_recovery() -> dict[str, Any]:
     return run_job("run_payment_recovery")
+
+
+def run_telegram_outbox() -> dict[str, Any]:
+    return run_job("run_telegram_outbox")

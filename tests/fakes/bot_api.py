@@ -9,7 +9,10 @@ and ``getStarTransactions`` pages over :attr:`FakeBotApi.star_transactions` with
 Like Telegram, the fake refuses with 400 what breaks the Bot API's documented limits (tests/fakes/bot_api_limits.py)
 and a Stars (``XTR``) invoice with anything but one price and an empty provider token. Flood control is opt-in:
 with ``messages_per_second`` set, a message beyond that many in the trailing second is answered 429 with
-``parameters.retry_after``, as Telegram answers a bot that sends too fast.
+``parameters.retry_after``, as Telegram answers a bot that sends too fast; with ``chat_interval`` set (Telegram:
+1 s), so is a second message to one chat within that many seconds. Faults for the flood tests: :meth:`flaky`
+answers a fraction of the calls 429 (or 5xx), :meth:`hold_messages_after` holds every message request after the
+N-th delivered one, unanswered, until :meth:`release_held` drops them (a sender killed mid-request).
 
     with FakeBotApi() as api:
         os.environ["TELEGRAM_API_URL"] = api.url
@@ -26,6 +29,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -77,15 +81,25 @@ class _Failure:
 class FakeBotApi:
     """A threaded HTTP server answering Bot API methods. Thread-safe; use as a context manager."""
 
-    def __init__(self, token: str | None = None, messages_per_second: int | None = None) -> None:
+    def __init__(self, token: str | None = None, messages_per_second: int | None = None,
+                 chat_interval: float | None = None) -> None:
         # With ``token`` set, calls with another token get 401 like the real API.
         self.token = token
         # The calls answered ``ok`` (what Telegram actually did), in order; ``calls`` holds every call.
         self.delivered: list[Call] = []
         # Flood control (opt-in): at most this many messages in any second, else 429 + retry_after.
         self.messages_per_second = messages_per_second
+        # Telegram's per-chat limit (opt-in): a message to a chat within this many seconds of the last one is 429.
+        self.chat_interval = chat_interval
         self.flood_refusals = 0
         self._sent_at: list[float] = []
+        self._chat_sent_at: dict[str, float] = {}
+        self._flaky: tuple[float, int, int | None, frozenset[str]] | None = None
+        self._random = random.Random(17)
+        self.flaky_refusals = 0
+        self._hold_after: int | None = None
+        self._holding = 0
+        self._released = threading.Event()
         self.calls: list[Call] = []
         self.star_transactions: list[dict[str, Any]] = []
         self.refunded_charges: set[str] = set()
@@ -156,6 +170,34 @@ class FakeBotApi:
     def clear_failures(self) -> None:
         with self._lock:
             self._failures.clear()
+
+    def flaky(self, fraction: float, error_code: int = 429, retry_after: int | None = 1,
+              methods: frozenset[str] = MESSAGE_METHODS, seed: int = 17) -> None:
+        """From now on, answer about ``fraction`` of the calls of ``methods`` with ``error_code`` (429 with
+        ``parameters.retry_after``; or a 5xx), chosen by a seeded random draw; ``fraction=0`` stops it."""
+        with self._lock:
+            self._random = random.Random(seed)
+            self._flaky = (fraction, error_code, retry_after, methods) if fraction > 0 else None
+
+    def hold_messages_after(self, delivered: int) -> None:
+        """Once ``delivered`` messages were answered ok, hold every further message request unanswered (and
+        unrecorded as delivered) until :meth:`release_held`, which drops them: what a sender killed mid-request
+        leaves at Telegram's door."""
+        with self._lock:
+            self._released.clear()
+            self._hold_after = delivered
+
+    @property
+    def holding(self) -> int:
+        """Message requests held right now."""
+        with self._lock:
+            return self._holding
+
+    def release_held(self) -> None:
+        """Drop the held requests (their connections close without an answer) and hold no more."""
+        with self._lock:
+            self._hold_after = None
+        self._released.set()
 
     def on(self, method: str, handler: Callable[[Call], Any]) -> None:
         """Answer ``method`` with ``handler(call)`` as the ``result`` (overrides the built-in answer)."""
@@ -264,7 +306,13 @@ class FakeBotApi:
                     answer["parameters"] = {"retry_after": failure.retry_after}
                 self._reply(h, failure.http_status, answer)
             return
-        wait = self._flood_wait(method)
+        if self._hold(h, method):
+            return
+        refusal = self._flaky_refusal(method)
+        if refusal is not None:
+            self._reply(h, refusal["error_code"], refusal)
+            return
+        wait = self._flood_wait(method, params.get("chat_id"))
         if wait is not None:
             self._reply(h, 429, {"ok": False, "error_code": 429, "description": f"Too Many Requests: retry after "
                                  f"{wait}", "parameters": {"retry_after": wait}})
@@ -280,19 +328,57 @@ class FakeBotApi:
             self.delivered.append(call)
         self._reply(h, 200, {"ok": True, "result": result})
 
-    def _flood_wait(self, method: str) -> int | None:
-        """Seconds to wait when ``method`` sends a message beyond ``messages_per_second``; None: it may go."""
+    def _flood_wait(self, method: str, chat_id: str | None) -> int | None:
+        """Seconds to wait when ``method`` sends a message beyond ``messages_per_second`` or within
+        ``chat_interval`` of the chat's last one; None: it may go."""
         limit = self.messages_per_second
-        if limit is None or method not in MESSAGE_METHODS:
+        if method not in MESSAGE_METHODS or (limit is None and self.chat_interval is None):
             return None
         now = time.monotonic()
         with self._lock:
-            self._sent_at = [t for t in self._sent_at if now - t < 1.0]
-            if len(self._sent_at) >= limit:
-                self.flood_refusals += 1
-                return max(1, math.ceil(1.0 - (now - self._sent_at[0])))
-            self._sent_at.append(now)
+            if limit is not None:
+                self._sent_at = [t for t in self._sent_at if now - t < 1.0]
+                if len(self._sent_at) >= limit:
+                    self.flood_refusals += 1
+                    return max(1, math.ceil(1.0 - (now - self._sent_at[0])))
+            if self.chat_interval is not None and chat_id is not None:
+                last = self._chat_sent_at.get(chat_id)
+                if last is not None and now - last < self.chat_interval:
+                    self.flood_refusals += 1
+                    return max(1, math.ceil(self.chat_interval - (now - last)))
+                self._chat_sent_at[chat_id] = now
+            if limit is not None:
+                self._sent_at.append(now)
             return None
+
+    def _flaky_refusal(self, method: str) -> dict[str, Any] | None:
+        with self._lock:
+            if self._flaky is None:
+                return None
+            fraction, error_code, retry_after, methods = self._flaky
+            if method not in methods or self._random.random() >= fraction:
+                return None
+            self.flaky_refusals += 1
+        answer: dict[str, Any] = {"ok": False, "error_code": error_code,
+                                  "description": "Too Many Requests: retry after 1" if error_code == 429
+                                  else "Internal Server Error"}
+        if error_code == 429 and retry_after is not None:
+            answer["parameters"] = {"retry_after": retry_after}
+        return answer
+
+    def _hold(self, h: BaseHTTPRequestHandler, method: str) -> bool:
+        """Hold a message request while holding is on; True when it was held (and is dropped now)."""
+        with self._lock:
+            if method not in MESSAGE_METHODS or self._hold_after is None:
+                return False
+            if sum(1 for c in self.delivered if c.method in MESSAGE_METHODS) < self._hold_after:
+                return False
+            self._holding += 1
+        self._released.wait(60)
+        with self._lock:
+            self._holding -= 1
+        h.close_connection = True  # no answer: the connection just closes
+        return True
 
     def _take_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)

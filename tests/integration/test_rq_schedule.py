@@ -20,6 +20,7 @@ SPEC_TABLE = {
     "run_payment_invoice_expiry": "*/5 * * * *",
     "run_payments_reconciliation": "*/15 * * * *",
     "run_payment_recovery": "*/5 * * * *",
+    "run_telegram_outbox": "* * * * *",
 }
 
 

@@ -247,7 +247,7 @@ def test_a_payment_from_another_user_is_reviewed_not_settled(
     assert checkout.get(p.id).status is PurchaseStatus.INVOICE_SENT
     assert checkout.get(p.id).review_reason == ReviewKind.USER_MISMATCH.value
     assert [a.event for a in notifier.alerts] == ["payments_recovery_review_required"]
-    assert notifier.alerts[0].details["purchase_user_id"] == 5
+    assert notifier.alerts[0].details["items"][0]["purchase_user_id"] == 5
 
 
 def test_a_payment_younger_than_the_recovery_grace_is_left_to_the_webhook(

@@ -111,8 +111,23 @@ SCHEMAS: dict[str, Any] = {
             "failed_stars": COUNT,
             "open_review_items": {**COUNT, "description": "unresolved payment review items (all time)"},
             "purchases_in_review": {**COUNT, "description": "purchases flagged with a review_reason"},
+            "other_movements": obj({
+                "count": {**COUNT, "description": "other movements in the window, all kinds"},
+                "kinds": {"type": "array", "items": obj({
+                    "kind": {"type": "string", "description": "withdrawal, withdrawal_returned, telegram_ads, "
+                             "paid_broadcast, affiliate_commission, gift, premium_gift, paid_media, subscription, "
+                             "business_account_transfer, chat, other, or user_<type> / partner_<type> for what "
+                             "Telegram adds later"},
+                    "direction": {"type": "string", "enum": ["incoming", "outgoing"]},
+                    "count": COUNT,
+                    "stars": {**COUNT, "description": "whole Stars"},
+                    "nanostar_amount": {"type": "integer", "minimum": 0, "maximum": 999_999_999,
+                                        "description": "billionths of a Star on top of stars"},
+                })},
+            }, "Star transactions dated in the window that are no purchase payment nor its refund, per kind and "
+               "direction, as the reconciliation job recorded them; never compared with purchases, never alerted"),
         }, "Purchases paid (by paid_at), refunded (by refunded_at) and FAILED (by their last change) inside the "
-           "window, their Stars, and what waits for a human now"),
+           "window, their Stars, what waits for a human now, and the other Star movements"),
         "series": SERIES,
     }),
     "Health": {"type": "object", "required": ["status"],

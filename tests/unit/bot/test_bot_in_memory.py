@@ -11,6 +11,7 @@ import pytest
 from dependency_injector import providers
 
 from adapters.memory import ManualClock
+from adapters.telegram.pacing import MessagePacer
 from domain.campaigns import CampaignSpec
 from domain.model import PromoType, PurchaseStatus
 from entrypoints.bot.intake import HOUSEKEEPING_EVERY, Intake, UpdateIntake
@@ -62,6 +63,9 @@ def bot() -> Iterator[Bot]:
         container = build_container(settings)
         clock = ManualClock(T0)
         container.clock.override(providers.Object(clock))
+        # Replies go out right after each update's commit; no per-chat second between them here (the pacing
+        # itself has its own tests): these tests talk to one chat in quick succession.
+        container.telegram_pacer.override(providers.Object(MessagePacer(30, chat_interval=0)))
         yield Bot(container, api, clock, container.telegram_intake(), Updates())
 
 
@@ -71,22 +75,32 @@ def test_with_a_token_telegram_is_the_payment_gateway_and_the_bot_is_defined(bot
     assert not bare.payment_gateway.is_defined and not bare.telegram_bot.is_defined
 
 
-def test_an_invoice_that_could_not_be_sent_is_sent_on_the_next_tap(bot: Bot) -> None:
+def test_an_invoice_refused_with_429_is_sent_after_retry_after_and_a_second_tap_sends_no_other(bot: Bot) -> None:
     bot.discount("TAPTWICE", 20)
     bot.take(bot.updates.promo(USER, "TAPTWICE"))
     data = bot.offer_data("PREMIUM_30D")
-    bot.api.fail("sendInvoice", "Too Many Requests: retry after 1", 429)
+    bot.api.fail("sendInvoice", "Too Many Requests: retry after 3", 429, retry_after=3)
     bot.take(bot.updates.callback(USER, data))
     with bot.container.uow_factory()() as uow:
         purchase = uow.purchases.get_open(USER, "PREMIUM_30D")
-    assert purchase is not None and purchase.status is PurchaseStatus.CREATED
-    assert bot.api.last("answerCallbackQuery").params["text"] == (
-        "Da ist etwas schiefgelaufen. Bitte versuche es in ein paar Minuten noch einmal.")
-
-    bot.take(bot.updates.callback(USER, data))
-    sent = bot.api.calls_to("sendInvoice")
-    assert len(sent) == 2 and sent[-1].json("prices") == [{"label": "Premium 30 Tage", "amount": 120}]
+        [owed] = uow.telegram_outbox.list("PENDING", 10)
+    # The invoice is owed (written with the purchase), so the purchase is INVOICE_SENT and the tap answered so.
+    assert purchase is not None and purchase.status is PurchaseStatus.INVOICE_SENT
+    assert owed.method == "sendInvoice" and owed.next_attempt_at == T0 + timedelta(seconds=3)
+    assert bot.api.last("answerCallbackQuery").params["text"] == "Rechnung gesendet."
+    bot.take(bot.updates.callback(USER, data))  # impatient: no second purchase, no second invoice
+    assert bot.api.last("answerCallbackQuery").params["text"].startswith("Die Rechnung dafür ist schon unterwegs")
     assert bot.container.checkout_service().get(purchase.id).status is PurchaseStatus.INVOICE_SENT
+
+    bot.clock.advance(seconds=2)
+    assert bot.container.telegram_outbox_delivery().drain().claimed == 0  # not before retry_after
+    bot.clock.advance(seconds=1)
+    assert bot.container.telegram_outbox_delivery().drain().sent == 1
+    assert [c.json("prices") for c in bot.api.delivered if c.method == "sendInvoice"] == [
+        [{"label": "Premium 30 Tage", "amount": 120}]]
+    with bot.container.uow_factory()() as uow:
+        sent = next(m for m in uow.telegram_outbox.list("SENT", 10) if m.id == owed.id)
+    assert sent.id == owed.id and sent.telegram_message_id is not None
 
 
 def test_a_reservation_past_its_time_asks_the_user_to_redeem_again(bot: Bot) -> None:
@@ -125,9 +139,16 @@ def test_a_payment_that_cannot_settle_is_logged_and_the_user_reassured(bot: Bot,
     assert bot.api.texts(USER)[-1].startswith("Danke, deine Zahlung ist angekommen.")
 
 
-def test_an_unreachable_bot_api_never_breaks_the_intake(bot: Bot) -> None:
+def test_an_unreachable_bot_api_never_breaks_the_intake_and_the_reply_stays_owed(bot: Bot) -> None:
     bot.api.fail("sendMessage", "Internal Server Error", 500, times=None)
     assert bot.take(bot.updates.promo(USER, None)) is Intake.PROCESSED
+    with bot.container.uow_factory()() as uow:
+        assert uow.telegram_outbox.backlog() == 1
+    bot.api.clear_failures()
+    bot.clock.advance(minutes=1)
+    bot.container.telegram_outbox_delivery().drain()
+    assert bot.api.delivered_texts(USER) == ["Sende deinen Promo-Code so: /promo DEINCODE (zum Beispiel /promo "
+                                             "SOMMER20)."]
 
 
 def test_old_update_ids_are_forgotten_but_recent_ones_stay_duplicates(bot: Bot) -> None:

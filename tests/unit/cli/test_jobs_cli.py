@@ -13,7 +13,7 @@ from tests.unit.cli.conftest import Cli
 
 JOB_NAMES = ["run_promo_reservation_expiry", "run_promo_campaign_status_rollover", "run_promo_bruteforce_guard",
              "run_refund_promo_rollback", "run_payment_invoice_expiry", "run_payments_reconciliation",
-             "run_payment_recovery"]
+             "run_payment_recovery", "run_telegram_outbox"]
 
 
 def _run_with_env(env: dict[str, str], *args: str) -> tuple[int, str, str]:

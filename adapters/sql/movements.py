@@ -1,0 +1,50 @@
+"""``star_movements`` (port ``StarMovements``): the Star transactions that are no purchase payment nor its refund,
+one row per Telegram transaction id and direction, as the reconciliation job saw them (issue 17)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from adapters.sql._base import SqlRepository
+from adapters.sql.tables import star_movements
+from domain.model import MovementTotal, StarMovement
+from domain.star_transactions import NANOSTARS_PER_STAR
+
+# Rows per INSERT statement (9 parameters each: well below SQLite's 32766).
+INSERT_CHUNK = 500
+
+
+class SqlStarMovements(SqlRepository):
+    table = star_movements
+
+    def add_many(self, movements: Sequence[StarMovement]) -> int:
+        added = 0
+        for start in range(0, len(movements), INSERT_CHUNK):
+            rows = [{"transaction_id": m.transaction_id, "outgoing": m.outgoing, "kind": m.kind,
+                     "partner": m.partner, "transaction_type": m.transaction_type, "stars": m.stars,
+                     "nanostars": m.nanostars, "occurred_at": m.occurred_at}
+                    for m in movements[start:start + INSERT_CHUNK]]
+            insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
+            statement = insert.values(rows).on_conflict_do_nothing(
+                index_elements=[self.table.c.transaction_id, self.table.c.outgoing]).returning(
+                self.table.c.transaction_id)
+            added += len(self._execute(statement).all())
+        return added
+
+    def totals(self, since: datetime, end: datetime) -> list[MovementTotal]:
+        t = self.table
+        statement = (sa.select(t.c.kind, t.c.outgoing, sa.func.count(), sa.func.sum(t.c.stars),
+                               sa.func.sum(t.c.nanostars))
+                     .where(t.c.occurred_at >= since, t.c.occurred_at < end)
+                     .group_by(t.c.kind, t.c.outgoing).order_by(t.c.kind, t.c.outgoing))
+        out = []
+        for row in self._execute(statement):
+            kind, outgoing, count, stars, nanos = tuple(row)
+            carried, rest = divmod(int(nanos or 0), NANOSTARS_PER_STAR)
+            out.append(MovementTotal(str(kind), bool(outgoing), int(count), int(stars or 0) + carried, rest))
+        return out

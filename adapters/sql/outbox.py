@@ -1,0 +1,128 @@
+"""``telegram_outbox`` (port ``ports.outbox.TelegramOutbox``): the replies the bot owes.
+
+The claim is one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``: two delivery
+processes never take the same row, and a chat whose oldest PENDING row is taken (or not due) gives none,
+so a chat's messages go out one at a time, in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from adapters.sql._base import ColumnValues, SqlRepository
+from adapters.sql.tables import telegram_outbox
+from domain.outbox import MAX_ERROR, OutboxBacklog, OutboxMessage, OutboxStatus
+
+_PENDING = OutboxStatus.PENDING.value
+
+
+def message_from_row(row: ColumnValues) -> OutboxMessage:
+    return OutboxMessage(
+        id=row["id"], chat_id=row["chat_id"], dedup_key=row["dedup_key"], method=row["method"],
+        payload=dict(row["payload"] or {}), status=OutboxStatus(row["status"]), attempts=row["attempts"],
+        next_attempt_at=row["next_attempt_at"], leased_until=row["leased_until"], created_at=row["created_at"],
+        updated_at=row["updated_at"], sent_at=row["sent_at"], telegram_message_id=row["telegram_message_id"],
+        last_error=row["last_error"],
+    )
+
+
+class SqlTelegramOutbox(SqlRepository):
+    table = telegram_outbox
+
+    def _many(self, statement: sa.Executable) -> list[OutboxMessage]:
+        return [message_from_row(row._mapping) for row in self._execute(statement)]
+
+    def add(self, message: OutboxMessage) -> OutboxMessage | None:
+        insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
+        rows = self._many(insert.values(
+            chat_id=message.chat_id, dedup_key=message.dedup_key, method=message.method,
+            payload=dict(message.payload), status=message.status.value, attempts=message.attempts,
+            next_attempt_at=message.next_attempt_at, leased_until=message.leased_until,
+            created_at=message.created_at, updated_at=message.updated_at, sent_at=message.sent_at,
+            telegram_message_id=message.telegram_message_id, last_error=message.last_error,
+        ).on_conflict_do_nothing(index_elements=[self.table.c.dedup_key]).returning(self.table))
+        return rows[0] if rows else None
+
+    def claim_due(self, now: datetime, lease_until: datetime, limit: int,
+                  chat_id: int | None = None) -> list[OutboxMessage]:
+        t = self.table
+        older = t.alias("older")
+        heads = (
+            sa.select(t.c.id)
+            .where(t.c.status == _PENDING, t.c.next_attempt_at <= now,
+                   sa.or_(t.c.leased_until.is_(None), t.c.leased_until <= now),
+                   ~sa.exists().where(older.c.chat_id == t.c.chat_id, older.c.status == _PENDING,
+                                      older.c.id < t.c.id))
+            .order_by(t.c.next_attempt_at, t.c.id)
+            .limit(limit)
+        )
+        if chat_id is not None:
+            heads = heads.where(t.c.chat_id == chat_id)
+        claimed = self._many(
+            sa.update(t).where(t.c.id.in_(self._skip_locked(heads, t).scalar_subquery()))
+            .values(leased_until=lease_until, attempts=t.c.attempts + 1, updated_at=now)
+            .returning(t))
+        return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id or 0))
+
+    def _change(self, message_id: int, **values: Any) -> bool:
+        t = self.table
+        result = self._execute(sa.update(t).where(t.c.id == message_id, t.c.status == _PENDING).values(**values))
+        return bool(result.rowcount)
+
+    def mark_sent(self, message_id: int, telegram_message_id: int, now: datetime) -> bool:
+        return self._change(message_id, status=OutboxStatus.SENT.value, telegram_message_id=telegram_message_id,
+                            sent_at=now, leased_until=None, updated_at=now)
+
+    def reschedule(self, message_id: int, next_attempt_at: datetime, error: str | None, now: datetime) -> bool:
+        return self._change(message_id, next_attempt_at=next_attempt_at, leased_until=None, updated_at=now,
+                            last_error=error[:MAX_ERROR] if error is not None else None)
+
+    def mark_failed(self, message_id: int, error: str, now: datetime) -> bool:
+        return self._change(message_id, status=OutboxStatus.FAILED.value, leased_until=None, updated_at=now,
+                            last_error=error[:MAX_ERROR])
+
+    def backlog(self) -> int:
+        t = self.table
+        return int(self._execute(sa.select(sa.func.count()).select_from(t).where(t.c.status == _PENDING))
+                   .scalar_one())
+
+    def summary(self, now: datetime) -> OutboxBacklog:
+        t = self.table
+        pending = t.c.status == _PENDING
+        counts: Any = self._execute(sa.select(
+            sa.func.count().filter(pending),
+            sa.func.count().filter(pending, t.c.next_attempt_at <= now),
+            sa.func.count().filter(t.c.status == OutboxStatus.FAILED.value),
+        ).select_from(t)).one()
+        oldest = self._execute(sa.select(t.c.created_at).where(pending).order_by(t.c.created_at).limit(1)).scalar()
+        return OutboxBacklog(pending=int(counts[0]), due=int(counts[1]), failed=int(counts[2]),
+                             oldest_pending_at=oldest)
+
+    def list(self, status: str | None, limit: int, after_id: int | None = None) -> list[OutboxMessage]:
+        t = self.table
+        statement = sa.select(t).order_by(t.c.id).limit(limit)
+        if status is not None:
+            statement = statement.where(t.c.status == status)
+        if after_id is not None:
+            statement = statement.where(t.c.id > after_id)
+        return self._many(statement)
+
+    def redeliver(self, message_ids: Sequence[int] | None, now: datetime) -> int:
+        t = self.table
+        statement = sa.update(t).where(t.c.status == OutboxStatus.FAILED.value).values(
+            status=_PENDING, attempts=0, next_attempt_at=now, leased_until=None, updated_at=now)
+        if message_ids is not None:
+            statement = statement.where(t.c.id.in_(list(message_ids)))
+        return int(self._execute(statement).rowcount)
+
+    def delete_sent_before(self, cutoff: datetime, limit: int) -> int:
+        t = self.table
+        oldest = (sa.select(t.c.id).where(t.c.status == OutboxStatus.SENT.value, t.c.sent_at < cutoff)
+                  .order_by(t.c.sent_at).limit(limit))
+        return int(self._execute(sa.delete(t).where(t.c.id.in_(oldest.scalar_subquery()))).rowcount)

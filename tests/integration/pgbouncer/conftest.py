@@ -1,0 +1,50 @@
+"""PgBouncer in transaction pooling mode (Debian's ``pgbouncer``, started by scripts/with-services.sh in front of the
+throwaway PostgreSQL, fewer server connections than the tests' clients) and a database reached through it with
+``DATABASE_POOL_MODE=transaction``: migrated through it, and the services of the race package on it.
+
+The race package's service fixtures are reused as they are (imported below); only ``engines`` differs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from adapters.sql.engine import POOL_TRANSACTION, EngineHolder
+from adapters.sql.migrations import upgrade
+from tests.conftest import required_env
+from tests.integration.pg_races.conftest import campaigns, checkout, codes, jobs, redemptions, uow_factory
+from tests.integration.pg_races.races import MAX_THREADS
+from tests.sql import fresh_pg_database
+
+__all__ = ["campaigns", "checkout", "codes", "jobs", "redemptions", "through_pgbouncer", "uow_factory"]
+
+
+def through_pgbouncer(direct_url: str) -> str:
+    """The database of ``direct_url`` reached through PgBouncer, which serves every database of the cluster."""
+    bouncer = sa.make_url(required_env("STARPROMO_TEST_PGBOUNCER_URL"))
+    return sa.make_url(direct_url).set(host=bouncer.host, port=bouncer.port).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="package")
+def bouncer_database() -> Iterator[str]:
+    """A fresh database, migrated through PgBouncer in transaction mode (as `starpromo db upgrade` would be with
+    ``DATABASE_POOL_MODE=transaction``); its URL through PgBouncer."""
+    with fresh_pg_database("starpromo_bouncer") as direct:
+        url = through_pgbouncer(direct)
+        holder = EngineHolder(url, 1, POOL_TRANSACTION)
+        try:
+            upgrade(holder)
+        finally:
+            holder.dispose()
+        yield url
+
+
+@pytest.fixture(scope="package")
+def engines(bouncer_database: str) -> Iterator[EngineHolder]:
+    holder = EngineHolder(bouncer_database, MAX_THREADS, POOL_TRANSACTION)
+    try:
+        yield holder
+    finally:
+        holder.dispose()
