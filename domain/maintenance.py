@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from domain import audit
+from domain.alert_groups import AlertItem, by_kind, grouped_alert
 from domain.alerts import PROMO_CAMPAIGN_AUTO_PAUSED, AlertPolicy, RoutedAlert, dedup_key
 from domain.checkout import take_back_entitlement
 from domain.errors import InvalidTransition, NoPromoRedemption, NotFound, PurchaseNotRefunded
@@ -225,8 +226,9 @@ class MaintenanceService:
     # --- run_promo_bruteforce_guard ---------------------------------------------------------------------
 
     def run_bruteforce_guard(self) -> BruteforceGuardSummary:
-        """Pause what is under attack (SPEC 6), each pause raising ``promo_campaign_auto_paused`` once and
-        writing one audit entry by ``job:run_promo_bruteforce_guard``.
+        """Pause what is under attack (SPEC 6), each pause writing one audit entry by
+        ``job:run_promo_bruteforce_guard``; a run raises one ``promo_campaign_auto_paused`` per rule for all its
+        pauses of that rule (SPEC 8: no alert storms), carrying their count and each pause as an item.
 
         Hash rule: a hash with ``guard_min_failures`` failed attempts from ``guard_min_users`` distinct users
         inside the guard window that is an ACTIVE code's hash pauses that code -- when its campaign is ACTIVE too
@@ -278,7 +280,8 @@ class MaintenanceService:
             else:
                 assert item.campaign.id is not None
                 summary.paused_campaigns.append(item.campaign.id)
-            if self._raise(self._pause_alert(item)):
+        for rule, items in by_kind(self._pause_item(item) for item in paused).items():
+            if self._raise(self._pause_alert(rule, items, now)):
                 summary.alerts_sent += 1
             else:
                 summary.alerts_failed += 1
@@ -302,7 +305,8 @@ class MaintenanceService:
             assert item.campaign.id is not None
             audit.record(uow, now, GUARD_ACTOR, audit.CAMPAIGN_AUTO_PAUSED, audit.CAMPAIGN, item.campaign.id, details)
 
-    def _pause_alert(self, item: _Pause) -> RoutedAlert:
+    def _pause_item(self, item: _Pause) -> AlertItem:
+        """One pause as an item of its rule's alert; its key names what was paused and when (a pause occurs once)."""
         c = item.campaign
         details = self._pause_details(item)
         log.warning("auto-paused", extra={"event": PROMO_CAMPAIGN_AUTO_PAUSED, **details})
@@ -312,13 +316,20 @@ class MaintenanceService:
             summary = (f"Code {item.code.id} (prefix {item.code_prefix}) of campaign {c.id} ({c.name}) auto-paused: "
                        f"{what} in {window} min")
             key = dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, "code", item.code.id, item.code.updated_at.isoformat())
-            at = item.code.updated_at
         else:
             summary = (f"Campaign {c.id} ({c.name}) auto-paused: {item.failures} invalid codes starting "
                        f"{item.code_prefix} in {window} min")
             key = dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, "campaign", c.id, c.updated_at.isoformat())
-            at = c.updated_at
-        return self._alerts.route(PROMO_CAMPAIGN_AUTO_PAUSED, summary, details, at, key)
+        return AlertItem(item.rule, key, summary, details)
+
+    def _pause_alert(self, rule: str, items: list[AlertItem], now: datetime) -> RoutedAlert:
+        """One alert for every pause of ``rule`` in this run (each pause happened at ``now``)."""
+        headline = None
+        if len(items) > 1:
+            what = "codes" if rule == RULE_HASH else "campaigns"
+            headline = (f"{len(items)} {what} auto-paused by the brute-force guard ({rule} rule); first: "
+                        f"{items[0].summary}")
+        return grouped_alert(self._alerts, PROMO_CAMPAIGN_AUTO_PAUSED, rule, items, now, headline)
 
     def _raise(self, alert: RoutedAlert) -> bool:
         if self._notifier is None:

@@ -15,6 +15,7 @@ and the throttle tell nothing about which names exist.
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -238,6 +239,9 @@ class OperatorService:
 
     def sign_in(self, name: str, password: str, address: str | None) -> Operator:
         """The operator of ``name`` when ``password`` is theirs; else :class:`SignInRefused`."""
+        # A form field left out arrives as None: refused like any wrong name or password.
+        name = name if isinstance(name, str) else ""
+        password = password if isinstance(password, str) else ""
         key, address = name_key(name), _address(address)
         policy = self._policy
         with self._uow() as uow:
@@ -319,16 +323,12 @@ class OperatorService:
         """A hash to verify unknown names against, made once per hasher (not per service: the console builds a
         service per request, and an extra hash on an unknown name's first try would tell it apart by time)."""
         if self._dummy_hash is None:
-            try:
+            with contextlib.suppress(TypeError):  # a hasher that takes no weak reference: one per service then
                 self._dummy_hash = _DUMMY_HASHES.get(self._hasher)
-            except TypeError:  # a hasher that takes no weak reference: one per service then
-                pass
             if self._dummy_hash is None:
                 self._dummy_hash = self._hasher.hash("not the password of anyone")
-                try:
+                with contextlib.suppress(TypeError):
                     _DUMMY_HASHES[self._hasher] = self._dummy_hash
-                except TypeError:
-                    pass
         return self._dummy_hash
 
 

@@ -1,8 +1,11 @@
 """One JSON POST with a timeout and retries: the delivery mechanics every HTTP alert channel shares.
 
 Retried (with exponential backoff): connection errors, timeouts, 5xx and 429 (the receiver asks us to
-come back later). Not retried: any other 4xx (the request itself is wrong; sending it again cannot help).
-A delivery that finally fails is logged as JSON and reported as ``False``; it never raises.
+come back later). A 429 or 503 carrying ``Retry-After`` (seconds or an HTTP date) waits at least that long
+before the retry, as long as the waits of one delivery stay within ``RETRY_BUDGET_SECONDS``; a receiver asking
+for longer is given up on at once (and logged). Not retried: any other 4xx (the request itself is wrong;
+sending it again cannot help). A delivery that finally fails is logged as JSON and reported as ``False``; it
+never raises.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import json
 import logging
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import attrs
@@ -22,6 +27,29 @@ from domain.alerts import RoutedAlert
 log = logging.getLogger("starpromo.alerts")
 
 MAX_BACKOFF_SECONDS = 30.0
+# The longest one delivery waits between its attempts, Retry-After included.
+RETRY_BUDGET_SECONDS = 60.0
+
+
+def encode_body(body: Mapping[str, Any]) -> bytes:
+    """The bytes a channel POSTs for ``body`` (what size limits are measured on)."""
+    return json.dumps(body, default=json_default, ensure_ascii=False).encode("utf-8")
+
+
+def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds or an HTTP date; None when absent or unreadable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        moment = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
 
 
 @attrs.frozen
@@ -54,13 +82,15 @@ class JsonPoster:
 
     def post(self, url: str, body: Mapping[str, Any], alert: RoutedAlert) -> bool:
         """POST ``body`` to ``url``; ``True`` once a 2xx answer arrives, ``False`` when given up."""
-        data = json.dumps(body, default=json_default, ensure_ascii=False).encode("utf-8")
+        data = encode_body(body)
         headers = {"Content-Type": "application/json", "User-Agent": "starpromo-alerts/1"}
         attempts = self.options.max_retries + 1
         started = time.monotonic()
         reason = ""
+        waited = 0.0
         for attempt in range(1, attempts + 1):
             retryable = True
+            asked: float | None = None
             try:
                 response = self._session.post(url, data=data, headers=headers, timeout=self.options.timeout_seconds,
                                               allow_redirects=False)
@@ -73,6 +103,7 @@ class JsonPoster:
                 retryable = False
             else:
                 status = response.status_code
+                asked = retry_after_seconds(response.headers.get("Retry-After")) if status in (429, 503) else None
                 response.close()
                 if 200 <= status < 300:
                     log_event(log, "alert_delivered", channel=self.channel, alert_event=alert.event,
@@ -84,8 +115,15 @@ class JsonPoster:
             if not retryable or attempt == attempts:
                 break
             delay = min(self.options.backoff_seconds * (2 ** (attempt - 1)), MAX_BACKOFF_SECONDS)
+            if asked is not None:
+                delay = max(delay, asked)  # the receiver said when: not earlier
+                if waited + delay > RETRY_BUDGET_SECONDS:
+                    reason = f"{reason} (Retry-After {asked:g} s is beyond the {RETRY_BUDGET_SECONDS:g} s budget)"
+                    break
+            waited += delay
             log_event(log, "alert_delivery_retry", logging.WARNING, channel=self.channel, alert_event=alert.event,
-                      dedup_key=alert.dedup_key, attempt=attempt, reason=reason, retry_in_seconds=delay)
+                      dedup_key=alert.dedup_key, attempt=attempt, reason=reason, retry_in_seconds=delay,
+                      retry_after=asked)
             self._sleep(delay)
         log_event(log, "alert_delivery_failed", logging.ERROR, channel=self.channel, alert_event=alert.event,
                   dedup_key=alert.dedup_key, attempts=attempt, reason=reason, retryable=retryable,

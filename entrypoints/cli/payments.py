@@ -12,6 +12,7 @@ from domain.errors import ConfigurationError
 from domain.model import PaymentReview, Purchase
 from domain.payment_jobs import MAX_WINDOW_HOURS, MIN_WINDOW_HOURS
 from domain.payment_reviews import MAX_REVIEW_PAGE
+from domain.policy import PromoPolicy
 from domain.reconciliation import ReconciliationReport
 from entrypoints.cli._ops import EXIT_FAILURE, cli_actor, cli_errors, echo_json, get_container, json_value, table
 from entrypoints.container import Container
@@ -142,7 +143,7 @@ def render_report(report: ReconciliationReport) -> str:
 @payments.command()
 @click.option("--window-hours", type=click.IntRange(MIN_WINDOW_HOURS, MAX_WINDOW_HOURS), default=None,
               help=f"Trailing window in hours ({MIN_WINDOW_HOURS}..{MAX_WINDOW_HOURS}); "
-                   "default PAYMENTS_RECONCILIATION_WINDOW_HOURS (24).")
+                   f"default PAYMENTS_RECONCILIATION_WINDOW_HOURS ({PromoPolicy().reconciliation_window_hours}).")
 @click.option("--json", "as_json", is_flag=True, help="Print the whole comparison as JSON.")
 @click.pass_context
 def reconcile(ctx: click.Context, window_hours: int | None, as_json: bool) -> None:

@@ -25,7 +25,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers import gthread
 
 from adapters.jsonlog import log_event
-from adapters.prometheus import mark_process_dead
+from adapters.prometheus import mark_process_dead, multiprocess_dir
 
 log = logging.getLogger("starpromo.serve")
 
@@ -79,7 +79,7 @@ def _when_ready(server: Any) -> None:
     gc.freeze()
     host, port = server.LISTENERS[0].getsockname()[:2]
     log_event(log, "http_server_started", host=host, port=int(port), processes=server.num_workers,
-              threads=server.cfg.threads, server="gunicorn")
+              threads=server.cfg.threads, server="gunicorn", metrics_dir=multiprocess_dir())
 
 
 def _post_worker_init(worker: Any) -> None:

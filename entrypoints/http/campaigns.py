@@ -4,7 +4,6 @@ codes (one chosen code, or a generated batch answered as the report CSV) and the
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from dependency_injector.wiring import Provide, inject
 from flask import Blueprint, Response, jsonify
@@ -15,6 +14,7 @@ from domain.model import CampaignChanges, CampaignFilter
 from domain.promo_codes import CodeService
 from domain.reports import ReportService
 from entrypoints.container import Container
+from entrypoints.http import outputs
 from entrypoints.http._body import body_as, partial_body, query_as, request_json, shaped
 from entrypoints.http.actor import request_actor
 from entrypoints.http.convert import MAX_INT64
@@ -29,7 +29,8 @@ from entrypoints.http.inputs import (
     WindowQuery,
 )
 from entrypoints.http.report_csv import CsvReport
-from entrypoints.http.schemas import campaign_json, code_json, new_campaign_view, not_found
+from entrypoints.http.schemas import campaign_created_json, campaign_json, code_json, not_found, page_json
+from entrypoints.http.shapes import dump
 
 log = logging.getLogger("starpromo.http.campaigns")
 
@@ -58,9 +59,7 @@ def create(service: CampaignService = Provide[Container.campaign_service]) -> tu
     log.info("campaign created", extra={"event": "promo_campaign_created", "campaign_id": campaign.id,
                                         "promo_type": campaign.promo_type.value, "actor": actor,
                                         "code_prefix": code.code_prefix if code else None})
-    body = campaign_json(new_campaign_view(campaign, code))
-    body["code"] = code_json(code) if code is not None else None
-    return jsonify(body), 201
+    return jsonify(campaign_created_json(campaign, code)), 201
 
 
 @bp.get("")
@@ -69,8 +68,7 @@ def list_campaigns(service: CampaignService = Provide[Container.campaign_service
     query = query_as(CampaignQuery)
     flt = CampaignFilter(status=query.status, promo_type=query.promo_type, name_contains=query.name)
     page = service.list_campaigns(flt, limit=query.limit, cursor=query.cursor)
-    body: dict[str, Any] = {"items": [campaign_json(c) for c in page.items], "next_cursor": page.next_cursor}
-    return jsonify(body)
+    return jsonify(page_json(outputs.CampaignPage, [campaign_json(c) for c in page.items], page.next_cursor))
 
 
 @bp.get("/<int:campaign_id>")
@@ -140,4 +138,4 @@ def add_codes(
 @inject
 def stats(campaign_id: int, reports: ReportService = Provide[Container.report_service]) -> Response:
     query = query_as(WindowQuery)
-    return jsonify(reports.campaign_stats(_campaign_id(campaign_id), query.window_hours))
+    return jsonify(dump(outputs.CampaignStats, reports.campaign_stats(_campaign_id(campaign_id), query.window_hours)))

@@ -7,7 +7,6 @@ and logs nothing of the code; the answer shows the code's row (``code_hash``, ``
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from dependency_injector.wiring import Provide, inject
 from flask import Blueprint, Response, jsonify
@@ -16,11 +15,13 @@ from domain.campaigns import CampaignService
 from domain.model import CodeFilter
 from domain.promo_codes import CodeService
 from entrypoints.container import Container
+from entrypoints.http import outputs
 from entrypoints.http._body import body_as, query_as
 from entrypoints.http.actor import request_actor
 from entrypoints.http.convert import MAX_INT64
 from entrypoints.http.inputs import CodeQuery, LookupRequest, StatusChangeRequest
-from entrypoints.http.schemas import campaign_json, code_json, not_found
+from entrypoints.http.schemas import campaign_json, code_json, not_found, page_json
+from entrypoints.http.shapes import dump
 
 log = logging.getLogger("starpromo.http.codes")
 
@@ -40,8 +41,7 @@ def list_codes(service: CodeService = Provide[Container.code_service]) -> Respon
     query = query_as(CodeQuery)
     flt = CodeFilter(campaign_id=query.campaign_id, status=query.status, code_prefix=query.code_prefix)
     page = service.list_codes(flt, limit=query.limit, cursor=query.cursor)
-    body: dict[str, Any] = {"items": [code_json(c) for c in page.items], "next_cursor": page.next_cursor}
-    return jsonify(body)
+    return jsonify(page_json(outputs.CodePage, [code_json(c) for c in page.items], page.next_cursor))
 
 
 @bp.get("/<int:promo_code_id>")
@@ -69,4 +69,5 @@ def lookup(
     campaigns: CampaignService = Provide[Container.campaign_service],
 ) -> Response:
     found = codes.lookup(body_as(LookupRequest).code)
-    return jsonify({"code": code_json(found.code), "campaign": campaign_json(campaigns.get(found.campaign.id or 0))})
+    return jsonify(dump(outputs.CodeLookup, code=found.code,
+                        campaign=campaign_json(campaigns.get(found.campaign.id or 0))))

@@ -66,7 +66,11 @@ def validation_error(errors: list[dict[str, str]]) -> ApiError:
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message, "details": details}}
+    """``outputs.Error``. Imported here: outputs -> shapes -> convert needs this module first."""
+    from entrypoints.http import outputs
+    from entrypoints.http.shapes import dump
+
+    return dump(outputs.Error, error={"code": code, "message": message, "details": details})
 
 
 def error_response(status: int, code: str, message: str, details: Any = None) -> Response:

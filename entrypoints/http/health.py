@@ -9,7 +9,9 @@ from dependency_injector.wiring import Provide, inject
 from flask import Blueprint, Response, jsonify
 
 from entrypoints.container import Container
+from entrypoints.http import outputs
 from entrypoints.http.errors import error_response
+from entrypoints.http.shapes import dump
 
 if TYPE_CHECKING:
     from ports.repositories import UnitOfWorkFactory
@@ -21,7 +23,7 @@ bp = Blueprint("health", __name__)
 
 @bp.get("/healthz")
 def healthz() -> Response:
-    return jsonify({"status": "ok"})
+    return jsonify(dump(outputs.Health, status="ok"))
 
 
 @bp.get("/readyz")
@@ -34,4 +36,4 @@ def readyz(uow_factory: UnitOfWorkFactory = Provide[Container.uow_factory]) -> R
     except Exception as exc:
         log.warning("database not ready", extra={"event": "http_not_ready", "error_type": type(exc).__name__})
         return error_response(503, "NOT_READY", "database unreachable", {"database": "unreachable"})
-    return jsonify({"status": "ready", "database": "ok"})
+    return jsonify(dump(outputs.Health, status="ready", database="ok"))

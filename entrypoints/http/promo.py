@@ -11,9 +11,11 @@ from flask import Blueprint, Response, jsonify
 from domain.model import RedeemResult
 from domain.redemption import RedeemOutcome, RedemptionService
 from entrypoints.container import Container
+from entrypoints.http import outputs
 from entrypoints.http._body import body_as
 from entrypoints.http.inputs import RedeemRequest
 from entrypoints.http.schemas import redemption_json
+from entrypoints.http.shapes import dump
 
 if TYPE_CHECKING:
     from ports.clock import Clock
@@ -59,22 +61,16 @@ def redeem_response(outcome: RedeemOutcome, clock: Clock) -> Response:
     status = REDEEM_STATUS[outcome.result]
     if outcome.accepted:
         assert outcome.redemption is not None and outcome.campaign is not None
-        body: dict[str, Any] = {
-            "result": outcome.result.value,
-            "replayed": outcome.replayed,
-            "redemption": redemption_json(outcome.redemption, outcome.campaign),
-        }
-        response = jsonify(body)
+        response = jsonify(dump(outputs.RedeemAccepted, outcome, redemption=redemption_json(outcome.redemption,
+                                                                                            outcome.campaign)))
     else:
         details: dict[str, Any] | None = None
         retry_after: int | None = None
         if outcome.retry_after is not None:
             retry_after = max(1, math.ceil((outcome.retry_after - clock.now()).total_seconds()))
             details = {"retry_after_seconds": retry_after}
-        response = jsonify({
-            "result": outcome.result.value,
-            "error": {"code": outcome.result.value, "message": REDEEM_MESSAGES[outcome.result], "details": details},
-        })
+        response = jsonify(dump(outputs.RedeemRejected, outcome, error={
+            "code": outcome.result.value, "message": REDEEM_MESSAGES[outcome.result], "details": details}))
         if retry_after is not None:
             response.headers["Retry-After"] = str(retry_after)
     response.status_code = status

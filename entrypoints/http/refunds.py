@@ -10,9 +10,11 @@ from flask import Blueprint, Response, jsonify
 
 from domain.maintenance import MaintenanceService
 from entrypoints.container import Container
+from entrypoints.http import outputs
 from entrypoints.http._body import body_as
 from entrypoints.http.actor import request_actor
 from entrypoints.http.inputs import RefundRollbackRequest
+from entrypoints.http.shapes import dump
 
 bp = Blueprint("refunds", __name__, url_prefix="/internal/promo")
 
@@ -23,4 +25,4 @@ def refund_rollback(service: MaintenanceService = Provide[Container.maintenance_
     actor = request_actor()
     req = body_as(RefundRollbackRequest)
     result = service.rollback_refund(req.purchase_id, actor=actor)
-    return jsonify(result.as_dict())
+    return jsonify(dump(outputs.RefundRollbackResult, result))

@@ -1,44 +1,66 @@
-"""Request shapes declared once: an attrs class per body or query whose fields carry their JSON Schema limits
-(``limits``).
+"""Request and response shapes declared once: an attrs class per body, query or answer whose fields carry their
+JSON Schema limits and descriptions (``limits``).
 
 The same declaration
 - validates a request (types through the converter, then the declared limits: one entry per bad field),
-- produces the request's OpenAPI schema (``body_schema``) or its query parameters (``query_parameters``).
+- writes an answer (``dump``: each field by name from the domain object or mapping it comes from),
+- produces its OpenAPI schema (``body_schema``, ``response_schema``, ``components``) or its query parameters
+  (``query_parameters``).
 
-So the document schemathesis fuzzes is, by construction, what the API checks. The domain still owns the rules
-that need more than one field or the store (terms by promo type, names taken, budgets below ``used_total``).
+So the document schemathesis fuzzes is, by construction, what the API checks and what it answers: a field or a
+limit is written in one place. The domain still owns the rules that need more than one field or the store (terms
+by promo type, names taken, budgets below ``used_total``).
 """
 
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
 import attrs
 
-from entrypoints.http.convert import MAX_INT64, Problems, check_text, structure_value, try_structure
+from entrypoints.http.convert import MAX_INT64, Problems, check_text, format_datetime, structure_value, try_structure
 
 T = TypeVar("T")
 
-# JSON Schema keywords a field may carry; ``message`` (ours) replaces the generated error message.
+# JSON Schema keywords a field may carry; ``message`` (ours) replaces the generated error message. ``keys`` (ours):
+# a ``dict`` field's object has exactly these keys (counts by status: every status, zeros included), each value as
+# ``values`` (ours) says.
 _SCHEMA_KEYS = ("description", "minimum", "maximum", "minLength", "maxLength", "pattern", "maxItems",
-                "uniqueItems", "items", "enum", "default", "examples", "format")
+                "uniqueItems", "items", "enum", "const", "default", "examples", "format", "keys", "values")
 
 
-def limits(*, message: str | None = None, **schema: Any) -> dict[str, Any]:
+def limits(*, message: str | None = None, json_name: str | None = None, **schema: Any) -> dict[str, Any]:
     """An attrs field's metadata: JSON Schema limits (``minimum=1``, ``maxLength=200``, ``pattern=...``,
-    ``enum=[...]`` to narrow an enum, ``items={...}`` for list items, ``description``). ``message`` is the error
-    text for any limit the value breaks (default: one made from the limits).
+    ``enum=[...]`` to narrow an enum, ``items={...}`` for list items, ``const``, ``description``). ``message`` is
+    the error text for any limit the value breaks (default: one made from the limits); ``json_name`` the member's
+    name when it cannot be a Python name (``from``).
     ``attrs.field(default=None, metadata=limits(minimum=1))``."""
     unknown = set(schema) - set(_SCHEMA_KEYS)
     if unknown:
         raise TypeError(f"unknown schema keywords: {sorted(unknown)}")
-    return {"schema": schema, "message": message}
+    return {"schema": schema, "message": message, "json_name": json_name}
+
+
+def json_name(attribute: attrs.Attribute[Any]) -> str:
+    name: str | None = attribute.metadata.get("json_name")
+    return name or attribute.name
+
+
+def schema_name(cls: type) -> str:
+    """The name of ``cls``'s schema under ``components/schemas``: ``SCHEMA_NAME`` when it sets one, else its own."""
+    name: str = cls.__dict__.get("SCHEMA_NAME", cls.__name__)
+    return name
+
+
+def ref(cls: type) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{schema_name(cls)}"}
 
 
 # --- types -> JSON Schema ------------------------------------------------------------------------
@@ -58,15 +80,24 @@ def _base_schema(type_: Any) -> dict[str, Any]:
         return {"type": "boolean"}
     if type_ is int:
         return {"type": "integer", "minimum": -MAX_INT64 - 1, "maximum": MAX_INT64}
+    if type_ is float:
+        return {"type": "number"}
     if type_ is str:
         return {"type": "string"}
     if type_ is datetime:
         return {"type": "string", "format": "date-time"}
+    if type_ is Any:
+        return {}
     if isinstance(type_, type) and issubclass(type_, enum.Enum):
         return {"type": "string", "enum": [m.value for m in type_]}
+    if isinstance(type_, type) and attrs.has(type_):
+        return ref(type_)
     if typing.get_origin(type_) is list:
         (item,) = typing.get_args(type_)
         return {"type": "array", "items": _base_schema(item)}
+    if typing.get_origin(type_) is dict:
+        _, value = typing.get_args(type_)
+        return {"type": "object", "additionalProperties": _base_schema(value)}
     raise TypeError(f"no JSON Schema for {type_!r}")
 
 
@@ -76,8 +107,17 @@ def _field_schema(attribute: attrs.Attribute[Any]) -> dict[str, Any]:
     declared: dict[str, Any] = dict(attribute.metadata.get("schema", {}))
     if "items" in declared:
         schema["items"] = {**schema["items"], **declared.pop("items")}
+    values = {**schema.get("additionalProperties", {}), **declared.pop("values", {})}
+    if "keys" in declared:  # every key present, none other
+        keys = [getattr(k, "value", k) for k in declared.pop("keys")]
+        schema.update(additionalProperties=False, required=keys, properties=dict.fromkeys(keys, values))
+    elif "additionalProperties" in schema:
+        schema["additionalProperties"] = values
     schema.update(declared)
-    if optional:
+    if optional and ("type" not in schema or "$ref" in schema):
+        described = {"description": schema.pop("description")} if "description" in schema else {}
+        schema = {"anyOf": [schema, {"type": "null"}], **described}
+    elif optional:
         schema["type"] = [schema["type"], "null"]
         if "enum" in schema:
             schema["enum"] = [*schema["enum"], None]
@@ -105,14 +145,105 @@ def body_schema(cls: type, *, all_optional: bool = False) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "object", "additionalProperties": False}
     if cls.__doc__:
         schema["description"] = " ".join(cls.__doc__.split())
-    required = [] if all_optional else [a.name for a in fields if a.default is attrs.NOTHING]
+    required = [] if all_optional else [json_name(a) for a in fields if a.default is attrs.NOTHING]
     if required:
         schema["required"] = required
-    schema["properties"] = {a.name: _field_schema(a) for a in fields}
+    schema["properties"] = {json_name(a): _field_schema(a) for a in fields}
     examples = getattr(cls, "EXAMPLES", None)
     if examples:
         schema["examples"] = examples
     return schema
+
+
+def response_schema(cls: type) -> dict[str, Any]:
+    """The OpenAPI schema of an answer shaped as ``cls`` (``dump``): every field without a default is always there
+    (null where its type allows), and nothing else is; a field with a default is there when the handler gives it."""
+    schema = body_schema(cls)
+    for member in schema["properties"].values():
+        member.pop("default", None)
+    return schema
+
+
+def components(*classes: type) -> dict[str, dict[str, Any]]:
+    """``components/schemas`` for ``classes`` and every attrs class their fields refer to, by ``schema_name``."""
+    out: dict[str, dict[str, Any]] = {}
+    todo = list(classes)
+    while todo:
+        cls = todo.pop(0)
+        name = schema_name(cls)
+        if name in out:
+            continue
+        out[name] = response_schema(cls)
+        todo += [t for a in _fields(cls) for t in _attrs_classes(a.type)]
+    return out
+
+
+def _attrs_classes(type_: Any) -> list[type]:
+    if isinstance(type_, type) and attrs.has(type_):
+        return [type_]
+    return [c for arg in typing.get_args(type_) for c in _attrs_classes(arg)]
+
+
+# --- answers: an attrs class's fields, by name, from what the domain returns ---------------------------------
+
+
+def dump(cls: type, source: object = None, /, **given: Any) -> dict[str, Any]:
+    """The JSON object of an answer shaped as ``cls``: each field from ``given``, else the attribute (or, for a
+    mapping, the key) of ``source`` with the field's JSON name; datetimes as ISO 8601 UTC, enums as their values,
+    nested shapes dumped the same way. A field with a default that neither gives is left out; a mapping with a
+    key ``cls`` does not declare is a mistake (TypeError), never passed on undocumented."""
+    plan = _dump_plan(cls)
+    mapping = source if isinstance(source, Mapping) else None
+    if mapping is not None:
+        extra = set(mapping) - {name for name, _, _ in plan}
+        if extra:
+            raise TypeError(f"{schema_name(cls)} does not declare {sorted(extra)}")
+    out: dict[str, Any] = {}
+    for name, write, optional in plan:
+        if name in given:
+            value = given[name]
+        elif mapping is not None:
+            if optional and name not in mapping:
+                continue
+            value = mapping[name]
+        elif optional and not hasattr(source, name):
+            continue
+        else:
+            value = getattr(source, name)
+        out[name] = write(value)
+    return out
+
+
+Writer = Callable[[Any], Any]
+
+
+@functools.cache
+def _dump_plan(cls: type) -> list[tuple[str, Writer, bool]]:
+    return [(json_name(a), _writer(a.type), a.default is not attrs.NOTHING) for a in _fields(cls)]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return format_datetime(value)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _writer(type_: Any) -> Writer:
+    """How a value of ``type_`` becomes JSON (built once per field)."""
+    _, inner = _is_optional(type_)
+    if isinstance(inner, type) and attrs.has(inner):
+        nested = inner
+        return lambda value: None if value is None else dump(nested, value)
+    origin = typing.get_origin(inner)
+    if origin is list:
+        item = _writer(typing.get_args(inner)[0])
+        return lambda value: None if value is None else [item(v) for v in value]
+    if origin is dict:
+        each = _writer(typing.get_args(inner)[1])
+        return lambda value: None if value is None else {str(_plain(k)): each(v) for k, v in value.items()}
+    return _plain
 
 
 def query_parameters(cls: type) -> list[dict[str, Any]]:

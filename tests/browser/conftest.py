@@ -17,7 +17,7 @@ import attrs
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
 
-from tests.browser.pages import ROOT, VIEWPORT, sign_in
+from tests.browser.pages import ROOT, VIEWPORT, ConsolePage, console_pages, sign_in
 from tests.browser.seed import Seeded, seed
 from tests.browser.server import ADMIN, VIEWER, ConsoleServer
 from tests.fakes.bot_api import FakeBotApi
@@ -117,3 +117,17 @@ def admin(browser: Browser, console: Console) -> Iterator[Page]:
 def viewer(browser: Browser, console: Console) -> Iterator[Page]:
     """A page signed in as the viewer ``victor``."""
     yield from _signed_in(browser, console, VIEWER)
+
+
+@pytest.fixture(scope="session")
+def spring_code_id(console: Console) -> int:
+    """The id of the seeded "Spring sale" campaign's one code."""
+    ((code_id,),) = console.server.query("SELECT id FROM promo_codes WHERE campaign_id = ?",
+                                         (console.seeded.spring_campaign_id,))
+    assert isinstance(code_id, int)
+    return code_id
+
+
+@pytest.fixture(scope="session")
+def every_page(console: Console, spring_code_id: int) -> list[ConsolePage]:
+    return console_pages(console.seeded.spring_campaign_id, spring_code_id, console.seeded.buyer)

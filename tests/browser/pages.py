@@ -78,6 +78,31 @@ def change_forms(page: Page) -> list[FormInfo]:
     return [f for f in post_forms(page) if not f.action.endswith("/ops/sign-out")]
 
 
+@attrs.frozen
+class ConsolePage:
+    """A page of the console: its name in docs/img (``console-<name>.png``) and its address."""
+
+    name: str
+    path: str
+    heading: str
+
+
+def console_pages(campaign_id: int, code_id: int, user_id: int) -> list[ConsolePage]:
+    """Every page of the console behind the sign-in, with the seeded campaign, code and user."""
+    return [
+        ConsolePage("overview", "/ops/", "Overview"),
+        ConsolePage("campaigns", "/ops/campaigns", "Campaigns"),
+        ConsolePage("campaign-new", "/ops/campaigns/new", "New campaign"),
+        ConsolePage("campaign", f"/ops/campaigns/{campaign_id}", "Spring sale"),
+        ConsolePage("code-lookup", "/ops/codes/lookup", "Code lookup"),
+        ConsolePage("code", f"/ops/codes/{code_id}", f"Code {code_id}"),
+        ConsolePage("users", "/ops/users", "Users"),
+        ConsolePage("user", f"/ops/users/{user_id}", f"User {user_id}"),
+        ConsolePage("payment-reviews", "/ops/payment-reviews", "Payment reviews"),
+        ConsolePage("audit", "/ops/audit", "Audit log"),
+    ]
+
+
 def assert_no_stack_trace(text: str, where: str) -> None:
     match = STACK_TRACE.search(text)
     assert match is None, f"{where} shows {match.group(0)!r}" if match else ""

@@ -222,12 +222,19 @@ class FakeBotApi:
         return tx
 
     def add_refund(self, charge_id: str, amount: int, user_id: int, date: datetime | None = None) -> dict[str, Any]:
-        """An outgoing refund (``receiver`` = TransactionPartnerUser), newest first."""
+        """An outgoing refund (``receiver`` = TransactionPartnerUser of the paid invoice), newest first."""
         tx = {"id": charge_id, "amount": amount, "date": _ts(date or self._now()),
-              "receiver": {"type": "user", "user": telegram_user(user_id)}}
+              "receiver": {"type": "user", "transaction_type": "invoice_payment", "user": telegram_user(user_id)}}
         with self._lock:
             self.star_transactions.insert(0, tx)
         return tx
+
+    def add_transactions(self, *transactions: dict[str, Any]) -> None:
+        """Star transactions as ``getStarTransactions`` returns them (build them with
+        tests/fakes/star_transactions.py: every partner type), newest first, the last given on top."""
+        with self._lock:
+            for tx in transactions:
+                self.star_transactions.insert(0, tx)
 
     def _now(self) -> datetime | None:
         return self.clock() if self.clock is not None else None

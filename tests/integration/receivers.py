@@ -14,12 +14,14 @@ from tests.fakes.local_http import base_url, serve_in_background, shut_down
 
 
 class Receiver:
-    """Records every POST (path, headers, parsed JSON body). ``statuses`` are answered in order (the last
-    one repeats); ``delay`` seconds pass before each answer."""
+    """Records every POST (path, headers, parsed JSON body, its size and when it arrived). ``statuses`` are
+    answered in order (the last one repeats); ``delay`` seconds pass before each answer; a 429 or 503 answer
+    carries ``Retry-After: <retry_after>`` when that is given."""
 
-    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0) -> None:
+    def __init__(self, statuses: list[int] | None = None, delay: float = 0.0, retry_after: str | None = None) -> None:
         self.statuses = list(statuses or [200])
         self.delay = delay
+        self.retry_after = retry_after
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -57,7 +59,8 @@ class Receiver:
                 raw = self.rfile.read(length)
                 with receiver._lock:
                     receiver.requests.append({"path": self.path, "headers": dict(self.headers),
-                                              "body": json.loads(raw or b"null")})
+                                              "body": json.loads(raw or b"null"), "bytes": len(raw),
+                                              "at": time.monotonic()})
                 status = receiver._next_status()
                 if receiver.delay:
                     time.sleep(receiver.delay)
@@ -66,6 +69,8 @@ class Receiver:
                     self.send_response(status)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(payload)))
+                    if receiver.retry_after is not None and status in (429, 503):
+                        self.send_header("Retry-After", receiver.retry_after)
                     self.end_headers()
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
@@ -83,8 +88,9 @@ class Receiver:
 
 
 @contextmanager
-def receiving(statuses: list[int] | None = None, delay: float = 0.0) -> Iterator[Receiver]:
-    receiver = Receiver(statuses, delay).start()
+def receiving(statuses: list[int] | None = None, delay: float = 0.0, retry_after: str | None = None
+              ) -> Iterator[Receiver]:
+    receiver = Receiver(statuses, delay, retry_after).start()
     try:
         yield receiver
     finally:

@@ -7,7 +7,9 @@ import logging
 import socket
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+import attrs
 import pytest
 
 from adapters.alerts import (
@@ -18,8 +20,12 @@ from adapters.alerts import (
     SlackChannel,
     build_channels,
 )
+from adapters.alerts._http import encode_body, retry_after_seconds
+from adapters.alerts.generic import generic_body
+from adapters.alerts.pagerduty import pagerduty_body
 from domain.alerts import RoutedAlert
 from tests.integration.receivers import receiving
+from tests.integration.slack_check import assert_valid_slack_body
 
 FAST = DeliveryOptions(timeout_seconds=2.0, max_retries=2, backoff_seconds=0.01)
 
@@ -246,3 +252,101 @@ def test_delivery_log_lines_are_json_with_an_event_and_no_secret_url() -> None:
     assert [line["event"] for line in lines] == ["alert_delivery_failed"]
     assert lines[0]["channel"] == "slack" and lines[0]["alert_event"] == "promo_campaign_auto_paused"
     assert all("SECRET" not in r for r in records)
+
+
+# --- issue 17: limits after escaping, PagerDuty's 512,000 bytes, Retry-After ------------------------------------
+
+def _grouped(count: int, shown: int, summary: str = "Telegram payment of 350 Stars has no local purchase",
+             extra: dict[str, Any] | None = None) -> RoutedAlert:
+    items = [{"dedup_key": f"{i:064x}", "summary": summary, "review_id": i, "purchase_id": None,
+              "telegram_payment_charge_id": f"stxLongTelegramChargeId{i:012d}", "telegram_stars": 350,
+              "user_id": 800_000_000 + i, "payload": f"purchase:{900_000 + i}", **(extra or {})}
+             for i in range(shown)]
+    return RoutedAlert(event="payments_reconciliation_diff_detected", severity="critical", tier="ops_l1",
+                       channels=("pagerduty", "slack", "generic"), summary=f"{count} Telegram payments differ",
+                       details={"kind": "MISSING_LOCAL_PURCHASE", "count": count, "items": items,
+                                "items_trimmed": count - shown},
+                       occurred_at=PAYMENT_ALERT.occurred_at, dedup_key="d" * 64)
+
+
+def test_a_pagerduty_event_over_512000_bytes_is_trimmed_and_says_what_was_trimmed() -> None:
+    alert = _grouped(5000, 5000)  # ~1.3 MB of items: PagerDuty would answer 400, never retried
+    with receiving(statuses=[202]) as rx:
+        assert PagerDutyChannel(rx.url, "KEY", FAST).send(alert) is True
+    [request] = rx.requests
+    assert request["bytes"] < 512_000
+    payload = request["body"]["payload"]
+    assert payload["summary"] == "5000 Telegram payments differ"
+    details = payload["custom_details"]
+    kept = len(details["items"])
+    assert 0 < kept < 5000 and details["count"] == 5000
+    assert details["items_trimmed"] == 5000 - kept  # what was left out, counted
+    assert details["trimmed"]["removed"] == {"items": 5000 - kept}
+    assert "512,000 bytes" in details["trimmed"]["limit"]
+    assert details["items"][0] == alert.details["items"][0]  # whole items kept, from the first on
+
+
+def test_one_difference_with_thousands_of_payments_is_trimmed_inside_it() -> None:
+    alert = _grouped(1, 1, extra={"payments": [{"purchase_id": i, "telegram_payment_charge_id": f"ch-{i:040d}",
+                                                "local_stars": 350, "telegram_stars": 300} for i in range(8000)]})
+    body = pagerduty_body(attrs.evolve(alert, summary="s" * 5000), "KEY", "starpromo@test")
+    assert len(encode_body(body)) <= 512_000
+    assert len(body["payload"]["summary"]) == 1024  # clipped, never dropped
+    details = body["payload"]["custom_details"]
+    assert len(details["items"]) == 1 and 0 < len(details["items"][0]["payments"]) < 8000
+    assert details["trimmed"]["removed"] == {"items[0].payments": 8000 - len(details["items"][0]["payments"])}
+
+
+def test_details_without_lists_give_way_to_a_note_and_small_bodies_stay_untouched() -> None:
+    huge = attrs.evolve(ALERT, details={"dump": "x" * 700_000})
+    body = pagerduty_body(huge, "KEY", "src")
+    assert len(encode_body(body)) <= 512_000
+    assert body["payload"]["custom_details"]["trimmed"]["shortened"] == ["dump"]
+    assert body["payload"]["custom_details"]["dump"].endswith("characters trimmed]")
+    assert "trimmed" not in pagerduty_body(PAYMENT_ALERT, "KEY", "src")["payload"]["custom_details"]
+    assert len(encode_body(generic_body(_grouped(5000, 5000)))) <= 512_000
+
+
+def test_slack_text_stays_within_3000_characters_after_escaping_and_every_body_validates() -> None:
+    escapes = attrs.evolve(ALERT, summary="<&>" * 1500, details={"note": "&" * 5000, "k<>": "<@channel>"})
+    grouped = _grouped(5000, 100, summary="refund <of> & " * 40)
+    with receiving() as rx:
+        channel = SlackChannel(rx.url, FAST)
+        for alert in (ALERT, PAYMENT_ALERT, escapes, grouped):
+            assert channel.send(alert) is True
+    for body in rx.bodies:
+        assert_valid_slack_body(body)
+    first = rx.bodies[2]
+    assert len(first["text"]) <= 3000 and first["text"].endswith("…")
+    assert first["blocks"][0]["text"]["text"].count("&amp;") > 100  # escaped, then cut: no broken entity
+    items = rx.bodies[3]["blocks"][3]["text"]["text"]
+    assert items.startswith("*Items* (first ") and items.endswith(" more") and len(items) <= 3000
+
+
+def test_a_channel_answering_429_with_retry_after_1_gets_the_alert_on_the_retry(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="starpromo.alerts")
+    with receiving(statuses=[429, 200], retry_after="1") as rx:
+        assert SlackChannel(rx.url, FAST).send(ALERT) is True
+    first, second = rx.requests
+    assert second["body"] == first["body"]
+    assert second["at"] - first["at"] >= 0.95  # Retry-After honoured, not the 0.01 s backoff
+    [retry] = _json_lines(caplog, "alert_delivery_retry")
+    assert (retry.reason, retry.retry_after, retry.retry_in_seconds) == ("http_429", 1.0, 1.0)  # type: ignore[attr-defined]
+
+
+def test_a_retry_after_beyond_the_budget_gives_up_at_once(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="starpromo.alerts")
+    with receiving(statuses=[429], retry_after="3600") as rx:
+        assert GenericWebhookChannel(rx.url, FAST).send(ALERT) is False
+    assert len(rx.bodies) == 1
+    [failed] = _json_lines(caplog, "alert_delivery_failed")
+    assert "beyond the 60 s budget" in failed.reason  # type: ignore[attr-defined]
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date() -> None:
+    now = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert retry_after_seconds("1", now) == 1.0
+    assert retry_after_seconds("Sun, 01 Mar 2026 12:00:30 GMT", now) == 30.0
+    assert retry_after_seconds("Sun, 01 Mar 2026 11:00:00 GMT", now) == 0.0
+    assert retry_after_seconds("soon", now) is None and retry_after_seconds(None, now) is None

@@ -112,14 +112,18 @@ def _expected_alert(c: Container, code: PromoCode, severity: str = "warning",
     paused = c.code_service().get(code.id)
     assert paused.status is CampaignStatus.PAUSED and paused.paused_reason is PausedReason.AUTO_BRUTEFORCE
     assert c.campaign_service().get(code.campaign_id).campaign.status is CampaignStatus.ACTIVE
+    summary = (f"Code {code.id} (prefix SPRI) of campaign {code.campaign_id} (spring sale) auto-paused: "
+               "25 failed attempts from 5 users in 10 min")
+    key = dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, "code", code.id, paused.updated_at.isoformat())
+    pause = {"promo_code_id": code.id, "campaign_id": code.campaign_id, "campaign_name": "spring sale",
+             "code_prefix": "SPRI", "failures": 25, "distinct_users": 5, "rule": "hash"}
     return RoutedAlert(
-        event=PROMO_CAMPAIGN_AUTO_PAUSED, severity=severity, tier="ops_l2", channels=channels,
-        summary=f"Code {code.id} (prefix SPRI) of campaign {code.campaign_id} (spring sale) auto-paused: "
-                "25 failed attempts from 5 users in 10 min",
-        details={"promo_code_id": code.id, "campaign_id": code.campaign_id, "campaign_name": "spring sale",
-                 "code_prefix": "SPRI", "failures": 25, "distinct_users": 5, "rule": "hash"},
+        event=PROMO_CAMPAIGN_AUTO_PAUSED, severity=severity, tier="ops_l2", channels=channels, summary=summary,
+        # One alert per rule and run (SPEC 8), each pause an item.
+        details={"kind": "hash", "count": 1, "items": [{"dedup_key": key, "summary": summary, **pause}],
+                 "items_trimmed": 0},
         occurred_at=paused.updated_at,
-        dedup_key=dedup_key(PROMO_CAMPAIGN_AUTO_PAUSED, "code", code.id, paused.updated_at.isoformat()),
+        dedup_key=key,
     )
 
 

@@ -1,11 +1,14 @@
-"""``starpromo serve --processes 2`` on PostgreSQL: pre-forked workers share one socket, the capacity stays
-exact under concurrent clients spread over both, a worker that dies is replaced, SIGTERM stops everything."""
+"""``starpromo serve --processes 2`` (gunicorn) on PostgreSQL: pre-forked workers share one socket, the capacity
+stays exact under concurrent clients spread over both, a worker that dies is replaced, and SIGTERM under load lets
+every request in flight finish, resets no client and exits 0 within the graceful timeout."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -13,10 +16,13 @@ from pathlib import Path
 
 import psutil
 import pytest
+import requests
+import sqlalchemy as sa
+from urllib3.exceptions import NewConnectionError
 
 from adapters.sql.engine import EngineHolder
 from tests.sql import fresh_pg_database, live_units_mismatch
-from tests.unit.http.server import Server, migrate, race_redeems
+from tests.unit.http.server import AUTH, Server, migrate, race_redeems
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +95,76 @@ def test_a_dead_worker_is_replaced_and_sigterm_stops_every_process(database_url:
         assert not [pid for pid in workers if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
     finally:
         log = server.stop()
-    assert '"event": "http_worker_died"' in log and '"exit_code": -9' in log
+    exited = [json.loads(ln) for ln in log.splitlines() if '"event": "http_worker_exited"' in ln]
+    assert first[0] in {line["worker_pid"] for line in exited}
+    assert f"Worker (pid:{first[0]}) was sent SIGKILL!" in log  # gunicorn's own line, in the JSON log
     assert log.count('"event": "http_worker_started"') == 3
     assert '"event": "http_server_stopped"' in log
+
+
+def _refused(exc: requests.ConnectionError) -> bool:
+    """The connection was never made (nothing was sent): what a client of a stopped server may see."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+def test_sigterm_under_load_finishes_the_requests_in_flight_and_resets_no_client(
+        database_url: str, tmp_path: Path) -> None:
+    graceful = 10
+    server = Server(database_url, tmp_path / "serve.log", "--processes", "2", "--threads", "8",
+                    "--graceful-timeout", str(graceful))
+    answered: list[tuple[float, float, int]] = []  # (sent, answered, status)
+    refused: list[float] = []
+    broken: list[str] = []
+    stop = threading.Event()
+    try:
+        r = server.post("/internal/promo/campaigns", {"code": "PROC-TERM-01", "name": "sigterm",
+                                                      "promo_type": "PERCENT_DISCOUNT", "discount_percent": 5})
+        assert r.status_code == 201, r.text
+
+        def client(number: int) -> None:
+            with requests.Session() as session:  # keep-alive, as a real client pool
+                for i in itertools.count():
+                    if stop.is_set():
+                        return
+                    sent = time.monotonic()
+                    try:
+                        reply = session.post(server.url + "/internal/promo/redeem", headers=AUTH, timeout=30,
+                                             json={"user_id": number * 100_000 + i + 1, "code": "PROCTERM01",
+                                                   "idempotency_key": f"term-{number}-{i}"})
+                        answered.append((sent, time.monotonic(), reply.status_code))
+                    except requests.ConnectionError as exc:
+                        if not _refused(exc):
+                            broken.append(repr(exc))
+                        refused.append(time.monotonic())
+                        time.sleep(0.02)
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(16)]
+        for t in threads:
+            t.start()
+        time.sleep(2.0)  # under load
+        signalled = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        code = server.proc.wait(timeout=graceful + 15)
+        stopped = time.monotonic()
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    finally:
+        stop.set()
+        log = server.stop()
+    assert code == 0
+    assert stopped - signalled < graceful + 5
+    assert broken == []  # no reset, no half-answered request: only answers and, once stopped, refused connects
+    assert {status for _, _, status in answered} == {200}
+    assert any(sent < signalled < done for sent, done, _ in answered)  # requests in flight at SIGTERM finished
+    assert refused  # ... and new connections were refused once the workers had stopped accepting
+    engines = EngineHolder(database_url, 1)
+    try:
+        with engines.engine.connect() as conn:
+            made = conn.execute(sa.text("SELECT count(*) FROM promo_redemptions WHERE idempotency_key LIKE 'term-%'")
+                                ).scalar_one()
+    finally:
+        engines.dispose()
+    assert made == len(answered)  # every redemption the server made was answered to its client
+    assert "Traceback" not in log and '"event": "http_server_stopped"' in log

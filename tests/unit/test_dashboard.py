@@ -24,6 +24,7 @@ from domain.model import (
     RedeemResult,
     Redemption,
     RedemptionStatus,
+    StarMovement,
 )
 from domain.promo_codes import CodeService
 from tests.builders import (
@@ -135,7 +136,21 @@ def data(uow_factory: InMemoryUnitOfWorkFactory) -> None:
                 id=None, dedup_key=key, event="payments_recovery_review_required", kind="AMOUNT_MISMATCH",
                 purchase_id=None, telegram_payment_charge_id=None, details={}, created_at=_ago(hours=50)))
         uow.payment_reviews.resolve(2, "done", _ago(hours=49))
+        # Other Star movements the reconciliation recorded (issue 17): by occurred_at, per kind and direction.
+        uow.star_movements.add_many([
+            _movement("wd-1", "withdrawal", "fragment", 5000, 0, _ago(hours=3), outgoing=True),
+            _movement("wd-old", "withdrawal", "fragment", 700, 0, _ago(hours=30), outgoing=True),
+            _movement("bc-1", "paid_broadcast", "telegram_api", 0, 100_000_000, _ago(minutes=30), outgoing=True),
+            _movement("bc-2", "paid_broadcast", "telegram_api", 2, 950_000_000, _ago(minutes=10), outgoing=True),
+            _movement("af-1", "affiliate_commission", "affiliate_program", 12, 0, T0),
+        ])
         uow.commit()
+
+
+def _movement(tx_id: str, kind: str, partner: str, stars: int, nanostars: int, at: datetime,
+              outgoing: bool = False) -> StarMovement:
+    return StarMovement(transaction_id=tx_id, outgoing=outgoing, kind=kind, partner=partner, transaction_type=None,
+                        stars=stars, nanostars=nanostars, occurred_at=at)
 
 
 def _series(hours: int, **busy: dict[str, int]) -> list[dict[str, Any]]:
@@ -178,6 +193,13 @@ def test_dashboard_of_the_last_24_hours(dashboard: DashboardService) -> None:
             "refunded_count": 2, "refunded_stars": 1001,  # by refunded_at: one was paid before the window
             "failed_count": 1, "failed_stars": 350,
             "open_review_items": 1, "purchases_in_review": 1,  # now, whatever the window
+            "other_movements": {"count": 4, "kinds": [  # wd-old is older than the window
+                {"kind": "affiliate_commission", "direction": "incoming", "count": 1, "stars": 12,
+                 "nanostar_amount": 0},
+                {"kind": "paid_broadcast", "direction": "outgoing", "count": 2, "stars": 3,  # 0.1 + 2.95
+                 "nanostar_amount": 50_000_000},
+                {"kind": "withdrawal", "direction": "outgoing", "count": 1, "stars": 5000, "nanostar_amount": 0},
+            ]},
         },
         "series": _series(
             24,
@@ -202,7 +224,11 @@ def test_dashboard_of_the_last_hour_includes_both_ends_of_the_window(dashboard: 
         "paused_campaigns_total": 2, "paused_codes_total": 2, "paused_campaigns_recent": 0}
     assert m["payments"] | {"open_review_items": 0, "purchases_in_review": 0} == {
         "paid_count": 2, "paid_stars": 151, "refunded_count": 2, "refunded_stars": 1001, "failed_count": 0,
-        "failed_stars": 0, "open_review_items": 0, "purchases_in_review": 0}
+        "failed_stars": 0, "open_review_items": 0, "purchases_in_review": 0,
+        "other_movements": {"count": 3, "kinds": [
+            {"kind": "affiliate_commission", "direction": "incoming", "count": 1, "stars": 12, "nanostar_amount": 0},
+            {"kind": "paid_broadcast", "direction": "outgoing", "count": 2, "stars": 3,
+             "nanostar_amount": 50_000_000}]}}
     assert m["series"] == _series(1, h1={"attempts": 32, "accepted": 5, "applied": 1, "stars_revenue": 1},
                                   h0={"attempts": 1, "stars_revenue": 150})
 
@@ -217,6 +243,7 @@ def test_default_window_is_24_hours_and_the_longest_30_days(dashboard: Dashboard
     assert longest["failures"]["by_result"]["EXPIRED"] == 4
     assert longest["guard"]["paused_campaigns_recent"] == 4
     assert len(longest["series"]) == 721
+    assert longest["payments"]["other_movements"]["count"] == 5
 
 
 @pytest.mark.usefixtures("data")
@@ -257,7 +284,8 @@ def test_empty_dashboard_has_zero_rates_every_result_and_a_series_of_zeros(dashb
     assert m["guard"] == {"candidate_abusive_hashes": [], "paused_campaigns_total": 0, "paused_codes_total": 0,
                           "paused_campaigns_recent": 0}
     assert m["payments"] == {"paid_count": 0, "paid_stars": 0, "refunded_count": 0, "refunded_stars": 0,
-                             "failed_count": 0, "failed_stars": 0, "open_review_items": 0, "purchases_in_review": 0}
+                             "failed_count": 0, "failed_stars": 0, "open_review_items": 0, "purchases_in_review": 0,
+                             "other_movements": {"count": 0, "kinds": []}}
     assert m["series"] == _series(24)
 
 

@@ -125,7 +125,8 @@ def test_twenty_failures_from_five_users_pause_only_that_code_and_alert_once(
         "promo_campaign_auto_paused", "warning", "ops_l2", ("slack", "generic"))
     expected = {"promo_code_id": abused.id, "campaign_id": winter.id, "campaign_name": "guarded",
                 "code_prefix": "WINT", "failures": 20, "distinct_users": 5, "rule": "hash"}
-    assert alert.details == expected
+    assert alert.details == {"kind": "hash", "count": 1, "items_trimmed": 0,  # one alert per rule and run
+                             "items": [{"dedup_key": alert.dedup_key, "summary": alert.summary, **expected}]}
     assert alert.occurred_at == clock.now() and "WINTER25" not in alert.summary
     [entry] = guard_entries(uow_factory)
     assert (entry.action, entry.target_type, entry.target_id, entry.at) == (
@@ -183,7 +184,7 @@ def test_a_manually_resumed_code_under_renewed_attack_is_paused_and_alerted_agai
     failures(uow_factory, clock, hasher, "WINTER25", 25, 6)
     assert guard.run_bruteforce_guard().paused == [target.id]
     first, second = notifier.alerts
-    assert first.dedup_key != second.dedup_key and second.details["failures"] == 25
+    assert first.dedup_key != second.dedup_key and second.details["items"][0]["failures"] == 25
     assert [e.details["failures"] for e in guard_entries(uow_factory)] == [20, 25]
 
 
@@ -241,10 +242,12 @@ def test_enumerating_a_prefix_pauses_the_active_campaigns_with_codes_of_that_pre
         assert redeem(redemptions, plaintext, f"k{i}") is RedeemResult.PAUSED
     assert redeem(redemptions, "GIFTAAAA1", "gift") is RedeemResult.ACCEPTED
 
-    assert len(notifier.alerts) == 2
-    assert {(a.details["campaign_id"], a.details["rule"], a.details["code_prefix"], a.details["failures"])
-            for a in notifier.alerts} == {(giveaway.id, "prefix", "SALE", 50), (second.id, "prefix", "SALE", 50)}
-    assert all("promo_code_id" not in a.details for a in notifier.alerts)
+    [alert] = notifier.alerts  # two pauses of one rule in one run: one alert carrying both (no alert storms)
+    assert (alert.details["kind"], alert.details["count"]) == ("prefix", 2)
+    assert alert.summary.startswith("2 campaigns auto-paused by the brute-force guard (prefix rule); first: ")
+    assert {(i["campaign_id"], i["rule"], i["code_prefix"], i["failures"]) for i in alert.details["items"]} == {
+        (giveaway.id, "prefix", "SALE", 50), (second.id, "prefix", "SALE", 50)}
+    assert all("promo_code_id" not in i for i in alert.details["items"])
     entries = guard_entries(uow_factory)
     assert len(uow_factory.store.audit) == before + 2 and len(entries) == 2
     assert sorted((e.action, e.target_type, e.target_id) for e in entries) == sorted(
@@ -252,7 +255,7 @@ def test_enumerating_a_prefix_pauses_the_active_campaigns_with_codes_of_that_pre
     assert not any(p in repr(e) for e in entries for p in ("SALEAAAA1", "SALEBBBB2", "SALECCCC3", "SALEDDDD4"))
 
     assert guard.run_bruteforce_guard().paused_campaigns == []  # paused already: no second pause or alert
-    assert len(notifier.alerts) == 2 and len(guard_entries(uow_factory)) == 2
+    assert len(notifier.alerts) == 1 and len(guard_entries(uow_factory)) == 2
 
 
 def test_49_invalid_attempts_on_a_prefix_pause_nothing(
@@ -278,7 +281,7 @@ def test_both_rules_in_one_run_each_pause_is_one_entry_and_one_alert(
     assert (summary.paused, summary.paused_campaigns, summary.alerts_sent) == ([abused.id], [giveaway.id], 2)
     assert sorted((e.action, e.target_id) for e in guard_entries(uow_factory)) == [
         ("campaign.auto_paused", str(giveaway.id)), ("code.auto_paused", str(abused.id))]
-    assert sorted(a.details["rule"] for a in notifier.alerts) == ["hash", "prefix"]
+    assert sorted(a.details["kind"] for a in notifier.alerts) == ["hash", "prefix"]
 
 
 # --- alert delivery never fails the job ------------------------------------------------------------------------
@@ -321,7 +324,7 @@ def test_the_alert_is_raised_after_the_commit(
             # Another thread could not read the code if the job still held its unit of work open.
             def read() -> None:
                 with uow_factory() as uow:
-                    c = uow.promo_codes.get(alert.details["promo_code_id"])
+                    c = uow.promo_codes.get(alert.details["items"][0]["promo_code_id"])
                     assert c is not None
                     seen.append((c.status, len(uow_factory.store.audit)))
 

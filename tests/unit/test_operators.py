@@ -4,6 +4,7 @@ and sign-in throttled per name and per address."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -332,3 +333,10 @@ def test_argon2_hashes_verify_and_need_a_rehash_when_the_costs_change(
     assert dearer.needs_rehash(ann.password_hash)
     rehashed = OperatorService(uow_factory, clock, dearer).sign_in("ann", PASSWORD, None)
     assert rehashed.password_hash.startswith("$argon2id$v=19$m=16,t=2,p=1$")
+
+
+def test_a_missing_name_or_password_is_refused_like_a_wrong_one(operators: OperatorService) -> None:
+    operators.add("ann", "admin", PASSWORD, actor=ACTOR)
+    none: Any = None
+    assert refused(operators, none, PASSWORD, None).retry_after_seconds is None
+    assert refused(operators, "ann", none, None).retry_after_seconds is None

@@ -443,7 +443,10 @@ class OpsMachine(RuleBasedStateMachine):
             event("guard paused a code")
         if summary.paused_campaigns:
             event("guard paused a campaign")
-        assert len(self.notifier.alerts) - alerts_before == pauses == summary.alerts_sent
+        # One alert per rule and run (SPEC 8), carrying every pause of that rule as an item.
+        kinds = int(bool(summary.paused)) + int(bool(summary.paused_campaigns))
+        assert len(self.notifier.alerts) - alerts_before == kinds == summary.alerts_sent
+        assert sum(a.details["count"] for a in self.notifier.alerts[alerts_before:]) == pauses
         for code_id in summary.paused:  # only ACTIVE codes are paused, hence alerted, once per pause
             assert codes_before[code_id] is CampaignStatus.ACTIVE
             assert self.store.codes[code_id].paused_reason is PausedReason.AUTO_BRUTEFORCE
@@ -454,9 +457,9 @@ class OpsMachine(RuleBasedStateMachine):
         self.audited[audit.CAMPAIGN_AUTO_PAUSED] += len(summary.paused_campaigns)
         # One dedup_key per pause occurrence (what was paused, and when). The test clock can resume and pause the
         # same thing again at the very same instant — a real clock cannot — so compare occurrences.
-        occurrences = {(a.details.get("promo_code_id"), a.details["campaign_id"], a.occurred_at)
-                       for a in self.notifier.alerts}
-        assert len({a.dedup_key for a in self.notifier.alerts}) == len(occurrences)
+        items = [(i, a.occurred_at) for a in self.notifier.alerts for i in a.details["items"]]
+        occurrences = {(i.get("promo_code_id"), i["campaign_id"], at) for i, at in items}
+        assert len({i["dedup_key"] for i, _ in items}) == len(occurrences)
 
     @rule()
     def invoice_expiry_job(self) -> None:

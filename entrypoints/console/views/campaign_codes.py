@@ -91,8 +91,9 @@ def campaign_generate(campaign_id: int) -> Response | tuple[str, int]:
     report = CsvReport()
     try:
         result = security.container().batch_service().generate_into(
-            campaign_id, form.count.data, report, actor=operator_name(), code_max_total_uses=form.code_max_total_uses.data,
-            length=form.length.data or DEFAULT_CODE_LENGTH, prefix=form.prefix.data or "")
+            campaign_id, form.count.data, report, actor=operator_name(),
+            code_max_total_uses=form.code_max_total_uses.data, length=form.length.data or DEFAULT_CODE_LENGTH,
+            prefix=form.prefix.data or "")
     except NotFound:
         abort(404, f"There is no campaign {campaign_id}.")
     except DomainError as exc:
@@ -208,9 +209,9 @@ def campaign_import(campaign_id: int) -> Response | tuple[str, int]:
 # --- one code ------------------------------------------------------------------------------------------
 
 
-def _back_args(form: CodeStatusForm) -> dict[str, str]:
+def _back_args(form: CodeStatusForm) -> dict[str, Any]:
     """The campaign page's code filter the button was pressed under (only well-formed values)."""
-    args: dict[str, str] = {}
+    args: dict[str, Any] = {}
     prefix = (form.code_prefix.data or "").strip()
     if prefix and len(prefix) <= 4 and prefix.isascii() and prefix.isalnum():
         args["code_prefix"] = prefix
@@ -233,7 +234,7 @@ def code_status(code_id: int) -> Response | tuple[str, int]:
     if not form.validate():
         form.page_errors.extend(f"{name}: {'; '.join(errors)}" for name, errors in form.errors.items())
         return render_campaign_page(code.campaign_id, 400, code_form=form)
-    target = CampaignStatus(form.status.data)
+    target = CampaignStatus(form.status.data or "")
     try:
         code = codes.set_status(code_id, target, actor=operator_name())
     except NotFound:

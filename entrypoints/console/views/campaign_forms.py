@@ -7,6 +7,7 @@ import file's cells are, so a bad value gets the same message everywhere."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
@@ -53,6 +54,15 @@ def parse_whole(text: str) -> int:
     if not value.isdecimal() or not value.isascii() or len(value) > MAX_NUMBER_TEXT:
         raise ValueError("must be a whole number")
     return int(value)
+
+
+class WholeField(IntegerField):
+    """A whole number typed in a box (``parse_whole``'s rules and message); empty: None."""
+
+    def process_formdata(self, valuelist: list[Any]) -> None:
+        self.data = None
+        if valuelist and str(valuelist[0]).strip():
+            self.data = parse_whole(str(valuelist[0]))  # a ValueError becomes the field's error
 
 
 # --- the campaigns list -------------------------------------------------------------------------------
@@ -114,18 +124,15 @@ class ChangeForm(ConsoleForm):
 
 
 class GenerateForm(ConsoleForm):
-    count = IntegerField("Number of codes", validators=[
+    count = WholeField("Number of codes", validators=[
         InputRequired(message="required"),
-        NumberRange(1, MAX_CONSOLE_GENERATE, message=f"must be 1..{MAX_CONSOLE_GENERATE:,}")],
-        invalid_value_message="must be a whole number")
+        NumberRange(1, MAX_CONSOLE_GENERATE, message=f"must be 1..{MAX_CONSOLE_GENERATE:,}")])
     prefix = StringField("Prefix", validators=[Optional(), Length(max=MAX_CODE_LENGTH)], filters=[blank_to_none])
-    length = IntegerField("Code length", default=DEFAULT_CODE_LENGTH, validators=[
-        Optional(), NumberRange(MIN_CODE_LENGTH, MAX_CODE_LENGTH,
-                                message=f"must be {MIN_CODE_LENGTH}..{MAX_CODE_LENGTH}")],
-        invalid_value_message="must be a whole number")
-    code_max_total_uses = IntegerField("Uses per code", validators=[
-        Optional(), NumberRange(min=1, message="must be at least 1, or empty")],
-        invalid_value_message="must be a whole number")
+    length = WholeField("Code length", default=DEFAULT_CODE_LENGTH, validators=[
+        Optional(),
+        NumberRange(MIN_CODE_LENGTH, MAX_CODE_LENGTH, message=f"must be {MIN_CODE_LENGTH}..{MAX_CODE_LENGTH}")])
+    code_max_total_uses = WholeField("Uses per code", validators=[
+        Optional(), NumberRange(min=1, message="must be at least 1, or empty")])
     confirm = BooleanField("I understand these codes are shown only in this one download", id="generate-confirm")
 
 

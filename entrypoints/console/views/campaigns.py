@@ -130,6 +130,8 @@ def _spec_from(form: CampaignForm, now: datetime) -> CampaignSpec | None:
 
 @bp.route("/campaigns/new", methods=["GET", "POST"])
 def campaign_new() -> Response | tuple[str, int]:
+    if not security.is_admin():  # a viewer is shown no change control, not even by typing this address
+        abort(403, "Only an admin may create campaigns: your role (viewer) reads only.")
     form = CampaignForm()
     form.applicable_products.choices = _product_choices()
     status = 200
@@ -190,7 +192,8 @@ def render_campaign_page(campaign_id: int, status: int = 200, **forms: ConsoleFo
             status = max(status, fail(code_filter, exc))
         else:
             if codes.next_cursor is not None:
-                args = {k: v for k, v in request.args.items() if k in ("window_hours", "code_prefix", "code_status")}
+                args: dict[str, Any] = {k: v for k, v in request.args.items()
+                                        if k in ("window_hours", "code_prefix", "code_status")}
                 next_url = url_for("ops.campaign", campaign_id=campaign_id, **args, cursor=codes.next_cursor,
                                    _anchor="codes")
     else:
@@ -218,7 +221,7 @@ def campaign_status(campaign_id: int) -> Response | tuple[str, int]:
     form = StatusForm()
     if not form.validate():
         return render_campaign_page(campaign_id, 400, status_form=form)
-    target = CampaignStatus(form.status.data)
+    target = CampaignStatus(form.status.data or "")
     try:
         campaign = security.container().campaign_service().set_status(
             campaign_id, target, actor=operator_name(), reason=form.reason.data)

@@ -11,7 +11,7 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 from wtforms import BooleanField, IntegerField, TextAreaField
-from wtforms.validators import InputRequired, Length, NumberRange, Optional
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from domain.errors import DomainError, NotFound, ValidationError
 from domain.model import PaymentReview
@@ -35,7 +35,7 @@ class ReviewListForm(ConsoleForm):
 
 class ResolveForm(ConsoleForm):
     note = TextAreaField("Note", validators=[
-        InputRequired(message="say what was done (1 to 500 characters)"),
+        DataRequired(message="say what was done (1 to 500 characters)"),
         Length(min=1, max=MAX_RESOLUTION_NOTE, message=f"1 to {MAX_RESOLUTION_NOTE} characters")],
         filters=[lambda v: v.strip() if isinstance(v, str) else v])
 
@@ -61,7 +61,7 @@ def render_reviews(status: int = 200, failed: tuple[int, ResolveForm] | None = N
     items = rows[:PAGE_SIZE]
     next_url = None
     if len(rows) > PAGE_SIZE and items:
-        args = {"all": "y"} if show_all else {}
+        args: dict[str, Any] = {"all": "y"} if show_all else {}
         next_url = url_for("ops.payment_reviews", **args, cursor=items[-1].id)
     forms = {r.id: ResolveForm(formdata=None, prefix=f"r{r.id}") for r in items if r.is_open}
     page_errors: list[str] = []

@@ -39,7 +39,9 @@ class UserSearchForm(ConsoleForm):
         text = (self.user_id.data or "").strip()
         if not (text.isascii() and text.isdecimal()) or len(text) > len(str(MAX_USER_ID)) \
                 or not 1 <= int(text) <= MAX_USER_ID:
-            self.user_id.errors = [*(self.user_id.errors or []), USER_ID_RULE]  # type: ignore[list-item]
+            errors = list(self.user_id.errors or [])
+            errors.append(USER_ID_RULE)
+            self.user_id.errors = errors
             return None
         return int(text)
 

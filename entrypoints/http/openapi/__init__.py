@@ -1,8 +1,10 @@
 """The OpenAPI 3.1 document of the internal API and its route ``GET /internal/openapi.json``.
 
-Request bodies and queries are generated from the shapes that validate them (``entrypoints.http.inputs``);
-responses are written out here, one module per resource. schemathesis fuzzes the API from this document
-(tests/integration/test_schemathesis.py): every status a route can answer is listed.
+Every schema is generated: request bodies and queries from the shapes that validate them
+(``entrypoints.http.inputs``), answers from the shapes the handlers write them with (``entrypoints.http.outputs``).
+What is written here, one module per resource, is the operations: which route takes which body and answers which
+statuses with which shape. schemathesis fuzzes the API from this document (tests/integration/test_schemathesis.py):
+every status a route can answer is listed, and every answer is checked against its schema.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from entrypoints.http import outputs
 from entrypoints.http.auth import TOKEN_HEADER
 from entrypoints.http.openapi import campaigns, codes, ops, promo
+from entrypoints.http.shapes import components
 
 bp = Blueprint("openapi", __name__)
 
-SCHEMAS: dict[str, Any] = {**promo.SCHEMAS, **campaigns.SCHEMAS, **codes.SCHEMAS, **ops.SCHEMAS}
+SCHEMAS: dict[str, Any] = {**components(*outputs.ANSWERS), **promo.SCHEMAS, **campaigns.SCHEMAS, **codes.SCHEMAS,
+                           **ops.SCHEMAS}
 PATHS: dict[str, Any] = {**promo.PATHS, **campaigns.PATHS, **codes.PATHS, **ops.PATHS}
 FEATURE_PATHS = promo.FEATURE_PATHS
 

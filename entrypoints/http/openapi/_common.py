@@ -1,61 +1,27 @@
-"""Building blocks of the OpenAPI document: references, nullable types, errors every operation can answer, and
-``op`` for one operation (its request body named after a shape of ``entrypoints.http.inputs``)."""
+"""Building blocks of the operations of the OpenAPI document: references, errors every operation can answer, and
+``op`` for one operation (its request body named after a shape of ``entrypoints.http.inputs``, its answers shapes of
+``entrypoints.http.outputs``). No schema of a body or an answer is written here: they are generated from the classes
+that check the requests and write the answers."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from domain.audit import MAX_ACTOR
+from entrypoints.http import outputs
 from entrypoints.http.actor import ACTOR_HEADER, ACTOR_RULE, DEFAULT_ACTOR
 from entrypoints.http.convert import MAX_INT64
-from entrypoints.http.shapes import query_parameters
+from entrypoints.http.shapes import query_parameters, schema_name
 
 JSON = "application/json"
 CSV = "text/csv"
 
-DATE_TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
-COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
-RATE: dict[str, Any] = {"type": "number", "minimum": 0, "maximum": 1}
 ID: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_INT64}
-HASH: dict[str, Any] = {"type": "string", "pattern": "^[0-9a-f]{64}$"}
 
 
-def ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    """``schema`` or null (a ``$ref`` becomes ``anyOf``)."""
-    if "$ref" in schema:
-        return {"anyOf": [schema, {"type": "null"}]}
-    out = dict(schema)
-    out["type"] = [out.pop("type"), "null"]
-    if "enum" in out:
-        out["enum"] = [*out["enum"], None]
-    return out
-
-
-def enum_of(values: Any) -> dict[str, Any]:
-    return {"type": "string", "enum": [getattr(v, "value", v) for v in values]}
-
-
-def obj(properties: dict[str, Any], description: str | None = None) -> dict[str, Any]:
-    """An object with exactly these properties, every one present."""
-    out: dict[str, Any] = {"type": "object", "additionalProperties": False, "required": list(properties),
-                           "properties": properties}
-    if description:
-        out["description"] = description
-    return out
-
-
-def counts_by(keys: Any, description: str | None = None) -> dict[str, Any]:
-    """``{key: count}`` with every key present, zeros included."""
-    return obj({getattr(k, "value", k): COUNT for k in keys}, description)
-
-
-def page_of(item: str) -> dict[str, Any]:
-    return obj({"items": {"type": "array", "items": ref(item)},
-                "next_cursor": nullable({**ID, "description": "pass as cursor for the next page; null: last page"})})
+def ref(target: str | type) -> dict[str, str]:
+    """A reference to a component: a request schema by name, or an answer by its ``outputs`` class."""
+    return {"$ref": f"#/components/schemas/{target if isinstance(target, str) else schema_name(target)}"}
 
 
 def as_json(schema: dict[str, Any], description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -66,7 +32,7 @@ def as_json(schema: dict[str, Any], description: str, headers: dict[str, Any] | 
 
 
 def error(description: str) -> dict[str, Any]:
-    return as_json(ref("Error"), description)
+    return as_json(ref(outputs.Error), description)
 
 
 # Every /internal/* operation can answer these.

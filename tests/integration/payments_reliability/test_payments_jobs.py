@@ -60,4 +60,5 @@ def test_the_payments_section_of_the_dashboard_counts_the_window(world: World) -
     world.run("run_payment_invoice_expiry")
     payments = world.c.dashboard_service().metrics(24)["payments"]
     assert payments == {"paid_count": 2, "paid_stars": 200, "refunded_count": 1, "refunded_stars": 150,
-                        "failed_count": 1, "failed_stars": 350, "open_review_items": 0, "purchases_in_review": 0}
+                        "failed_count": 1, "failed_stars": 350, "open_review_items": 0, "purchases_in_review": 0,
+                        "other_movements": {"count": 0, "kinds": []}}

@@ -5,7 +5,7 @@ its figures; paging reads past a hundred transactions."""
 from __future__ import annotations
 
 from domain.model import PurchaseStatus, RedemptionStatus
-from tests.integration.payments_reliability.world import DIFF_EVENT, RECONCILE, World, only_alert
+from tests.integration.payments_reliability.world import DIFF_EVENT, RECONCILE, World, only_item
 
 
 def test_matching_books_raise_no_alert(world: World) -> None:
@@ -33,8 +33,7 @@ def test_a_telegram_payment_without_a_local_purchase_raises_one_alert_with_its_f
     world.later()
     first = world.run(RECONCILE)
     assert first["differences"] == 1 and first["new_differences"] == 1 and first["alerts_sent"] == 1
-    alert = only_alert(world, DIFF_EVENT)
-    d = alert["details"]
+    d = only_item(world, DIFF_EVENT)
     assert d["kind"] == "MISSING_LOCAL_PURCHASE"
     assert (d["telegram_stars"], d["user_id"], d["payload_purchase_id"]) == (350, 42, 999999)
     assert d["figures"]["telegram"]["payments"] == {"count": 2, "stars": 500}
@@ -44,7 +43,7 @@ def test_a_telegram_payment_without_a_local_purchase_raises_one_alert_with_its_f
     assert second["differences"] == 1 and second["new_differences"] == 0 and second["alerts_sent"] == 0
     assert len(world.alerts.bodies) == 1
     [item] = world.c.payment_review_service().list()
-    assert item.kind == "MISSING_LOCAL_PURCHASE" and item.dedup_key == alert["dedup_key"]
+    assert item.kind == "MISSING_LOCAL_PURCHASE" and item.dedup_key == d["dedup_key"]
 
 
 def test_a_local_payment_telegram_does_not_know_raises_one_alert(world: World) -> None:
@@ -53,7 +52,7 @@ def test_a_local_payment_telegram_does_not_know_raises_one_alert(world: World) -
     world.later()
     world.run(RECONCILE)
     world.run(RECONCILE)
-    d = only_alert(world, DIFF_EVENT)["details"]
+    d = only_item(world, DIFF_EVENT)
     assert d["kind"] == "MISSING_TELEGRAM_TRANSACTION"
     assert (d["review_id"] is not None, d["local_stars"], d["product_code"]) == (True, 350, "PREMIUM_90D")
     assert d["figures"]["drift"] == {"payments_count": -1, "payments_stars": -350, "refunds_count": 0,
@@ -71,11 +70,11 @@ def test_an_amount_drift_raises_one_alert_naming_the_product(world: World) -> No
     world.later()
     world.run(RECONCILE)
     world.run(RECONCILE)
-    d = only_alert(world, DIFF_EVENT)["details"]
+    d = only_item(world, DIFF_EVENT)
     assert d["kind"] == "AMOUNT_DRIFT"
     assert (d["product_code"], d["local_stars"], d["telegram_stars"], d["drift"]) == ("PREMIUM_90D", 350, 300, -50)
-    assert d["payments"] == [{"purchase_id": p.id, "telegram_payment_charge_id": "ch-drift", "local_stars": 350,
-                              "telegram_stars": 300}]
+    assert (d["purchase_id"], d["telegram_payment_charge_id"]) == (p.id, "ch-drift")
+    assert d["by_product"] == {"PREMIUM_90D": {"payments": 1, "local_stars": 350, "telegram_stars": 300, "drift": -50}}
     assert d["figures"]["products"]["PREMIUM_90D"] == {"local_stars": 350, "telegram_stars": 300, "drift": -50}
     assert d["figures"]["products"]["PREMIUM_30D"]["drift"] == 0
 
@@ -98,7 +97,7 @@ def test_a_refund_only_telegram_knows_marks_the_purchase_refunded_and_the_rollba
     summary = world.run(RECONCILE)
     assert summary["refunds_marked"] == 1
     assert world.purchase(p.id).status is PurchaseStatus.REFUNDED
-    d = only_alert(world, DIFF_EVENT)["details"]
+    d = only_item(world, DIFF_EVENT)
     assert (d["kind"], d["telegram_stars"], d["local_status"]) == ("REFUND_ONLY_IN_TELEGRAM", 120, "PAID")
     assert world.run("run_refund_promo_rollback")["revoked"] == 1
     with world.c.uow_factory()() as uow:
@@ -126,6 +125,6 @@ def test_paging_reads_more_than_a_hundred_transactions_and_finds_the_oldest_diff
     offsets = [c.params.get("offset") for c in world.bot_api.calls_to("getStarTransactions")]
     assert offsets == [None, "100", "200"]  # telebot leaves offset 0 out
     assert summary["differences"] == 1
-    d = only_alert(world, DIFF_EVENT)["details"]
+    d = only_item(world, DIFF_EVENT)
     assert d["kind"] == "MISSING_LOCAL_PURCHASE" and d["telegram_stars"] == 50
     assert d["figures"]["local"]["payments"] == {"count": 250, "stars": 250 * 50}

@@ -16,7 +16,7 @@ from adapters.sql.engine import EngineHolder
 from domain.model import LedgerSource, Purchase, PurchaseStatus, RedemptionStatus
 from tests.conftest import PEPPER
 from tests.fakes.bot_api import FakeBotApi
-from tests.integration.payments_reliability.world import RECOVER, REVIEW_EVENT, World, make_world, only_alert
+from tests.integration.payments_reliability.world import RECOVER, REVIEW_EVENT, World, make_world, only_item
 from tests.sql import truncate_all
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -124,7 +124,7 @@ def test_an_amount_mismatch_is_marked_for_review_with_one_alert(world: World) ->
     first = world.run(RECOVER)
     world.run(RECOVER)
     assert (first["settled"], first["reviews"]) == ([], 1)
-    d = only_alert(world, REVIEW_EVENT)["details"]
+    d = only_item(world, REVIEW_EVENT)
     assert (d["kind"], d["telegram_stars"], d["expected_stars"], d["error_code"]) == (
         "AMOUNT_MISMATCH", 349, 350, "AMOUNT_MISMATCH")
     stuck = world.purchase(p.id)
@@ -139,10 +139,10 @@ def test_a_payment_naming_an_unknown_purchase_is_filed_for_review_with_one_alert
     first = world.run(RECOVER)
     world.run(RECOVER)
     assert first["reviews"] == 2
-    bodies = world.alerts.bodies
-    assert [b["event"] for b in bodies] == [REVIEW_EVENT, REVIEW_EVENT]
-    assert sorted((b["details"]["kind"], b["details"]["payload"]) for b in bodies) == [
-        ("UNKNOWN_PURCHASE", "order-9"), ("UNKNOWN_PURCHASE", "purchase:424242")]
+    [alert] = world.alerts.bodies  # one run, one kind: one alert carrying both
+    assert (alert["event"], alert["details"]["kind"], alert["details"]["count"]) == (
+        REVIEW_EVENT, "UNKNOWN_PURCHASE", 2)
+    assert sorted(i["payload"] for i in alert["details"]["items"]) == ["order-9", "purchase:424242"]
     assert {r.telegram_payment_charge_id for r in world.c.payment_review_service().list()} == {"ch-unknown",
                                                                                                  "ch-foreign"}
 
@@ -160,7 +160,7 @@ def test_a_late_payment_whose_reservation_is_gone_is_settled_at_the_price_paid_a
     settled = world.purchase(p.id)
     assert (settled.status, settled.final_stars_amount, settled.review_reason) == (
         PurchaseStatus.PAID, 120, "PROMO_REDEMPTION_NOT_RESERVED")
-    d = only_alert(world, REVIEW_EVENT)["details"]
+    d = only_item(world, REVIEW_EVENT)
     assert (d["kind"], d["paid_stars"], d["promo_redemption_id"]) == ("PROMO_REDEMPTION_NOT_RESERVED", 120,
                                                                       reservation)
     assert world.run(RECOVER)["reviews"] == 0
@@ -178,7 +178,7 @@ def test_a_payment_settled_by_the_webhook_without_its_reservation_raises_one_rev
     world.clock.advance(minutes=3)
     assert world.run(RECOVER)["reviews"] == 1
     assert world.run(RECOVER)["reviews"] == 0
-    d = only_alert(world, REVIEW_EVENT)["details"]
+    d = only_item(world, REVIEW_EVENT)
     assert (d["kind"], d["paid_stars"], d["promo_redemption_id"], d["user_id"]) == (
         "PROMO_REDEMPTION_NOT_RESERVED", 120, reservation, user)
 

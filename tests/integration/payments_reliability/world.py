@@ -10,6 +10,7 @@ from typing import Any
 from dependency_injector import providers
 
 from adapters.memory import ManualClock
+from adapters.sql.engine import POOL_SESSION
 from domain.campaigns import CampaignSpec
 from domain.model import PromoType, Purchase
 from entrypoints.container import Container, build_container
@@ -82,11 +83,14 @@ class World:
 
 
 @contextmanager
-def make_world(url: str, bot_api: FakeBotApi) -> Iterator[World]:
+def make_world(url: str, bot_api: FakeBotApi, database_pool_mode: str = POOL_SESSION,
+               **alert_settings: Any) -> Iterator[World]:
+    """``alert_settings``: more ``ops_alert_*`` settings (Slack, PagerDuty receivers) beside the generic one."""
     with receiving() as alerts:
-        container = build_container(Settings(database_url=url, promo_secret_pepper=PEPPER,
-                                             telegram_bot_token="1:test", telegram_api_url=bot_api.url,
-                                             ops_alert_webhook_url=alerts.url))
+        container = build_container(Settings(database_url=url, database_pool_mode=database_pool_mode,
+                                             promo_secret_pepper=PEPPER, telegram_bot_token="1:test",
+                                             telegram_api_url=bot_api.url, ops_alert_webhook_url=alerts.url,
+                                             **alert_settings))
         clock = ManualClock(T0)
         container.clock.override(providers.Object(clock))
         with bot_api._lock:
@@ -111,3 +115,13 @@ def only_alert(world: World, event: str) -> dict[str, Any]:
     assert alert["severity"] == ("critical" if event == DIFF_EVENT else "error")
     assert len(alert["dedup_key"]) == 64
     return dict(alert)
+
+
+def only_item(world: World, event: str) -> dict[str, Any]:
+    """The one alert's one difference: the group's details (count 1) with the item's own fields on top."""
+    alert = only_alert(world, event)
+    details = dict(alert["details"])
+    items = details.pop("items")
+    assert (details["count"], len(items), details["items_trimmed"]) == (1, 1, 0), details
+    assert items[0]["dedup_key"] == alert["dedup_key"]  # a single difference keeps its own key
+    return {**details, **items[0]}

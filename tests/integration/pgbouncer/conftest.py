@@ -2,7 +2,8 @@
 throwaway PostgreSQL, fewer server connections than the tests' clients) and a database reached through it with
 ``DATABASE_POOL_MODE=transaction``: migrated through it, and the services of the race package on it.
 
-The race package's service fixtures are reused as they are (imported below); only ``engines`` differs."""
+The service fixtures of the race package and the payments package's fake Bot API are reused as they are (imported
+below); ``engines`` and ``world`` are this package's."""
 
 from __future__ import annotations
 
@@ -14,11 +15,14 @@ import sqlalchemy as sa
 from adapters.sql.engine import POOL_TRANSACTION, EngineHolder
 from adapters.sql.migrations import upgrade
 from tests.conftest import required_env
+from tests.fakes.bot_api import FakeBotApi
+from tests.integration.payments_reliability.conftest import bot_api
+from tests.integration.payments_reliability.world import World, make_world
 from tests.integration.pg_races.conftest import campaigns, checkout, codes, jobs, redemptions, uow_factory
 from tests.integration.pg_races.races import MAX_THREADS
-from tests.sql import fresh_pg_database
+from tests.sql import fresh_pg_database, truncate_all
 
-__all__ = ["campaigns", "checkout", "codes", "jobs", "redemptions", "through_pgbouncer", "uow_factory"]
+__all__ = ["bot_api", "campaigns", "checkout", "codes", "jobs", "redemptions", "through_pgbouncer", "uow_factory"]
 
 
 def through_pgbouncer(direct_url: str) -> str:
@@ -48,3 +52,12 @@ def engines(bouncer_database: str) -> Iterator[EngineHolder]:
         yield holder
     finally:
         holder.dispose()
+
+
+@pytest.fixture
+def world(engines: EngineHolder, bot_api: FakeBotApi) -> Iterator[World]:
+    """The payments tests' world (a container with Telegram at the fake Bot API) on the database behind
+    PgBouncer, with ``DATABASE_POOL_MODE=transaction``."""
+    truncate_all(engines)
+    with make_world(engines.url, bot_api, POOL_TRANSACTION) as made:
+        yield made

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from adapters.telegram import Button, TelegramApiError, TelegramBotApi, TelegramPaymentGateway
+from adapters.telegram.client import DEFAULT_RETRY, RetryPolicy
 from domain.errors import PaymentRefundError
 from domain.model import StarTransaction
 from tests.fakes.bot_api import FakeBotApi, free_port_url
@@ -64,12 +65,58 @@ def test_a_second_refund_is_refused_with_telegrams_description(api: FakeBotApi, 
     assert "CHARGE_ALREADY_REFUNDED" in err.value.message
 
 
-def test_refund_when_telegram_is_down_is_a_refund_error(api: FakeBotApi, client: TelegramBotApi) -> None:
-    api.fail("refundStarPayment", raw_body=b"<html>bad gateway</html>", http_status=502)
+def test_refund_when_telegram_is_down_is_a_refund_error_after_the_retries(api: FakeBotApi,
+                                                                            client: TelegramBotApi) -> None:
+    api.fail("refundStarPayment", raw_body=b"<html>bad gateway</html>", http_status=502, times=None)
     with pytest.raises(PaymentRefundError) as err:
         TelegramPaymentGateway(client).refund_star_payment(42, "ch-1")
     assert "502" in err.value.message
     assert TOKEN not in err.value.message
+    assert len(api.calls_to("refundStarPayment")) == DEFAULT_RETRY.attempts
+
+
+# --- flood control and retries (SPEC 9) ---------------------------------------------------------------------
+
+
+def test_a_429_is_waited_out_for_retry_after_and_the_call_then_succeeds(api: FakeBotApi,
+                                                                         client: TelegramBotApi) -> None:
+    api.fail("sendMessage", "Too Many Requests: retry after 1", 429, retry_after=1)
+    client.send_message(42, "once")
+    first, second = api.calls_to("sendMessage")
+    assert second.at - first.at >= 1.0  # Telegram's retry_after, honoured
+    assert api.delivered_texts(42) == ["once"]
+
+
+def test_a_5xx_is_retried_with_backoff_and_a_passing_second_try_is_the_answer(api: FakeBotApi,
+                                                                              client: TelegramBotApi) -> None:
+    api.fail("getMe", "Bad Gateway", 502)
+    assert client.get_me()["username"] == "starpromo_test_bot"
+    assert len(api.calls_to("getMe")) == 2
+
+
+def test_a_400_is_never_retried(api: FakeBotApi, client: TelegramBotApi) -> None:
+    api.fail("sendMessage", "Bad Request: chat not found", 400, times=None)
+    with pytest.raises(TelegramApiError) as err:
+        client.send_message(42, "x")
+    assert err.value.error_code == 400 and not err.value.transient
+    assert len(api.calls_to("sendMessage")) == 1
+
+
+def test_a_caller_that_reschedules_gets_the_429_at_once_with_its_retry_after(api: FakeBotApi,
+                                                                             client: TelegramBotApi) -> None:
+    api.fail("sendMessage", "Too Many Requests: retry after 7", 429, retry_after=7)
+    with pytest.raises(TelegramApiError) as err:
+        client.send_message(42, "x", retry=RetryPolicy(wait_on_429=False))
+    assert (err.value.error_code, err.value.retry_after) == (429, 7)
+    assert len(api.calls_to("sendMessage")) == 1
+
+
+def test_no_call_waits_longer_than_its_policy_allows(api: FakeBotApi, client: TelegramBotApi) -> None:
+    api.fail("sendMessage", "Too Many Requests: retry after 30", 429, retry_after=30)
+    with pytest.raises(TelegramApiError) as err:
+        client.send_message(42, "x", retry=RetryPolicy(max_wait=5))
+    assert err.value.retry_after == 30
+    assert len(api.calls_to("sendMessage")) == 1
 
 
 def test_unreachable_bot_api_is_a_telegram_api_error() -> None:
@@ -97,7 +144,8 @@ def test_star_transactions_map_payments_and_refunds_and_page_with_offset(api: Fa
     ]
     assert rest == [
         StarTransaction(id="ch-1", amount=150, date=t, user_id=42, outgoing=False, payload="purchase:1"),
-        StarTransaction(id="wd-1", amount=500, date=t, user_id=None, outgoing=True, payload=None),
+        StarTransaction(id="wd-1", amount=500, date=t, user_id=None, outgoing=True, payload=None, partner="fragment",
+                        transaction_type=None),
     ]
     assert [c.params.get("offset") for c in api.calls_to("getStarTransactions")] == [None, "2"]
 

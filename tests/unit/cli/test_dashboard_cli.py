@@ -62,11 +62,12 @@ def test_summary_is_readable(run: Cli, container: Container, clock: ManualClock)
     assert any(line.split()[:1] == ["failures"] and line.split()[1] == "1" for line in lines)
     assert any(line.split()[:3] == ["paused", "campaigns", "1"] for line in lines)
     assert any(line.split()[:3] == ["paused", "codes", "1"] for line in lines)
-    assert lines[-5:] == ["payments",
+    assert lines[-6:] == ["payments",
                           "  paid                   0   0 Stars",
                           "  refunded               0   0 Stars",
                           "  failed                 0   0 Stars",
-                          "  open review items      0   purchases in review 0"]
+                          "  open review items      0   purchases in review 0",
+                          "  other Star movements: none (withdrawals, ads, gifts, ... never compared with purchases)"]
 
 
 def test_series_prints_one_line_per_hour(run: Cli, container: Container, clock: ManualClock) -> None:

@@ -18,6 +18,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from tests.conftest import PEPPER
 from tests.fakes.bot_api import FakeBotApi
+from tests.fakes.star_transactions import every_other_movement
 from tests.unit.cli.conftest import ACTOR, Cli
 
 
@@ -138,6 +139,29 @@ def test_reconcile_lists_each_difference_exits_1_and_changes_nothing(
     assert container.checkout_service().get(doc["differences"][0]["purchase_id"]).status in (
         PurchaseStatus.PAID,)
     assert run("payments", "reviews").stdout.strip() == "no open review items"
+
+
+def test_reconcile_shows_other_star_movements_apart_and_still_exits_0(
+        run: Cli, container: Container, bot_api: FakeBotApi, clock: ManualClock) -> None:
+    """Issue 17: withdrawals, ads, paid broadcasts, gifts, affiliate commissions, paid media, subscriptions are
+    counted per kind under other_movements; they are no difference, so the books still match."""
+    paid(container, bot_api, 41, "ch-41", "PREMIUM_7D")
+    txs, expected = every_other_movement(clock.now())
+    bot_api.add_transactions(*txs)
+    clock.advance(minutes=20)
+    result = run("payments", "reconcile")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert f"  other Star movements: {len(txs)} (never compared with purchases, never alerted)" in lines
+    rows = [line.split() for line in lines]
+    assert ["withdrawal", "outgoing", "2", "5300", "Stars"] in rows
+    assert ["paid_broadcast", "outgoing", "2", "101.2", "Stars"] in rows
+    assert ["affiliate_commission", "incoming", "1", "30.25", "Stars"] in rows
+    assert lines[-1] == "books match: no differences"
+    doc = json.loads(run("payments", "reconcile", "--json").stdout)
+    assert doc["figures"]["other_movements"] == {"count": len(txs), "kinds": [e.as_dict() for e in expected]}
+    assert doc["figures"]["telegram"]["payments"] == {"count": 1, "stars": 50}
+    assert doc["other_movements"] == len(txs) and doc["movements_recorded"] == 0  # read-only: nothing recorded
 
 
 def test_reconcile_refuses_a_window_out_of_range_naming_the_flag(run: Cli) -> None:
