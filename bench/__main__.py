@@ -23,7 +23,8 @@ import psutil
 from bench.core import BenchConfig, Context, Databases, Services, WorkloadResult, log, wait_quiet
 
 WORKLOADS = ("redeem_distinct", "redeem_giveaway", "redeem_hot", "redeem_http", "codes_generate",
-             "codes_generate_100k", "migration_1m", "bruteforce_guard", "dashboard", "reservation_expiry")
+             "codes_generate_100k", "migration_1m", "bruteforce_guard", "dashboard", "console_pages",
+             "reservation_expiry")
 HERE = Path(__file__).resolve().parent
 
 
@@ -164,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
                                                  for c in r.checks))
         results.extend(produced)
 
-    from bench import codes, http, maint, migrate, redeem
+    from bench import codes, console, http, maint, migrate, redeem
 
     try:
         step(redeem.NAMES, lambda: redeem.run(ctx, wanted))
         step((http.NAME,), lambda: [http.run(ctx)])
         step((maint.GUARD, maint.DASHBOARD), lambda: maint.run_reads(ctx, wanted))
+        step((console.NAME,), lambda: [console.run(ctx)])
         step((maint.EXPIRY,), lambda: [maint.run_expiry(ctx)])
         step((codes.NAME, codes.NAME_100K), lambda: codes.run(ctx, wanted))
         step((migrate.NAME,), lambda: [migrate.run(ctx)])

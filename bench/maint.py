@@ -35,9 +35,10 @@ def _udt(url: str, table: str, column: str) -> str:
     return str(rows[0][0])
 
 
-def _seed_attempts(url: str, n: int) -> list[str]:
+def _seed_attempts(url: str, n: int, campaign_sql: str = "NULL::bigint") -> list[str]:
     """``n`` attempts spread over the last 24 h (60 % accepted), plus three hashes of real codes (of three
-    campaigns) under attack in the last 5 minutes (30 failures from 10 users each). Returns those hashes."""
+    campaigns) under attack in the last 5 minutes (30 failures from 10 users each). Returns those hashes.
+    ``campaign_sql``: the ``campaign_id`` of attempt number ``g`` (an SQL expression of ``g``; NULL: none)."""
     container = container_for(url)
     attacked = seed_campaigns(container, _spec("bench-attacked"), 3)
     close(container)
@@ -45,13 +46,14 @@ def _seed_attempts(url: str, n: int) -> list[str]:
                                   [[i for i, _ in attacked]])]
     rtype = _udt(url, "promo_attempts", "result")
     execute(url, f"""
-        INSERT INTO promo_attempts (user_id, normalized_code_hash, code_prefix, result, attempted_at)
+        INSERT INTO promo_attempts (user_id, normalized_code_hash, code_prefix, result, attempted_at, campaign_id)
         SELECT 1000 + (g % 50000),
                md5((g % 20000)::text) || md5((g % 20000)::text || 'x'),
                upper(substr(md5((g % 20000)::text), 1, 4)),
                (CASE WHEN g % 10 < 6 THEN 'ACCEPTED' WHEN g % 10 < 8 THEN 'INVALID'
                      WHEN g % 10 = 8 THEN 'ALREADY_USED' ELSE 'RATE_LIMITED' END)::{rtype},
-               now() - (g::double precision / {n}) * interval '24 hours'
+               now() - (g::double precision / {n}) * interval '24 hours',
+               {campaign_sql}
         FROM generate_series(1, {n - 90}) AS g""")
     execute(url, f"""
         INSERT INTO promo_attempts (user_id, normalized_code_hash, code_prefix, result, attempted_at, campaign_id)

@@ -79,6 +79,8 @@ class OutboxBacklog:
     due: int
     failed: int
     oldest_pending_at: datetime | None
+    # When the next PENDING message may be claimed (its ``next_attempt_at``, or its lease's end if later).
+    next_due_at: datetime | None = None
 
     def as_dict(self, now: datetime) -> dict[str, Any]:
         age = (now - self.oldest_pending_at).total_seconds() if self.oldest_pending_at is not None else 0.0

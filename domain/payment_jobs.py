@@ -69,10 +69,11 @@ class ReviewAlerting:
         self.failed = 0
 
     def record(self, event: str, items: Sequence[ReviewItem], context: Mapping[str, Any] | None = None,
-               mark_purchase: bool = False, describe: Describe | None = None) -> set[str]:
+               mark_purchase: bool = False, describe: Describe | None = None,
+               alert_context: Mapping[str, Any] | None = None) -> set[str]:
         """Insert the review rows (and flag their purchases) in one transaction; a key already there is not
         new. Then raise one alert per kind of the new ones. ``context`` is kept with every row and sent once
-        per alert. Returns the keys that were new."""
+        per alert, ``alert_context`` only sent once per alert. Returns the keys that were new."""
         if not items:
             return set()
         now = self._clock.now()
@@ -101,7 +102,8 @@ class ReviewAlerting:
                          for item, review_id, _ in new)
         for kind, group in groups.items():
             headline, more = describe(kind, group) if describe is not None else (None, {})
-            self._raise(grouped_alert(self._alerts, event, kind, group, now, headline, {**extra, **more}))
+            self._raise(grouped_alert(self._alerts, event, kind, group, now, headline,
+                                      {**extra, **(alert_context or {}), **more}))
         return {item.key for item, _, _ in new}
 
     def _raise(self, alert: RoutedAlert) -> None:

@@ -80,6 +80,15 @@ class CodeService:
             raise NotFound(f"code {promo_code_id} not found")
         return code
 
+    def get_with_campaign(self, promo_code_id: int) -> CodeLookup:
+        """The code row and its campaign, by the code's id (the campaign's row only: no counting of its codes)."""
+        with self._uow() as uow:
+            code = uow.promo_codes.get(promo_code_id)
+            campaign = uow.campaigns.get(code.campaign_id) if code is not None else None
+        if code is None or campaign is None:
+            raise NotFound(f"code {promo_code_id} not found")
+        return CodeLookup(code, campaign)
+
     def redemptions(self, promo_code_id: int, limit: int = 50, cursor: int | None = None) -> RedemptionPage:
         """The code's redemptions, newest first (support: who used this code, and what became of it)."""
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:

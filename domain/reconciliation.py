@@ -145,11 +145,9 @@ class ReconciliationService(PaymentsJob):
         with self._uow() as uow:
             local = uow.purchases.settled_between(since - MATCH_MARGIN, now + timedelta(microseconds=1))
             by_charge = {p.telegram_payment_charge_id: p for p in local if p.telegram_payment_charge_id}
-            for tx in compared:  # counterparts settled outside the margin
-                if core(tx.date) and tx.id not in by_charge:
-                    found = uow.purchases.get_by_charge_id(tx.id)
-                    if found is not None:
-                        by_charge[tx.id] = found
+            # Counterparts settled outside the margin, looked up together.
+            by_charge.update(uow.purchases.get_by_charge_ids(
+                [tx.id for tx in compared if core(tx.date) and tx.id not in by_charge]))
 
         in_core_incoming = [tx for tx in incoming.values() if core(tx.date)]
         in_core_refunds = [tx for tx in refunds.values() if core(tx.date)]
@@ -197,7 +195,7 @@ class ReconciliationService(PaymentsJob):
         new_keys = alerting.record(
             PAYMENTS_RECONCILIATION_DIFF_DETECTED,
             [ReviewItem(d.kind.value, d.dedup_key, d.summary, d.details, d.purchase_id, d.charge_id) for d in diffs],
-            {"window": window, "figures": figures}, describe=_describe)
+            {"window": window}, describe=_describe, alert_context={"figures": figures})
         recorded = tuple(attrs.evolve(d, new=d.dedup_key in new_keys) for d in diffs)
         return ReconciliationReport(window, figures, recorded, scan.pages, scan.read, refunds_marked,
                                     alerting.sent, alerting.failed, recorded_movements)

@@ -82,7 +82,8 @@ class RecoveryService(PaymentsJob):
         payments = sorted((tx for tx, role in roles if role is Role.PAYMENT and tx.date <= before),
                           key=lambda t: (t.date, t.id))
         with self._uow() as uow:
-            unknown = [tx for tx in payments if uow.purchases.get_by_charge_id(tx.id) is None]
+            known = uow.purchases.get_by_charge_ids([tx.id for tx in payments])
+        unknown = [tx for tx in payments if tx.id not in known]
         # A payment Telegram already refunded must not be settled (premium and the promo for money that
         # went back); reconciliation reports the pair for a human.
         refunded = {tx.id for tx, role in roles if role is Role.REFUND}

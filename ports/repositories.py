@@ -321,6 +321,10 @@ class Purchases(Protocol):
 
     def get_by_charge_id(self, telegram_payment_charge_id: str) -> Purchase | None: ...
 
+    def get_by_charge_ids(self, telegram_payment_charge_ids: Sequence[str]) -> dict[str, Purchase]:
+        """The purchases carrying any of these charge ids, by charge id (the payments jobs' bulk lookup)."""
+        ...
+
     def user_has_paid(self, user_id: int) -> bool:
         """The user has a PAID or REFUNDED purchase."""
         ...

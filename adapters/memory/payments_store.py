@@ -62,6 +62,11 @@ class InMemoryPurchases(MemoryTable):
                 return p
         return None
 
+    def get_by_charge_ids(self, telegram_payment_charge_ids: Sequence[str]) -> dict[str, Purchase]:
+        wanted = set(telegram_payment_charge_ids)
+        return {p.telegram_payment_charge_id: p for p in self._s.purchases.values()
+                if p.telegram_payment_charge_id is not None and p.telegram_payment_charge_id in wanted}
+
     def user_has_paid(self, user_id: int) -> bool:
         """The user has a PAID or REFUNDED purchase."""
         return any(p.user_id == user_id and p.status in (PurchaseStatus.PAID, PurchaseStatus.REFUNDED)

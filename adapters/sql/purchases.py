@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from adapters.sql._base import ColumnValues, SqlRepository, hour_bucket, hour_start
+from adapters.sql._base import ColumnValues, SqlRepository, hour_bucket, hour_start, in_chunks
 from adapters.sql.tables import promo_redemptions, purchases
 from domain.model import OPEN_PURCHASE_STATUSES, HourCount, PaymentTotals, Purchase, PurchaseStatus, RedemptionStatus
 
@@ -76,6 +76,17 @@ class SqlPurchases(SqlRepository):
     def get_by_charge_id(self, telegram_payment_charge_id: str) -> Purchase | None:
         table = self.table
         return self._one(sa.select(table).where(table.c.telegram_payment_charge_id == telegram_payment_charge_id))
+
+    def get_by_charge_ids(self, telegram_payment_charge_ids: Sequence[str]) -> dict[str, Purchase]:
+        table = self.table
+        found: dict[str, Purchase] = {}
+        for chunk in in_chunks(sorted(set(telegram_payment_charge_ids))):
+            statement = sa.select(table).where(table.c.telegram_payment_charge_id.in_(chunk))
+            for row in self._execute(statement):
+                p = purchase_from_row(row._mapping)
+                if p.telegram_payment_charge_id is not None:
+                    found[p.telegram_payment_charge_id] = p
+        return found
 
     def user_has_paid(self, user_id: int) -> bool:
         table = self.table

@@ -26,7 +26,7 @@ import attrs
 
 from adapters.jsonlog import log_event
 from adapters.telegram import Button, TelegramApiError, TelegramBotApi
-from adapters.telegram.client import RetryPolicy
+from adapters.telegram.client import CONNECT_TIMEOUT, READ_TIMEOUT, RetryPolicy
 from adapters.telegram.pacing import MessagePacer
 from domain.outbox import SEND_INVOICE, DeliveryPolicy, OutboxMessage, permanent_refusal
 from ports.clock import Clock
@@ -34,10 +34,13 @@ from ports.repositories import UnitOfWorkFactory
 
 log = logging.getLogger("starpromo.bot.outbox")
 
-# One send: a 429 is rescheduled (not waited for: the thread moves on to other chats), a 5xx or a network error
-# gets one quick second try before the row backs off.
-SEND_RETRY = RetryPolicy(attempts=2, max_wait=1.0, backoff=0.2, wait_on_429=False)
-BATCH = 32
+# One send is one HTTP call: a 429 is rescheduled for its retry_after (not waited for: the thread moves on to other
+# chats), a 5xx or a network error backs off through the outbox (DeliveryPolicy.backoff).
+SEND_RETRY = RetryPolicy(attempts=1, max_wait=0.0, wait_on_429=False)
+# The longest one send can take: a message is sent only while at least this much (or half the lease) of its lease
+# is left, so a lease never runs out under a request in flight (another process would take the message again).
+SEND_SECONDS = CONNECT_TIMEOUT + READ_TIMEOUT + 1
+BATCH = 8
 DEFAULT_THREADS = 4
 IDLE_WAIT_SECONDS = 1.0
 SENT_RETENTION = timedelta(days=7)
@@ -74,6 +77,7 @@ class OutboxDelivery:
         self._clock = clock
         self.policy = policy or DeliveryPolicy()
         self._batch = batch
+        self._send_margin = min(timedelta(seconds=SEND_SECONDS), self.policy.lease / 2)
 
     def deliver_due(self, *, chat_id: int | None = None, chat_wait: float = 1.1, budget_wait: float = 1.0,
                     limit: int | None = None) -> DeliveryCounts:
@@ -102,16 +106,27 @@ class OutboxDelivery:
                     break
         return counts
 
-    def drain(self, max_seconds: float = 30.0) -> DeliveryCounts:
-        """Deliver until nothing is due (or ``max_seconds`` passed): ``run_telegram_outbox``, tests."""
+    def drain(self, max_seconds: float = 30.0, wait_for_due: bool = False) -> DeliveryCounts:
+        """Deliver until nothing is due (or ``max_seconds`` passed). ``wait_for_due``: while a message becomes
+        due (a 429's ``retry_after``, a lease running out) before then, wait for it (``run_telegram_outbox``)."""
         counts = DeliveryCounts()
         deadline = time.monotonic() + max_seconds
         while time.monotonic() < deadline:
             one = self.deliver_due()
             counts.add(one)
-            if one.claimed == 0:
+            if one.claimed > 0:
+                continue
+            wait = self._until_next_due() if wait_for_due else None
+            if wait is None or wait > deadline - time.monotonic():
                 break
+            time.sleep(min(max(wait, 0.05), 1.0))
         return counts
+
+    def _until_next_due(self) -> float | None:
+        now = self._clock.now()
+        with self._uow() as uow:
+            next_due = uow.telegram_outbox.summary(now).next_due_at
+        return None if next_due is None else (next_due - now).total_seconds()
 
     def housekeeping(self) -> int:
         """Forget SENT rows older than a week (bounded); how many."""
@@ -136,6 +151,11 @@ class OutboxDelivery:
             return "paced"
         if not self.pacer.take(budget_wait):
             self._put_back(message, 0.0)
+            return "paced"
+        assert message.leased_until is not None
+        if self._clock.now() > message.leased_until - self._send_margin:
+            # Too little of the lease left for a request: leave the row alone; once its lease runs out any
+            # process takes it again (touching it now could undo another process's newer claim).
             return "paced"
         try:
             telegram_message_id = self._send(message)

@@ -121,7 +121,7 @@ def gunicorn_options(bind: str, processes: int, threads: int, *, graceful_timeou
     return {
         "bind": [bind],
         "workers": processes,
-        "worker_class": DrainingThreadWorker,
+        "worker_class": "gthread",
         "threads": threads,
         "worker_connections": connections,
         "backlog": backlog,

@@ -109,7 +109,7 @@ class RefundRollbackResult:
 
 @attrs.frozen
 class Purchase:
-    """The ``purchases`` columns of SPEC 5 (and ``review_reason`` set by payment recovery)."""
+    """The purchases columns of SPEC 5 (and review_reason, set by payment recovery)."""
 
     id: int = attrs.field(metadata=ID)
     user_id: int = attrs.field(metadata=ID)

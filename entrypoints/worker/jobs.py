@@ -72,7 +72,7 @@ def _telegram_outbox(c: Container) -> Any:
     if not c.telegram_bot.is_defined:
         return NO_BOT
     delivery = c.telegram_outbox_delivery()
-    counts = delivery.drain(OUTBOX_SWEEP_SECONDS)
+    counts = delivery.drain(OUTBOX_SWEEP_SECONDS, wait_for_due=True)
     removed = delivery.housekeeping()
     with c.uow_factory()() as uow:
         backlog = uow.telegram_outbox.summary(c.clock().now())

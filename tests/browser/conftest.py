@@ -17,6 +17,7 @@ import attrs
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, sync_playwright
 
+from entrypoints.cli.demo_history import HISTORY_CAMPAIGN
 from tests.browser.pages import ROOT, VIEWPORT, ConsolePage, console_pages, sign_in
 from tests.browser.seed import Seeded, seed
 from tests.browser.server import ADMIN, VIEWER, ConsoleServer
@@ -130,4 +131,8 @@ def spring_code_id(console: Console) -> int:
 
 @pytest.fixture(scope="session")
 def every_page(console: Console, spring_code_id: int) -> list[ConsolePage]:
-    return console_pages(console.seeded.spring_campaign_id, spring_code_id, console.seeded.buyer)
+    """Every page behind the sign-in: the campaign page of the demo history's giveaway (days of attempts and
+    payments for its charts), the "Spring sale" code (the buyer's redemption) and the buyer's user page."""
+    ((campaign_id,),) = console.server.query("SELECT id FROM promo_campaigns WHERE name = ?", (HISTORY_CAMPAIGN,))
+    assert isinstance(campaign_id, int)
+    return console_pages(campaign_id, HISTORY_CAMPAIGN, spring_code_id, console.seeded.buyer)

@@ -73,9 +73,14 @@ def post_forms(page: Page) -> list[FormInfo]:
     return [f for f in forms(page) if f.method == "post"]
 
 
+# POSTs any signed-in operator may send: they change nothing (the code lookup is a read sent by POST, so that the
+# code stays out of the address).
+READ_POSTS = ("/ops/sign-out", "/ops/codes/lookup")
+
+
 def change_forms(page: Page) -> list[FormInfo]:
-    """The POST forms that change something (every one but sign-out)."""
-    return [f for f in post_forms(page) if not f.action.endswith("/ops/sign-out")]
+    """The POST forms that change something (every one but sign-out and the code lookup)."""
+    return [f for f in post_forms(page) if not f.action.endswith(READ_POSTS)]
 
 
 @attrs.frozen
@@ -87,13 +92,13 @@ class ConsolePage:
     heading: str
 
 
-def console_pages(campaign_id: int, code_id: int, user_id: int) -> list[ConsolePage]:
-    """Every page of the console behind the sign-in, with the seeded campaign, code and user."""
+def console_pages(campaign_id: int, campaign_name: str, code_id: int, user_id: int) -> list[ConsolePage]:
+    """Every page of the console behind the sign-in, showing the given campaign, code and user."""
     return [
         ConsolePage("overview", "/ops/", "Overview"),
         ConsolePage("campaigns", "/ops/campaigns", "Campaigns"),
         ConsolePage("campaign-new", "/ops/campaigns/new", "New campaign"),
-        ConsolePage("campaign", f"/ops/campaigns/{campaign_id}", "Spring sale"),
+        ConsolePage("campaign", f"/ops/campaigns/{campaign_id}", campaign_name),
         ConsolePage("code-lookup", "/ops/codes/lookup", "Code lookup"),
         ConsolePage("code", f"/ops/codes/{code_id}", f"Code {code_id}"),
         ConsolePage("users", "/ops/users", "Users"),
@@ -148,9 +153,18 @@ def describe_violations(url: str, violations: list[dict[str, Any]]) -> str:
 
 # --- screenshots -------------------------------------------------------------------------------------------------
 
+# A long page (a campaign's 50 codes) is cut here: the picture shows the top, and stays a few hundred KB.
+MAX_SHOT_HEIGHT = 2600
+
+
 def screenshot(page: Page, name: str) -> Path:
-    """docs/img/console-<name>.png: the whole page at 1280 px wide, for docs/ops-console.md."""
+    """docs/img/console-<name>.png: the whole page at 1280 px wide (at most ``MAX_SHOT_HEIGHT`` high), for
+    docs/ops-console.md."""
     IMG.mkdir(parents=True, exist_ok=True)
     path = IMG / f"console-{name}.png"
-    page.screenshot(path=str(path), full_page=True, animations="disabled", caret="hide")
+    height = int(page.evaluate("document.documentElement.scrollHeight"))
+    clip = None
+    if height > MAX_SHOT_HEIGHT:
+        clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": MAX_SHOT_HEIGHT}
+    page.screenshot(path=str(path), full_page=True, clip=clip, animations="disabled", caret="hide")  # type: ignore[arg-type]
     return path

@@ -123,6 +123,7 @@ def test_the_backlog_counts_pending_and_failed_ones_can_be_redelivered(uow_facto
         summary = uow.telegram_outbox.summary(T0)
         assert (summary.pending, summary.due, summary.failed) == (2, 1, 1)
         assert summary.oldest_pending_at == T0 - timedelta(seconds=60)
+        assert summary.next_due_at == T0 - timedelta(seconds=60)
         assert summary.as_dict(T0)["oldest_pending_age_seconds"] == 60.0
         assert [m.id for m in uow.telegram_outbox.list("FAILED", 10)] == [b]
         assert uow.telegram_outbox.redeliver(None, T0 + timedelta(minutes=1)) == 1
@@ -148,3 +149,14 @@ def test_sent_messages_are_forgotten_after_the_cutoff_in_bounded_batches(uow_fac
         assert [m.id for m in uow.telegram_outbox.list(None, 10)] == ids[2:]
         # a forgotten key may be written again
         assert uow.telegram_outbox.add(owed(1, "k1")) is not None
+
+
+def test_the_next_due_time_counts_a_running_lease(uow_factory: Factory) -> None:
+    add(uow_factory, owed(1, "a1"), owed(2, "b1", at=timedelta(minutes=2)))
+    with uow_factory() as uow:
+        uow.telegram_outbox.claim_due(T0, LEASE, 1)  # chat 1's message, leased until T0 + 30 s
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.telegram_outbox.summary(T0).next_due_at == LEASE
+    with uow_factory() as uow:
+        assert uow.telegram_outbox.summary(T0).due == 1  # due, though leased

@@ -56,6 +56,8 @@ def test_payment_and_refund_set_their_timestamps_and_the_charge_id_is_unique(uow
                                  telegram_payment_charge_id="charge-1")
     with uow_factory() as uow:
         assert uow.purchases.get_by_charge_id("charge-1") == paid
+        assert uow.purchases.get_by_charge_ids(["charge-1", "unknown", "charge-1"]) == {"charge-1": paid}
+        assert uow.purchases.get_by_charge_ids([]) == {}
         refunded = uow.purchases.set_status(p.id or 0, [PurchaseStatus.PAID], PurchaseStatus.REFUNDED, refunded_at)
         assert refunded is not None and refunded.refunded_at == refunded_at and refunded.paid_at == paid_at
         assert uow.purchases.user_has_paid(1)

@@ -65,6 +65,7 @@ def two_processes(database_url: str, tmp_path_factory: pytest.TempPathFactory) -
     server = Server(database_url, tmp_path_factory.mktemp("serve-metrics") / "serve.log", "--processes", "2",
                     "--threads", "8")
     try:
+        server.wait_for_workers(2)
         yield server
     finally:
         server.stop()

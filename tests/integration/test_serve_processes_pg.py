@@ -49,7 +49,7 @@ def _wait_for(predicate: object, timeout: float = 15.0) -> None:
 def test_two_processes_share_the_load_and_keep_the_capacity_exact(database_url: str, tmp_path: Path) -> None:
     server = Server(database_url, tmp_path / "serve.log", "--processes", "2", "--threads", "8")
     try:
-        assert len(_workers(server)) == 2
+        assert len(server.wait_for_workers(2)) == 2
         # A budget of 40 over two codes: one capped at 30, the other only by the budget.
         r = server.post("/internal/promo/campaigns", {"code": "PROC-RUSH-01", "name": "procs",
                                                       "promo_type": "PERCENT_DISCOUNT", "discount_percent": 10,
@@ -82,8 +82,7 @@ def test_two_processes_share_the_load_and_keep_the_capacity_exact(database_url: 
 def test_a_dead_worker_is_replaced_and_sigterm_stops_every_process(database_url: str, tmp_path: Path) -> None:
     server = Server(database_url, tmp_path / "serve.log", "--processes", "2")
     try:
-        first = _workers(server)
-        assert len(first) == 2
+        first = server.wait_for_workers(2)
         os.kill(first[0], signal.SIGKILL)
         _wait_for(lambda: len(_workers(server)) == 2 and first[0] not in _workers(server))
         assert first[1] in _workers(server)
@@ -113,6 +112,7 @@ def test_sigterm_under_load_finishes_the_requests_in_flight_and_resets_no_client
     graceful = 10
     server = Server(database_url, tmp_path / "serve.log", "--processes", "2", "--threads", "8",
                     "--graceful-timeout", str(graceful))
+    server.wait_for_workers(2)
     answered: list[tuple[float, float, int]] = []  # (sent, answered, status)
     refused: list[float] = []
     broken: list[str] = []

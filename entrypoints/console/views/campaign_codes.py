@@ -28,7 +28,14 @@ from entrypoints.console import security
 from entrypoints.console.app import MAX_UPLOAD_BYTES
 from entrypoints.console.blueprint import bp
 from entrypoints.console.views.campaign_forms import CodeStatusForm, GenerateForm, ImportForm
-from entrypoints.console.views.campaigns import error_status, fail, get_campaign, operator_name, render_campaign_page
+from entrypoints.console.views.campaigns import (
+    error_status,
+    fail,
+    get_campaign,
+    known_id,
+    operator_name,
+    render_campaign_page,
+)
 from entrypoints.http.report_csv import CsvReport
 
 log = logging.getLogger("starpromo.console")
@@ -83,6 +90,7 @@ def _download(report: CsvReport, filename: str) -> Response:
 
 @bp.post("/campaigns/<int:campaign_id>/generate")
 def campaign_generate(campaign_id: int) -> Response | tuple[str, int]:
+    known_id(campaign_id, "campaign")
     form = GenerateForm()
     valid = form.validate()
     if not _confirmed(form) or not valid:
@@ -168,6 +176,7 @@ def rows_for_campaign(rows: Iterable[RawRow], campaign: Campaign) -> Iterator[Ra
 
 @bp.post("/campaigns/<int:campaign_id>/import")
 def campaign_import(campaign_id: int) -> Response | tuple[str, int]:
+    known_id(campaign_id, "campaign")
     form = ImportForm()
     upload = request.files.get("csv")
     confirmed = _confirmed(form)
@@ -225,6 +234,7 @@ def _back_args(form: CodeStatusForm) -> dict[str, Any]:
 
 @bp.post("/codes/<int:code_id>/status")
 def code_status(code_id: int) -> Response | tuple[str, int]:
+    known_id(code_id, "code")
     form = CodeStatusForm()
     codes = security.container().code_service()
     try:

@@ -36,11 +36,19 @@ from entrypoints.console.views.campaign_forms import (
     parse_whole,
 )
 from entrypoints.console.views.overview import WindowForm, charts
+from entrypoints.http.convert import MAX_INT64
 
 log = logging.getLogger("starpromo.console")
 
 PAGE_SIZE = 50
 CODES_PAGE_SIZE = 50
+
+
+def known_id(value: int, what: str) -> int:
+    """An id from the path: beyond BIGINT none can exist (the 404 page, not a database error)."""
+    if value > MAX_INT64:
+        abort(404, f"There is no {what} {value}.")
+    return value
 
 
 def operator_name() -> str:
@@ -159,6 +167,7 @@ def campaign_new() -> Response | tuple[str, int]:
 
 def get_campaign(campaign_id: int) -> Campaign:
     """The campaign, or the 404 page."""
+    known_id(campaign_id, "campaign")
     try:
         return security.container().campaign_service().get(campaign_id).campaign
     except NotFound:
@@ -168,6 +177,7 @@ def get_campaign(campaign_id: int) -> Campaign:
 def render_campaign_page(campaign_id: int, status: int = 200, **forms: ConsoleForm) -> tuple[str, int]:
     """The campaign page; ``forms`` replaces the blank admin forms (a refused POST shows its form with its errors).
     NotFound -> the 404 page."""
+    known_id(campaign_id, "campaign")
     container = security.container()
     try:
         view = container.campaign_service().get(campaign_id)
@@ -218,6 +228,7 @@ def campaign(campaign_id: int) -> tuple[str, int]:
 
 @bp.post("/campaigns/<int:campaign_id>/status")
 def campaign_status(campaign_id: int) -> Response | tuple[str, int]:
+    known_id(campaign_id, "campaign")
     form = StatusForm()
     if not form.validate():
         return render_campaign_page(campaign_id, 400, status_form=form)
@@ -284,6 +295,7 @@ def _changed_text(campaign: Campaign, fields: list[str]) -> str:
 
 @bp.post("/campaigns/<int:campaign_id>/change")
 def campaign_change(campaign_id: int) -> Response | tuple[str, int]:
+    known_id(campaign_id, "campaign")
     form = ChangeForm()
     if not form.validate():
         return render_campaign_page(campaign_id, 400, change_form=form)

@@ -91,11 +91,11 @@ def code(code_id: int) -> tuple[str, int]:
     else:
         status = 400
     try:
-        promo_code = container.code_service().get(code_id)
-        campaign = container.campaign_service().get(promo_code.campaign_id).campaign
+        found = container.code_service().get_with_campaign(code_id)
         redemptions = container.code_service().redemptions(code_id, REDEMPTIONS_PAGE_SIZE, cursor)
     except NotFound:
         abort(404, f"There is no code {code_id}.")
+    promo_code, campaign = found.code, found.campaign
     next_url = (url_for("ops.code", code_id=code_id, cursor=redemptions.next_cursor, _anchor="redemptions")
                 if redemptions.next_cursor is not None else None)
     can_change = (CODE_STATUS_ENDPOINT in current_app.view_functions

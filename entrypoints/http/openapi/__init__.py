@@ -22,18 +22,16 @@ from entrypoints.http.shapes import components
 
 bp = Blueprint("openapi", __name__)
 
-SCHEMAS: dict[str, Any] = {**components(*outputs.ANSWERS), **promo.SCHEMAS, **campaigns.SCHEMAS, **codes.SCHEMAS,
-                           **ops.SCHEMAS}
-PATHS: dict[str, Any] = {**promo.PATHS, **campaigns.PATHS, **codes.PATHS, **ops.PATHS}
-FEATURE_PATHS = promo.FEATURE_PATHS
-
 
 def document(features: Collection[str] | None = None) -> dict[str, Any]:
-    """A fresh copy of the OpenAPI 3.1 document; ``features``: the optional features served (default all)."""
-    paths = dict(PATHS)
-    for name, extra in FEATURE_PATHS.items():
+    """The OpenAPI 3.1 document, generated now from the shapes (a changed limit shows at once); ``features``: the
+    optional features served (default all)."""
+    paths = {**promo.paths(), **campaigns.paths(), **codes.paths(), **ops.paths()}
+    for name, extra in promo.feature_paths().items():
         if features is None or name in features:
             paths.update(extra)
+    schemas = {**components(*outputs.ANSWERS), **promo.schemas(), **campaigns.schemas(), **codes.schemas(),
+               **ops.schemas()}
     return copy.deepcopy({
         "openapi": "3.1.0",
         "info": {
@@ -47,7 +45,7 @@ def document(features: Collection[str] | None = None) -> dict[str, Any]:
         "security": [{"internalToken": []}],
         "paths": paths,
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": schemas,
             "securitySchemes": {"internalToken": {"type": "apiKey", "in": "header", "name": TOKEN_HEADER}},
         },
     })

@@ -5,6 +5,7 @@ raises nothing new for the same differences, and recovery groups its reviews the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -96,24 +97,40 @@ def test_5000_differences_raise_one_alert_per_kind_and_the_next_run_raises_nothi
     assert len(slack.bodies) == 3
     for body in slack.bodies:
         assert_valid_slack_body(body)
-    assert any(f"(first {MAX_ALERT_ITEMS} of {GHOSTS})" in block["text"]["text"]
-               for body in slack.bodies for block in body["blocks"] if "text" in block)
+    listed = [block["text"]["text"] for body in slack.bodies for block in body["blocks"]
+              if "text" in block and block["text"]["text"].startswith("*Items*")]
+    assert any(re.match(rf"\*Items\* \(first \d+ of {GHOSTS}\)\n", t) and t.endswith(" more") for t in listed)
     assert world.c.dashboard_service().metrics()["payments"]["open_review_items"] == 5000
 
     second = world.run(RECONCILE)  # the same 5,000 differences: already recorded, nothing new raised
     assert (second["differences"], second["new_differences"], second["alerts_sent"]) == (5000, 0, 0)
     assert (len(world.alerts.bodies), len(pagerduty.bodies), len(slack.bodies)) == (3, 3, 3)
 
-    # Recovery finds the 4,990 payments naming purchases that do not exist: 4,990 reviews, one alert.
+
+
+def test_a_recovery_run_groups_its_reviews_into_one_alert_per_kind(storm: tuple[World, Receiver, Receiver]) -> None:
+    world, slack, pagerduty = storm
+    now = world.clock.now()
+    unknown = 150
+    world.bot_api.add_transactions(*(invoice_payment(f"ch-gone-{i}", 50, 600 + i, now, f"purchase:{800_000 + i}")
+                                     for i in range(unknown)))
+    short = world.invoice(world.user(), "PREMIUM_90D")
+    world.telegram_payment(short, "ch-short", amount=349)
+    world.clock.advance(minutes=3)
     recovered = world.run(RECOVER)
-    assert (recovered["candidates"], recovered["reviews"], recovered["alerts_sent"]) == (GHOSTS, GHOSTS, 1)
-    review = world.alerts.bodies[-1]
-    assert (review["event"], review["details"]["kind"], review["details"]["count"]) == (
-        REVIEW_EVENT, "UNKNOWN_PURCHASE", GHOSTS)
-    assert pagerduty.requests[-1]["bytes"] < PD_LIMIT
-    assert_valid_slack_body(slack.bodies[-1])
+    assert (recovered["candidates"], recovered["reviews"], recovered["alerts_sent"]) == (unknown + 1, unknown + 1, 2)
+    alerts = _by_kind(world.alerts.bodies)
+    assert {b["event"] for b in alerts.values()} == {REVIEW_EVENT}
+    gone = alerts["UNKNOWN_PURCHASE"]
+    assert (gone["details"]["count"], len(gone["details"]["items"])) == (unknown, MAX_ALERT_ITEMS)
+    assert gone["summary"] == (f"{unknown} x UNKNOWN_PURCHASE: payment of 50 Stars names purchase 800000, which does "
+                               f"not exist (and {unknown - 1} more)")
+    assert alerts["AMOUNT_MISMATCH"]["details"]["count"] == 1
+    assert all(r["bytes"] < PD_LIMIT for r in pagerduty.requests) and len(pagerduty.requests) == 2
+    for body in slack.bodies:
+        assert_valid_slack_body(body)
     assert world.run(RECOVER)["alerts_sent"] == 0
-    assert (len(world.alerts.bodies), len(pagerduty.bodies), len(slack.bodies)) == (4, 4, 4)
+    assert (len(world.alerts.bodies), len(pagerduty.bodies), len(slack.bodies)) == (2, 2, 2)
 
 
 def test_a_new_difference_next_to_known_ones_raises_only_itself(storm: tuple[World, Receiver, Receiver]) -> None:

@@ -64,6 +64,19 @@ class Server:
         self.stop()
         pytest.fail("serve did not answer /healthz within 30 s")
 
+    def wait_for_workers(self, count: int, timeout: float = 30.0) -> list[int]:
+        """With ``--processes N``: wait until the master has forked ``count`` workers (it forks them one after
+        another, so the first can answer ``/healthz`` before the last exists); their pids."""
+        import psutil
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            workers = sorted(child.pid for child in psutil.Process(self.proc.pid).children())
+            if len(workers) == count:
+                return workers
+            time.sleep(0.05)
+        pytest.fail(f"serve did not fork {count} workers within {timeout} s")
+
     def stop(self) -> str:
         if self.proc.poll() is None:
             self.proc.terminate()
