@@ -16,6 +16,7 @@ the database alone.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import re
@@ -31,7 +32,7 @@ from flask.testing import FlaskClient
 from adapters.memory.clock import ManualClock
 from adapters.passwords import Argon2Passwords
 from bench.app import ACTOR, close, execute, query, seed_campaigns, seed_codes
-from bench.core import PEPPER, TOKEN, Check, Context, WorkloadResult, log, percentile
+from bench.core import PEPPER, TOKEN, BenchConfig, Check, Context, WorkloadResult, log, percentile
 from bench.maint import _seed_attempts
 from bench.pgbench import StatementCapture, replay_raw, replay_timed
 from bench.profiling import profile_calls
@@ -41,6 +42,7 @@ from domain.codes import CodeHasher
 from domain.errors import DomainError
 from domain.maintenance import MaintenanceService
 from domain.model import PromoType, RedeemResult
+from domain.operators import OperatorExists
 from domain.redemption import RedemptionService
 from entrypoints.container import Container, build_container
 from entrypoints.http import create_app
@@ -316,12 +318,20 @@ def _p95(values: list[float]) -> float:
 
 
 def run(ctx: Context) -> WorkloadResult:
-    cfg = ctx.config
     s = seed(ctx)
+    try:
+        return measure(ctx.config, s)
+    finally:
+        ctx.databases.drop("bench_console")
+
+
+def measure(cfg: BenchConfig, s: Seeded) -> WorkloadResult:
+    """Time every page of ``pages(s)`` over the seeded database ``s``."""
     res = WorkloadResult(NAME, "Ops console pages with 1,000,000 codes and 1,000,000 attempts (server time per page)")
     res.notes.append(s.summary)
     container = _container(s.url)
-    container.operator_service().add(OPERATOR, "admin", PASSWORD, actor=ACTOR)
+    with contextlib.suppress(OperatorExists):  # measured again over the same database
+        container.operator_service().add(OPERATOR, "admin", PASSWORD, actor=ACTOR)
     app = create_app(container)
     access = AccessLog()
     logger = logging.getLogger("starpromo.http.access")
@@ -393,5 +403,4 @@ def run(ctx: Context) -> WorkloadResult:
         logger.setLevel(old_level)
         logger.propagate = old_propagate
         close(container)
-        ctx.databases.drop("bench_console")
     return res

@@ -124,9 +124,11 @@ class OutcomeRecorder(Protocol[OutcomeT_contra]):
     marked taken, and the replies it owes).
 
     A service given a recorder calls ``begin(uow)`` first in every transaction that may commit an outcome,
-    and ``record(uow, outcome)`` right before that commit. A transaction that does not commit keeps neither.
-    ``begin`` may raise to abandon the transaction (a duplicate delivery): the error leaves the service as
-    it is, with nothing written."""
+    and ``record(uow, outcome)`` in it before the commit, exactly once in the transaction that commits. A
+    transaction that does not commit keeps neither; when one that recorded is rolled back after all (the claim
+    that followed found no unit), ``record`` is called again with the outcome that does commit. ``begin`` may
+    raise to abandon the transaction (a duplicate delivery): the error leaves the service as it is, with
+    nothing written."""
 
     def begin(self, uow: UnitOfWork) -> None: ...
 

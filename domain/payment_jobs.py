@@ -48,7 +48,7 @@ class ReviewItem:
     key: str  # the stable dedup_key of this very difference
     summary: str
     details: dict[str, Any]
-    purchase_id: int | None = None
+    purchase_id: int | None = None  # a purchase that exists (the row links to it); an unknown id goes in details
     charge_id: str | None = None
 
 
@@ -78,33 +78,32 @@ class ReviewAlerting:
             return set()
         now = self._clock.now()
         extra = dict(context or {})
-        new: list[tuple[ReviewItem, int | None, int | None]] = []
+        by_key = {item.key: item for item in items}
         with self._uow() as uow:
-            for item in items:
-                # Only link a purchase that exists: an unknown purchase id lives in the details.
-                pid = item.purchase_id
-                linked = pid if pid is not None and uow.purchases.get(pid) else None
-                review = uow.payment_reviews.add(PaymentReview(
-                    id=None, dedup_key=item.key, event=event, kind=item.kind, purchase_id=linked,
-                    telegram_payment_charge_id=item.charge_id, details={**item.details, **extra}, created_at=now))
-                if review is None:
-                    continue
-                if mark_purchase and linked is not None:
-                    uow.purchases.mark_review(linked, item.kind, now)
-                new.append((item, review.id, linked))
+            # One statement per few hundred rows: a storm of differences is recorded in a blink, once.
+            added = uow.payment_reviews.add_many([PaymentReview(
+                id=None, dedup_key=item.key, event=event, kind=item.kind, purchase_id=item.purchase_id,
+                telegram_payment_charge_id=item.charge_id, details={**item.details, **extra}, created_at=now)
+                for item in by_key.values()])
+            if mark_purchase:
+                for review in added:
+                    if review.purchase_id is not None:
+                        uow.purchases.mark_review(review.purchase_id, review.kind, now)
             uow.commit()
-        for item, review_id, linked in new:
+        new = [(by_key[review.dedup_key], review.id) for review in added]
+        new.sort(key=lambda pair: pair[1] or 0)  # in the order found
+        for item, review_id in new:
             log.warning(item.summary, extra={"event": event, "kind": item.kind, "review_id": review_id,
-                                             "dedup_key": item.key, "purchase_id": linked})
+                                             "dedup_key": item.key, "purchase_id": item.purchase_id})
         groups = by_kind(AlertItem(item.kind, item.key, item.summary,
                                    {"review_id": review_id, "purchase_id": item.purchase_id,
                                     "telegram_payment_charge_id": item.charge_id, **item.details})
-                         for item, review_id, _ in new)
+                         for item, review_id in new)
         for kind, group in groups.items():
             headline, more = describe(kind, group) if describe is not None else (None, {})
             self._raise(grouped_alert(self._alerts, event, kind, group, now, headline,
                                       {**extra, **(alert_context or {}), **more}))
-        return {item.key for item, _, _ in new}
+        return {item.key for item, _ in new}
 
     def _raise(self, alert: RoutedAlert) -> None:
         if self._notifier is None:

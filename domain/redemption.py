@@ -216,7 +216,7 @@ class RedemptionService:
             accepted = Attempt(user_id=user_id, normalized_code_hash=attempt_hash, code_prefix=prefix,
                                result=RedeemResult.ACCEPTED, attempted_at=now, campaign_id=campaign_id)
             try:
-                created = self._create(uow, code, campaign, user_id, key, slot, now, accepted)
+                created = self._create(uow, code, campaign, user_id, key, slot, now, accepted, recorder)
             except DuplicateIdempotencyKey:
                 # A racing request with this key committed first: in the serial order this request comes
                 # after it, so check 1 decides -- its replay, or IDEMPOTENCY_KEY_REUSED.
@@ -237,11 +237,9 @@ class RedemptionService:
             if created is None:
                 uow.rollback()
                 return failed(RedeemResult.DEPLETED)
-            redemption, claimed_code, claimed_campaign = created
-            outcome = RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed_code, claimed_campaign)
-            if recorder is not None:
-                recorder.record(uow, outcome)
             uow.commit()
+        redemption, claimed_code, claimed_campaign = created
+        outcome = RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, claimed_code, claimed_campaign)
         return _Decision(outcome, None, committed=True)
 
     @staticmethod
@@ -253,9 +251,15 @@ class RedemptionService:
         return claimed is None
 
     def _create(self, uow: UnitOfWork, code: PromoCode, campaign: Campaign, user_id: int, key: str, slot: int,
-                now: datetime, accepted: Attempt) -> tuple[Redemption, PromoCode, Campaign] | None:
-        """The redemption (and for a grant its entitlement), the ACCEPTED attempt, then the claim: the redemption
-        with the claimed code and campaign, or None when the claim failed (the caller rolls back)."""
+                now: datetime, accepted: Attempt, recorder: OutcomeRecorder[RedeemOutcome] | None = None,
+                ) -> tuple[Redemption, PromoCode, Campaign] | None:
+        """The redemption (and for a grant its entitlement), the ACCEPTED attempt, the recorder's writes, then the
+        claim: the redemption with the claimed code and campaign, or None when the claim failed (the caller rolls
+        back, the recorder's writes with it).
+
+        The recorder writes BEFORE the claim, from the code and campaign as read (its reply needs the new
+        redemption's id, not the counters): the code and campaign rows, the ones every redeem of a launch burst
+        waits for, are then locked from the claim to the commit only, as without a recorder."""
         assert code.id is not None and campaign.id is not None
         if campaign.promo_type is PromoType.PREMIUM_GRANT:
             redemption = uow.redemptions.add(Redemption(
@@ -267,15 +271,22 @@ class RedemptionService:
             entitlements.grant(uow, user_id, campaign.grant_plan_code, campaign.grant_days, now,
                                LedgerSource.PROMO_GRANT, promo_redemption_id=redemption.id)
             uow.attempts.add(accepted)
-            claimed = uow.promo_codes.claim_capacity(code.id, now)
-            return (redemption, *claimed) if claimed is not None else None
-        # A reservation: the three writes at once (one statement on PostgreSQL).
-        return uow.redemptions.add_and_claim(Redemption(
-            id=None, promo_code_id=code.id, campaign_id=campaign.id, user_id=user_id, idempotency_key=key,
-            status=RedemptionStatus.RESERVED, discount_percent=campaign.discount_percent,
-            discount_stars=campaign.discount_stars, reserved_until=now + self._policy.reservation_ttl,
-            purchase_id=None, applied_purchase_id=None, created_at=now, updated_at=now, user_slot=slot,
-        ), accepted, now)
+        else:
+            reservation = Redemption(
+                id=None, promo_code_id=code.id, campaign_id=campaign.id, user_id=user_id, idempotency_key=key,
+                status=RedemptionStatus.RESERVED, discount_percent=campaign.discount_percent,
+                discount_stars=campaign.discount_stars, reserved_until=now + self._policy.reservation_ttl,
+                purchase_id=None, applied_purchase_id=None, created_at=now, updated_at=now, user_slot=slot,
+            )
+            if recorder is None:
+                # The three writes at once (one statement on PostgreSQL).
+                return uow.redemptions.add_and_claim(reservation, accepted, now)
+            redemption = uow.redemptions.add(reservation)
+            uow.attempts.add(accepted)
+        if recorder is not None:
+            recorder.record(uow, RedeemOutcome(RedeemResult.ACCEPTED, False, redemption, code, campaign))
+        claimed = uow.promo_codes.claim_capacity(code.id, now)
+        return (redemption, *claimed) if claimed is not None else None
 
     @staticmethod
     def _replay_or_reuse(

@@ -390,6 +390,10 @@ class PaymentReviews(Protocol):
         """Insert unless a review with the same ``dedup_key`` exists (open or resolved): then None."""
         ...
 
+    def add_many(self, reviews: Sequence[PaymentReview]) -> list[PaymentReview]:
+        """Insert each unless its ``dedup_key`` exists (open or resolved); the rows inserted, with their ids."""
+        ...
+
     def get(self, review_id: int) -> PaymentReview | None: ...
 
     def list(self, open_only: bool, limit: int, after_id: int | None = None) -> list[PaymentReview]:

@@ -203,6 +203,9 @@ class InMemoryPaymentReviews(MemoryTable):
         self._u.set(self._s.payment_review_keys, stored.dedup_key, new_id)
         return stored
 
+    def add_many(self, reviews: Sequence[PaymentReview]) -> list[PaymentReview]:
+        return [stored for stored in (self.add(r) for r in reviews) if stored is not None]
+
     def get(self, review_id: int) -> PaymentReview | None:
         return self._s.payment_reviews.get(review_id)
 

@@ -4,7 +4,9 @@ one row per ``dedup_key`` (the same difference found again is the same row)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
@@ -24,6 +26,18 @@ def review_from_row(row: ColumnValues) -> PaymentReview:
     )
 
 
+# Rows per INSERT statement (10 parameters each: well below SQLite's 32766).
+INSERT_CHUNK = 500
+
+
+def _values(review: PaymentReview) -> dict[str, Any]:
+    return {"dedup_key": review.dedup_key, "event": review.event, "kind": review.kind,
+            "purchase_id": review.purchase_id, "telegram_payment_charge_id": review.telegram_payment_charge_id,
+            # JSON-safe (dates and the like as text), as the in-memory adapter's copy would read back.
+            "details": json.loads(json.dumps(review.details, default=str)), "created_at": review.created_at,
+            "resolved_at": review.resolved_at, "resolution_note": review.resolution_note}
+
+
 class SqlPaymentReviews(SqlRepository):
     table = payment_reviews
 
@@ -32,14 +46,17 @@ class SqlPaymentReviews(SqlRepository):
         return review_from_row(row._mapping) if row is not None else None
 
     def add(self, review: PaymentReview) -> PaymentReview | None:
-        insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
-        return self._one(insert.values(
-            dedup_key=review.dedup_key, event=review.event, kind=review.kind, purchase_id=review.purchase_id,
-            telegram_payment_charge_id=review.telegram_payment_charge_id,
-            # JSON-safe (dates and the like as text), as the in-memory adapter's copy would read back.
-            details=json.loads(json.dumps(review.details, default=str)), created_at=review.created_at,
-            resolved_at=review.resolved_at, resolution_note=review.resolution_note,
-        ).on_conflict_do_nothing(index_elements=[self.table.c.dedup_key]).returning(self.table))
+        added = self.add_many([review])
+        return added[0] if added else None
+
+    def add_many(self, reviews: Sequence[PaymentReview]) -> list[PaymentReview]:
+        added: list[PaymentReview] = []
+        for start in range(0, len(reviews), INSERT_CHUNK):
+            insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
+            statement = insert.values([_values(r) for r in reviews[start:start + INSERT_CHUNK]])
+            statement = statement.on_conflict_do_nothing(index_elements=[self.table.c.dedup_key])
+            added += [review_from_row(row._mapping) for row in self._execute(statement.returning(self.table))]
+        return added
 
     def get(self, review_id: int) -> PaymentReview | None:
         return self._one(sa.select(self.table).where(self.table.c.id == review_id))

@@ -116,13 +116,14 @@ class OutboxDelivery:
             counts.add(one)
             if one.claimed > 0:
                 continue
-            wait = self._until_next_due() if wait_for_due else None
+            wait = self.until_next_due() if wait_for_due else None
             if wait is None or wait > deadline - time.monotonic():
                 break
             time.sleep(min(max(wait, 0.05), 1.0))
         return counts
 
-    def _until_next_due(self) -> float | None:
+    def until_next_due(self) -> float | None:
+        """Seconds until the next PENDING message may be claimed (negative: it may now); None: nothing pending."""
         now = self._clock.now()
         with self._uow() as uow:
             next_due = uow.telegram_outbox.summary(now).next_due_at
@@ -260,5 +261,8 @@ class OutboxWorker:
             with self._lock:
                 self.counts.add(counts)
             if counts.claimed == 0:
-                self._wake.wait(self._idle_wait)
+                # Asleep until a kick, the next message's due time (a 429's retry_after) or idle_wait at most.
+                until_due = self.delivery.until_next_due()
+                wait = self._idle_wait if until_due is None else min(max(until_due, 0.01), self._idle_wait)
+                self._wake.wait(wait)
                 self._wake.clear()

@@ -121,7 +121,7 @@ def gunicorn_options(bind: str, processes: int, threads: int, *, graceful_timeou
     return {
         "bind": [bind],
         "workers": processes,
-        "worker_class": "gthread",
+        "worker_class": DrainingThreadWorker,
         "threads": threads,
         "worker_connections": connections,
         "backlog": backlog,

@@ -5,20 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
-from wtforms import Field
+from flask import request
+from werkzeug.datastructures import CombinedMultiDict
+from wtforms import Field, Form
 
 from domain.errors import DomainError, ValidationError
 
 
-class ConsoleForm(FlaskForm):
-    """A console form. CSRF is checked once for every POST by the blueprint (security.py), not per form."""
+class _FromRequest:
+    """The default ``formdata``: the request's form fields and files on a POST, nothing otherwise."""
 
-    class Meta:
-        csrf = False
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+FROM_REQUEST = _FromRequest()
+
+
+class ConsoleForm(Form):
+    """A console form over WTForms. CSRF is checked once for every POST by the blueprint (security.py), not per
+    form. Built without ``formdata`` it reads the POSTed fields and files (like Flask-WTF's ``FlaskForm``)."""
+
+    def __init__(self, formdata: Any = FROM_REQUEST, **kwargs: Any) -> None:
+        if isinstance(formdata, _FromRequest):
+            formdata = CombinedMultiDict([request.files, request.form]) if request.method == "POST" else None
+        super().__init__(formdata, **kwargs)
         self.page_errors: list[str] = []
 
     def fail(self, exc: DomainError, field_names: dict[str, str] | None = None) -> None:
@@ -29,7 +37,7 @@ class ConsoleForm(FlaskForm):
                 name = (field_names or {}).get(entry["field"], entry["field"])
                 field = getattr(self, name, None)
                 if isinstance(field, Field):
-                    field.errors = [*(field.errors or []), entry["message"]]  # type: ignore[list-item]
+                    field.errors = [*(field.errors or []), entry["message"]]
                 else:
                     self.page_errors.append(f"{entry['field']}: {entry['message']}")
             return

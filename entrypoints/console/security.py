@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
@@ -24,6 +25,7 @@ from flask import Flask, Request, Response, abort, current_app, g, redirect, req
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as BaseResponse
 
 from domain.operators import Operator, OperatorRole, OperatorService
 from entrypoints.console.blueprint import bp
@@ -60,6 +62,7 @@ SECURITY_HEADERS = {
 }
 
 csrf = CSRFProtect()
+log = logging.getLogger("starpromo.console")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -160,7 +163,7 @@ def _same_origin(origin: str) -> bool:
 
 
 @bp.before_request
-def _guard() -> Response | None:
+def _guard() -> BaseResponse | None:
     cfg = config()
     if not address_allowed(client(), cfg.allowlist):
         abort(403, "client address is not in INTERNAL_IP_ALLOWLIST")
@@ -227,6 +230,15 @@ def _http_error(exc: HTTPException) -> tuple[str, int]:
     titles = {401: "Sign in first", 403: "Not allowed", 404: "Not found", 405: "Not allowed",
               413: "Upload too large", 429: "Too many requests"}
     return render_error(status, titles.get(status, "Error"), exc.description or "")
+
+
+@bp.errorhandler(Exception)
+def _unexpected(exc: Exception) -> tuple[str, int]:
+    """Anything unexpected: logged with its trace for ops, a plain page for the browser (never the trace)."""
+    log.exception("console request failed", extra={"event": "ops_console_error", "endpoint": request.endpoint})
+    return render_error(500, "Something went wrong",
+                        "Something went wrong on the server. Try again; if it keeps failing, tell the team "
+                        "running starpromo (the server log has the details).")
 
 
 def safe_next(target: str | None) -> str:

@@ -71,6 +71,22 @@ def test_resolving_is_once_and_a_resolved_key_still_blocks_a_new_row(uow_factory
         assert uow.payment_reviews.count_open() == 0
 
 
+def test_many_reviews_are_added_at_once_each_key_once(uow_factory: Factory) -> None:
+    """Issue 17: a run finding thousands of differences records them in a few statements."""
+    with uow_factory() as uow:
+        assert uow.payment_reviews.add(review("key-0")) is not None
+        uow.commit()
+    with uow_factory() as uow:
+        added = uow.payment_reviews.add_many([review(f"key-{i}") for i in range(1200)] + [review("key-7")])
+        assert sorted(r.dedup_key for r in added) == sorted(f"key-{i}" for i in range(1, 1200))
+        assert len({r.id for r in added}) == 1199 and all(r.id is not None for r in added)
+        assert uow.payment_reviews.add_many([]) == []
+        uow.commit()
+    with uow_factory() as uow:
+        assert uow.payment_reviews.count_open() == 1200
+        assert uow.payment_reviews.add_many([review("key-3"), review("key-new")])[0].dedup_key == "key-new"
+
+
 def test_reviews_list_by_id_open_only_after_an_id_and_up_to_a_limit(uow_factory: Factory) -> None:
     with uow_factory() as uow:
         ids = []

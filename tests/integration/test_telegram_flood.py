@@ -27,7 +27,7 @@ from tests.e2e.stack import SECRET_HEADER, STARPROMO, WEBHOOK_SECRET, Stack
 from tests.fakes.bot_api import FakeBotApi
 from tests.sql import fresh_pg_database, migrated
 
-USERS = 240
+USERS = 150
 FIRST_USER = 7_100_000
 LIMIT = 100  # the fake's global messages per second (and the bot's TELEGRAM_MAX_MESSAGES_PER_SECOND)
 CODE = "LAUNCH50"

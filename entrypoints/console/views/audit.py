@@ -26,7 +26,7 @@ class AuditFilterForm(ConsoleForm):
 
 @bp.route("/audit")
 def audit_log() -> tuple[str, int]:
-    form = AuditFilterForm(request.args, meta={"csrf": False})
+    form = AuditFilterForm(request.args)
     page = None
     status = 200
     if form.validate():

@@ -257,4 +257,6 @@ def code_status(code_id: int) -> Response | tuple[str, int]:
                                        "status": code.status.value, "actor": operator_name()})
     flash(f"Code {code_id} ({code.code_prefix}…) is {'paused' if target is CampaignStatus.PAUSED else 'active'} now.",
           "ok")
+    if form.back.data == "code":
+        return redirect(url_for("ops.code", code_id=code_id))
     return redirect(url_for("ops.campaign", campaign_id=code.campaign_id, **_back_args(form), _anchor="codes"))

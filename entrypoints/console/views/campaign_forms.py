@@ -9,8 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from flask_wtf.file import FileField
-from wtforms import BooleanField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
+from wtforms import BooleanField, FileField, HiddenField, IntegerField, SelectField, SelectMultipleField, StringField
 from wtforms.validators import AnyOf, InputRequired, Length, NumberRange, Optional
 
 from domain.batch import DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH
@@ -148,3 +147,4 @@ class CodeStatusForm(ConsoleForm):
     code_prefix = HiddenField("Code prefix")
     code_status = HiddenField("Code status")
     cursor = HiddenField("Cursor")
+    back = HiddenField("Back to")  # "code": back to the code's own page

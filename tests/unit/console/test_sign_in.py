@@ -132,3 +132,22 @@ def test_console_is_not_served_without_a_session_secret() -> None:
     settings = console_settings(OPS_SESSION_SECRET="")
     app = create_app(build_container(settings))
     assert app.test_client().get("/ops/sign-in").status_code == 404
+
+
+def test_an_unexpected_failure_shows_a_plain_page_and_no_trace(console_app: Flask) -> None:
+    client = console_app.test_client()
+    signed_in(client, ADMIN)
+    container = console_app.extensions["starpromo.container"]
+
+    class Broken:
+        def metrics(self, window_hours: int) -> None:
+            raise RuntimeError("secret internals")
+
+    from dependency_injector import providers
+
+    container.dashboard_service.override(providers.Object(Broken()))
+    page = client.get("/ops/")
+    assert page.status_code == 500
+    assert "Something went wrong" in page.text
+    assert "secret internals" not in page.text and "Traceback" not in page.text
+    assert page.headers["Content-Type"].startswith("text/html")
