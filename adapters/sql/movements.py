@@ -15,26 +15,20 @@ from adapters.sql.tables import star_movements
 from domain.model import MovementTotal, StarMovement
 from domain.star_transactions import NANOSTARS_PER_STAR
 
-# Rows per INSERT statement (9 parameters each: well below SQLite's 32766).
-INSERT_CHUNK = 500
-
-
 class SqlStarMovements(SqlRepository):
     table = star_movements
 
     def add_many(self, movements: Sequence[StarMovement]) -> int:
-        added = 0
-        for start in range(0, len(movements), INSERT_CHUNK):
-            rows = [{"transaction_id": m.transaction_id, "outgoing": m.outgoing, "kind": m.kind,
-                     "partner": m.partner, "transaction_type": m.transaction_type, "stars": m.stars,
-                     "nanostars": m.nanostars, "occurred_at": m.occurred_at}
-                    for m in movements[start:start + INSERT_CHUNK]]
-            insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
-            statement = insert.values(rows).on_conflict_do_nothing(
-                index_elements=[self.table.c.transaction_id, self.table.c.outgoing]).returning(
-                self.table.c.transaction_id)
-            added += len(self._execute(statement).all())
-        return added
+        if not movements:
+            return 0
+        rows = [{"transaction_id": m.transaction_id, "outgoing": m.outgoing, "kind": m.kind, "partner": m.partner,
+                 "transaction_type": m.transaction_type, "stars": m.stars, "nanostars": m.nanostars,
+                 "occurred_at": m.occurred_at} for m in movements]
+        # One compiled statement, sent as batched multi-row INSERTs ("insertmanyvalues") with RETURNING.
+        insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
+        statement = insert.on_conflict_do_nothing(
+            index_elements=[self.table.c.transaction_id, self.table.c.outgoing]).returning(self.table.c.transaction_id)
+        return len(self._execute(statement, rows).all())
 
     def totals(self, since: datetime, end: datetime) -> list[MovementTotal]:
         t = self.table

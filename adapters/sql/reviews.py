@@ -26,10 +26,6 @@ def review_from_row(row: ColumnValues) -> PaymentReview:
     )
 
 
-# Rows per INSERT statement (10 parameters each: well below SQLite's 32766).
-INSERT_CHUNK = 500
-
-
 def _values(review: PaymentReview) -> dict[str, Any]:
     return {"dedup_key": review.dedup_key, "event": review.event, "kind": review.kind,
             "purchase_id": review.purchase_id, "telegram_payment_charge_id": review.telegram_payment_charge_id,
@@ -50,13 +46,12 @@ class SqlPaymentReviews(SqlRepository):
         return added[0] if added else None
 
     def add_many(self, reviews: Sequence[PaymentReview]) -> list[PaymentReview]:
-        added: list[PaymentReview] = []
-        for start in range(0, len(reviews), INSERT_CHUNK):
-            insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
-            statement = insert.values([_values(r) for r in reviews[start:start + INSERT_CHUNK]])
-            statement = statement.on_conflict_do_nothing(index_elements=[self.table.c.dedup_key])
-            added += [review_from_row(row._mapping) for row in self._execute(statement.returning(self.table))]
-        return added
+        if not reviews:
+            return []
+        # One compiled statement, sent as batched multi-row INSERTs ("insertmanyvalues") with RETURNING.
+        insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
+        statement = insert.on_conflict_do_nothing(index_elements=[self.table.c.dedup_key]).returning(self.table)
+        return [review_from_row(row._mapping) for row in self._execute(statement, [_values(r) for r in reviews])]
 
     def get(self, review_id: int) -> PaymentReview | None:
         return self._one(sa.select(self.table).where(self.table.c.id == review_id))
