@@ -24,7 +24,7 @@ from bench.core import BenchConfig, Context, Databases, Services, WorkloadResult
 
 WORKLOADS = ("redeem_distinct", "redeem_giveaway", "redeem_hot", "redeem_http", "codes_generate",
              "codes_generate_100k", "migration_1m", "bruteforce_guard", "dashboard", "console_pages",
-             "reservation_expiry")
+             "reservation_expiry", "launch_burst")
 HERE = Path(__file__).resolve().parent
 
 
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  for c in r.checks))
         results.extend(produced)
 
-    from bench import codes, console, http, maint, migrate, redeem
+    from bench import codes, console, http, launch, maint, migrate, redeem
 
     try:
         step(redeem.NAMES, lambda: redeem.run(ctx, wanted))
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         step((maint.EXPIRY,), lambda: [maint.run_expiry(ctx)])
         step((codes.NAME, codes.NAME_100K), lambda: codes.run(ctx, wanted))
         step((migrate.NAME,), lambda: [migrate.run(ctx)])
+        step((launch.NAME,), lambda: [launch.run(ctx)])
     finally:
         ctx.databases.drop_all()
 

@@ -38,6 +38,9 @@ MIN_WINDOW_HOURS = 1
 MAX_WINDOW_HOURS = 720
 DEFAULT_WINDOW_HOURS = 24
 NON_ACCEPTED_RESULTS: tuple[RedeemResult, ...] = tuple(r for r in RedeemResult if r is not RedeemResult.ACCEPTED)
+# How long after an hour ends its attempts are folded into the hourly rollup (``Attempts.roll_up``): an attempt's
+# row carries the time of its redeem and is written in that redeem's transaction, well within this.
+ROLLUP_GRACE = timedelta(minutes=5)
 
 
 def iso(moment: datetime) -> str:
@@ -70,6 +73,7 @@ class DashboardService:
         # Repositories count [since, end); the window is [since, until], so what happens "now" counts.
         end = until + timedelta(microseconds=1)
         with self._uow() as uow:
+            roll_up_attempts(uow, since, until)
             counts = uow.attempts.counts_by_result(since, end)
             reservations_total = uow.redemptions.count_created(since, end, reservations_only=True)
             reservations_applied = uow.redemptions.count_applied_reservations(since, end)
@@ -122,6 +126,14 @@ class DashboardService:
             },
             "series": series,
         }
+
+
+def roll_up_attempts(uow: UnitOfWork, since: datetime, now: datetime) -> None:
+    """Bring the hourly rollup of attempts up to date for a window from ``since`` (its complete hours that ended
+    ``ROLLUP_GRACE`` before ``now``), committed at once so that later reads find it; the unit of work goes on in a
+    new transaction."""
+    if uow.attempts.roll_up(since, now - ROLLUP_GRACE):
+        uow.commit()
 
 
 def hour_start(moment: datetime) -> datetime:

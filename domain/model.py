@@ -282,13 +282,15 @@ class LedgerEntry:
 
 @attrs.frozen
 class Product:
-    """A premium plan sold for Telegram Stars."""
+    """A premium plan sold for Telegram Stars. ``title`` (1..32 characters) and ``description`` (1..255) are what
+    Telegram's ``sendInvoice`` accepts; without a description the bot writes one from the title and price."""
 
     code: str
     title: str
     stars: int
     plan_code: str
     days: int
+    description: str | None = None
 
 
 @attrs.frozen

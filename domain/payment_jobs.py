@@ -92,14 +92,16 @@ class ReviewAlerting:
             uow.commit()
         new = [(by_key[review.dedup_key], review.id) for review in added]
         new.sort(key=lambda pair: pair[1] or 0)  # in the order found
-        for item, review_id in new:
-            log.warning(item.summary, extra={"event": event, "kind": item.kind, "review_id": review_id,
-                                             "dedup_key": item.key, "purchase_id": item.purchase_id})
         groups = by_kind(AlertItem(item.kind, item.key, item.summary,
                                    {"review_id": review_id, "purchase_id": item.purchase_id,
                                     "telegram_payment_charge_id": item.charge_id, **item.details})
                          for item, review_id in new)
         for kind, group in groups.items():
+            # One line per kind, not per row (the rows are the record): a storm of differences is no log storm.
+            log.warning(group[0].summary if len(group) == 1 else f"{len(group)} new {kind} review items",
+                        extra={"event": event, "kind": kind, "count": len(group),
+                               "review_ids": [group[0].details["review_id"], group[-1].details["review_id"]],
+                               "dedup_key": group[0].key, "purchase_id": group[0].details["purchase_id"]})
             headline, more = describe(kind, group) if describe is not None else (None, {})
             self._raise(grouped_alert(self._alerts, event, kind, group, now, headline,
                                       {**extra, **(alert_context or {}), **more}))

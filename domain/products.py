@@ -2,8 +2,13 @@
 
 The default catalog is the SPEC's four plans. A host replaces it with a JSON file
 (``STARPROMO_PRODUCTS_FILE``): either a list of products or ``{"products": [...]}``, each
-``{"code", "stars", "days", "title"?, "plan_code"?}``. The file replaces the whole catalog
-(a shop chooses its plans); errors name the file and the field.
+``{"code", "stars", "days", "title"?, "description"?, "plan_code"?}``. The file replaces the whole catalog
+(a shop chooses its plans); errors name the file, the product and the field, and stop start-up.
+
+Telegram's limits hold here, not at the first tap on "buy" (issue 17): ``sendInvoice`` takes a ``title`` of
+1..32 characters and a ``description`` of 1..255, so a longer one is refused when the file is read — otherwise
+every buyer of that product would get "Something went wrong". The invoice payload (``purchase:<id>``, at most
+128 bytes) is ``domain.star_transactions.invoice_payload``.
 """
 
 from __future__ import annotations
@@ -21,7 +26,8 @@ PRODUCT_CODE_PATTERN = re.compile(r"^[A-Z0-9_]{1,32}$")
 PLAN_CODE_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_STARS = 1_000_000
 MAX_DAYS = 3650
-MAX_TITLE = 128
+MAX_TITLE = 32  # sendInvoice: title 1..32 characters
+MAX_DESCRIPTION = 255  # sendInvoice: description 1..255 characters
 
 DEFAULT_PRODUCTS: tuple[Product, ...] = (
     Product(code="PREMIUM_7D", title="Premium 7 days", stars=50, plan_code=PREMIUM_PLAN, days=7),
@@ -90,21 +96,36 @@ def parse_products(text: str, source: str = "STARPROMO_PRODUCTS_FILE") -> Produc
 def _parse_product(item: Any, where: str) -> Product:
     if not isinstance(item, dict):
         raise ConfigurationError(f"{where}: must be an object")
-    unknown = sorted(set(item) - {"code", "title", "stars", "plan_code", "days"})
+    unknown = sorted(set(item) - {"code", "title", "description", "stars", "plan_code", "days"})
     if unknown:
         raise ConfigurationError(f"{where}: unknown field(s) {', '.join(unknown)}")
     code = item.get("code")
     if not isinstance(code, str) or not PRODUCT_CODE_PATTERN.fullmatch(code):
         raise ConfigurationError(f"{where}.code: must be 1..32 characters A-Z 0-9 _")
-    stars = _integer(item.get("stars"), f"{where}.stars", MAX_STARS)
-    days = _integer(item.get("days"), f"{where}.days", MAX_DAYS)
+
+    def field(name: str) -> str:  # ``products[3].title (product GOLD_14D)``: where, and which product
+        return f"{where}.{name} (product {code})"
+
+    stars = _integer(item.get("stars"), field("stars"), MAX_STARS)
+    days = _integer(item.get("days"), field("days"), MAX_DAYS)
     plan_code = item.get("plan_code", PREMIUM_PLAN)
     if not isinstance(plan_code, str) or not PLAN_CODE_PATTERN.fullmatch(plan_code):
-        raise ConfigurationError(f"{where}.plan_code: must be 1..64 characters [A-Za-z0-9_.:-]")
-    title = item.get("title", code)
-    if not isinstance(title, str) or not title.strip() or len(title) > MAX_TITLE:
-        raise ConfigurationError(f"{where}.title: must be 1..{MAX_TITLE} characters")
-    return Product(code=code, title=title, stars=stars, plan_code=plan_code, days=days)
+        raise ConfigurationError(f"{field('plan_code')}: must be 1..64 characters [A-Za-z0-9_.:-]")
+    title = _invoice_text(item.get("title", code), field("title"), MAX_TITLE)
+    description = item.get("description")
+    if description is not None:
+        description = _invoice_text(description, field("description"), MAX_DESCRIPTION)
+    return Product(code=code, title=title, stars=stars, plan_code=plan_code, days=days, description=description)
+
+
+def _invoice_text(value: Any, where: str, maximum: int) -> str:
+    """A text Telegram's ``sendInvoice`` takes: 1..``maximum`` characters, not blank."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(f"{where}: must be a text of 1..{maximum} characters (Telegram sendInvoice)")
+    if len(value) > maximum:
+        raise ConfigurationError(f"{where}: {len(value)} characters; Telegram's sendInvoice takes at most "
+                                 f"{maximum}")
+    return value
 
 
 def _integer(value: Any, where: str, maximum: int) -> int:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from domain.dashboard import DEFAULT_WINDOW_HOURS, hourly_series, iso, validate_window_hours
+from domain.dashboard import DEFAULT_WINDOW_HOURS, hourly_series, iso, roll_up_attempts, validate_window_hours
 from domain.errors import NotFound, ValidationError
 from domain.model import (
     ATTEMPT_RESULTS,
@@ -70,6 +70,7 @@ class ReportService:
         with self._uow() as uow:
             if uow.campaigns.get(campaign_id) is None:
                 raise NotFound(f"campaign {campaign_id} not found")
+            roll_up_attempts(uow, since, until)
             attempts = uow.attempts.counts_by_result(since, end, campaign_id)
             redemptions = uow.redemptions.count_by_status_in_campaign(campaign_id, since)
             paid, revenue, discount = uow.purchases.paid_in_campaign(campaign_id, since)

@@ -17,8 +17,9 @@ from adapters.alerts import DeliveryOptions
 from adapters.sql.engine import DEFAULT_POOL_SIZE, POOL_MODES, POOL_SESSION
 from adapters.telegram.client import DEFAULT_API_URL
 from adapters.telegram.pacing import DEFAULT_MESSAGES_PER_SECOND
-from domain.outbox import DEFAULT_LEASE_SECONDS as DEFAULT_OUTBOX_LEASE_SECONDS
+from adapters.telegram.rules import check_webhook_secret
 from domain.errors import ConfigurationError
+from domain.outbox import DEFAULT_LEASE_SECONDS as DEFAULT_OUTBOX_LEASE_SECONDS
 from domain.policy import PromoPolicy
 
 T = TypeVar("T")
@@ -98,7 +99,7 @@ class Settings:
             internal_ip_allowlist=r.parse("INTERNAL_IP_ALLOWLIST", _parse_cidrs, d.internal_ip_allowlist),
             trusted_proxy_count=r.integer("TRUSTED_PROXY_COUNT", d.trusted_proxy_count, minimum=0),
             telegram_bot_token=r.text("TELEGRAM_BOT_TOKEN"),
-            telegram_webhook_secret=r.text("TELEGRAM_WEBHOOK_SECRET"),
+            telegram_webhook_secret=r.parse("TELEGRAM_WEBHOOK_SECRET", check_webhook_secret, None),
             telegram_api_url=r.url("TELEGRAM_API_URL", d.telegram_api_url),
             # Telegram lets a bot send about 30 messages a second (up to 1000 with paid broadcasts).
             telegram_max_messages_per_second=r.integer("TELEGRAM_MAX_MESSAGES_PER_SECOND",

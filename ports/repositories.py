@@ -303,6 +303,14 @@ class Attempts(Protocol):
         """(hour, attempts, accepted) per hour of ``attempted_at`` in ``[since, until)``; empty hours left out."""
         ...
 
+    def roll_up(self, since: datetime, before: datetime) -> int:
+        """Fold the attempts of every complete UTC hour from the hour of ``since`` to ``before`` that is not folded
+        yet into per-hour counts, which ``counts_by_result`` and ``hourly`` then read instead of the rows; the
+        number of hours folded now (PostgreSQL; elsewhere a no-op returning 0). ``before`` must lie far enough
+        behind the clock that no attempt of those hours can still arrive (``domain.dashboard.ROLLUP_GRACE``);
+        commit to keep the result."""
+        ...
+
     def for_user(self, user_id: int, limit: int) -> list[Attempt]:
         """The user's latest attempts, newest first."""
         ...

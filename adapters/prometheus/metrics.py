@@ -32,6 +32,9 @@ class PrometheusMetrics:
     two instances would write the same keys of the same file over each other."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        # The ``*_created`` series exist in one-process mode only; leaving them out (a process-wide switch of
+        # prometheus_client) keeps both outputs alike.
+        prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
         self.multiprocess = bool(getattr(values.ValueClass, "_multiprocess", False))
         r = self.registry
@@ -115,8 +118,6 @@ def process_metrics() -> PrometheusMetrics:
     global _process
     with _lock:
         if _process is None:
-            # The ``*_created`` series exist in one-process mode only; leaving them out keeps both outputs alike.
-            prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
             _process = PrometheusMetrics()
         return _process
 

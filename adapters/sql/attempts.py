@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.sql import attempt_rollup as rollup
 from adapters.sql._base import PgStatement, SqlRepository, hour_bucket, hour_start, utc
 from adapters.sql.rows import ATTEMPT_INSERT_COLUMNS, attempt_from_row, attempt_values
 from adapters.sql.tables import promo_attempts
@@ -82,8 +83,21 @@ class SqlAttempts(SqlRepository):
             conditions.append(table.c.campaign_id == campaign_id)
         return conditions
 
+    def _folded(self, since: datetime, until: datetime) -> list[datetime]:
+        """The complete hours inside ``[since, until)`` the rollup holds (none but on PostgreSQL)."""
+        if not self._postgres:
+            return []
+        return rollup.folded_hours(self._connection, rollup.ceil_hour(since), rollup.floor_hour(until))
+
+    def roll_up(self, since: datetime, before: datetime) -> int:
+        return rollup.fold(self._connection, since, before) if self._postgres else 0
+
     def counts_by_result(self, since: datetime, until: datetime, campaign_id: int | None = None
                          ) -> dict[RedeemResult, int]:
+        folded = self._folded(since, until)
+        if folded:
+            counts = rollup.counts_by_result(self._connection, since, until, campaign_id, folded)
+            return {RedeemResult(result): count for result, count in counts.items()}
         table = self.table
         statement = (sa.select(table.c.result, sa.func.count())
                      .where(*self._window(since, until, campaign_id)).group_by(table.c.result))
@@ -91,6 +105,11 @@ class SqlAttempts(SqlRepository):
 
     def hourly(self, since: datetime, until: datetime, campaign_id: int | None = None
                ) -> list[tuple[datetime, int, int]]:
+        folded = self._folded(since, until)
+        if folded:
+            per_hour = rollup.hourly(self._connection, since, until, campaign_id, folded,
+                                     hour_bucket(self.table.c.attempted_at, self._postgres))
+            return [(hour, n, ok) for hour, (n, ok) in sorted(per_hour.items())]
         table = self.table
         hour = hour_bucket(table.c.attempted_at, self._postgres).label("hour")
         accepted = sa.func.coalesce(sa.func.sum(sa.case((table.c.result == RedeemResult.ACCEPTED.value, 1),

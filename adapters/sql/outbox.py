@@ -15,11 +15,32 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from adapters.sql._base import ColumnValues, SqlRepository
-from adapters.sql.tables import telegram_outbox
+from adapters.sql._base import ColumnValues, SqlRepository, column_names
+from adapters.sql.tables import UTCDateTime, telegram_outbox
 from domain.outbox import MAX_ERROR, OutboxBacklog, OutboxMessage, OutboxStatus
 
 _PENDING = OutboxStatus.PENDING.value
+
+
+def _claim_statement(postgres: bool, one_chat: bool) -> sa.TextClause:
+    """The claim, written once as SQL (built from expression objects on every call it cost more CPU than the rest
+    of a webhook request): each chat's oldest PENDING row, due and not leased, oldest due first."""
+    chat = " AND head.chat_id = :chat_id" if one_chat else ""
+    lock = " FOR UPDATE OF head SKIP LOCKED" if postgres else ""  # SQLite: one writer at a time anyway
+    return sa.text(
+        "UPDATE telegram_outbox SET leased_until = :lease_until, attempts = attempts + 1, updated_at = :now "
+        "WHERE id IN (SELECT head.id FROM telegram_outbox AS head "
+        f"WHERE head.status = '{_PENDING}' AND head.next_attempt_at <= :now "
+        f"AND (head.leased_until IS NULL OR head.leased_until <= :now){chat} "
+        "AND NOT EXISTS (SELECT 1 FROM telegram_outbox AS older WHERE older.chat_id = head.chat_id "
+        f"AND older.status = '{_PENDING}' AND older.id < head.id) "
+        f"ORDER BY head.next_attempt_at, head.id LIMIT :limit{lock}) "
+        f"RETURNING {', '.join(column_names(telegram_outbox))}"
+    ).bindparams(sa.bindparam("now", type_=UTCDateTime()), sa.bindparam("lease_until", type_=UTCDateTime()))
+
+
+_CLAIM = {(postgres, one_chat): _claim_statement(postgres, one_chat).columns(*telegram_outbox.c)
+          for postgres in (True, False) for one_chat in (True, False)}
 
 
 def message_from_row(row: ColumnValues) -> OutboxMessage:
@@ -51,23 +72,11 @@ class SqlTelegramOutbox(SqlRepository):
 
     def claim_due(self, now: datetime, lease_until: datetime, limit: int,
                   chat_id: int | None = None) -> list[OutboxMessage]:
-        t = self.table
-        older = t.alias("older")
-        heads = (
-            sa.select(t.c.id)
-            .where(t.c.status == _PENDING, t.c.next_attempt_at <= now,
-                   sa.or_(t.c.leased_until.is_(None), t.c.leased_until <= now),
-                   ~sa.exists().where(older.c.chat_id == t.c.chat_id, older.c.status == _PENDING,
-                                      older.c.id < t.c.id))
-            .order_by(t.c.next_attempt_at, t.c.id)
-            .limit(limit)
-        )
+        params: dict[str, Any] = {"now": now, "lease_until": lease_until, "limit": limit}
         if chat_id is not None:
-            heads = heads.where(t.c.chat_id == chat_id)
-        claimed = self._many(
-            sa.update(t).where(t.c.id.in_(self._skip_locked(heads, t).scalar_subquery()))
-            .values(leased_until=lease_until, attempts=t.c.attempts + 1, updated_at=now)
-            .returning(t))
+            params["chat_id"] = chat_id
+        claimed = [message_from_row(row._mapping) for row in
+                   self._connection.execute(_CLAIM[(self._postgres, chat_id is not None)], params)]
         return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id or 0))
 
     def _change(self, message_id: int, **values: Any) -> bool:

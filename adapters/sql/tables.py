@@ -236,6 +236,19 @@ sa.Index(
 _partial_index("ix_promo_attempts_campaign_id_attempted_at", promo_attempts.c.campaign_id,
                promo_attempts.c.attempted_at, where="campaign_id IS NOT NULL")
 
+# The attempts of each complete UTC hour counted by result, once the hour is over (PostgreSQL; migration 0008):
+# ``campaign_id`` 0 counts every attempt of the hour, a campaign's id its attempts; a row of campaign -1 marks the
+# hour folded (even when it had no attempt). The dashboard and campaign stats read these rows for the folded hours
+# of their window and promo_attempts only for the rest (adapters/sql/attempts.py).
+promo_attempts_hourly = sa.Table(
+    "promo_attempts_hourly",
+    metadata,
+    sa.Column("campaign_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hour", UTCDateTime, primary_key=True),
+    sa.Column("result", sa.String(32), primary_key=True),
+    sa.Column("attempts", sa.BigInteger, nullable=False),
+)
+
 purchases = sa.Table(
     "purchases",
     metadata,

@@ -11,6 +11,7 @@ import click
 
 from adapters.jsonlog import configure_json_logging, log_event
 from adapters.telegram import TelegramApiError
+from adapters.telegram.rules import check_webhook_url
 from domain.errors import StorageUnavailable
 from entrypoints.bot.intake import UpdateIntake, update_id_of
 from entrypoints.bot.process import start_outbox_worker
@@ -70,7 +71,8 @@ def run_polling(container: Container, long_polling_timeout: int, stop: threading
 @click.command()
 @click.option("--polling", is_flag=True, help="Fetch updates by long polling (local use; removes a webhook).")
 @click.option("--webhook-url", metavar="URL",
-              help="Register URL (https://HOST/webhook/telegram) as the bot's webhook with TELEGRAM_WEBHOOK_SECRET.")
+              help="Register URL (https://HOST/webhook/telegram; Telegram takes https only) as the bot's webhook "
+                   "with TELEGRAM_WEBHOOK_SECRET.")
 @click.option("--poll-timeout", default=25, show_default=True, type=click.IntRange(1, 50),
               help="Long-polling wait per getUpdates call, in seconds.")
 @click.pass_context
@@ -84,8 +86,10 @@ def bot(ctx: click.Context, polling: bool, webhook_url: str | None, poll_timeout
     if not settings.telegram_bot_token:
         fail("configuration error: TELEGRAM_BOT_TOKEN is required", 2)
     if webhook_url:
-        if not webhook_url.startswith("https://") and not webhook_url.startswith("http://"):
-            fail("error: --webhook-url: must be an http(s) URL", 2)
+        try:
+            check_webhook_url(webhook_url)
+        except ValueError as exc:
+            fail(f"error: --webhook-url: {exc}", 2)
         if not settings.telegram_webhook_secret:
             fail("configuration error: TELEGRAM_WEBHOOK_SECRET is required for a webhook", 2)
         try:

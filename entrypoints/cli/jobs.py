@@ -22,13 +22,14 @@ def register(cli: click.Group) -> None:
 
 
 def _started(ctx: click.Context) -> Container:
-    """Build the container and everything start-up must validate (settings, alert policy, channels):
+    """Build the container and everything start-up must validate (settings, alert policy, channels, products):
     a bad value stops here with a message naming the variable, before any job runs."""
     with cli_errors():
         container = get_container(ctx)
         container.settings()
         container.alert_policy()
         container.notifier()
+        container.products()  # a products file Telegram's sendInvoice would refuse stops here, naming the product
     use_container(container)
     return container
 

@@ -132,6 +132,7 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, processes: int
 def _serve(ctx: click.Context, host: str, port: int, threads: int, processes: int, graceful_timeout: int) -> None:
     container = get_container(ctx)
     container.alert_policy()  # a bad OPS_ALERT_ESCALATION_POLICY_JSON stops start-up, naming the variable
+    container.products()  # so does a products file Telegram's sendInvoice would refuse, naming product and field
     if processes > 1 and container.settings().adapter_family == "memory":
         raise click.BadParameter("memory:// keeps its data inside one process; use one process or a database",
                                  param_hint="--processes")

@@ -192,12 +192,10 @@ def dump(cls: type, source: object = None, /, **given: Any) -> dict[str, Any]:
     mapping, the key) of ``source`` with the field's JSON name; datetimes as ISO 8601 UTC, enums as their values,
     nested shapes dumped the same way. A field with a default that neither gives is left out; a mapping with a
     key ``cls`` does not declare is a mistake (TypeError), never passed on undocumented."""
-    plan = _dump_plan(cls)
+    names, plan = _dump_plan(cls)
     mapping = source if isinstance(source, Mapping) else None
-    if mapping is not None:
-        extra = set(mapping) - {name for name, _, _ in plan}
-        if extra:
-            raise TypeError(f"{schema_name(cls)} does not declare {sorted(extra)}")
+    if mapping is not None and not names.issuperset(mapping):
+        raise TypeError(f"{schema_name(cls)} does not declare {sorted(set(mapping) - names)}")
     out: dict[str, Any] = {}
     for name, write, optional in plan:
         if name in given:
@@ -210,7 +208,7 @@ def dump(cls: type, source: object = None, /, **given: Any) -> dict[str, Any]:
             continue
         else:
             value = getattr(source, name)
-        out[name] = write(value)
+        out[name] = value if write is None or value is None else write(value)
     return out
 
 
@@ -218,8 +216,11 @@ Writer = Callable[[Any], Any]
 
 
 @functools.cache
-def _dump_plan(cls: type) -> list[tuple[str, Writer, bool]]:
-    return [(json_name(a), _writer(a.type), a.default is not attrs.NOTHING) for a in _fields(cls)]
+def _dump_plan(cls: type) -> tuple[frozenset[str], list[tuple[str, Writer | None, bool]]]:
+    """The member names of ``cls`` and, per member, its name, how its value is written (None: as it is) and
+    whether it may be left out. Built once per class: the redeem answer is written on the hot path."""
+    plan = [(json_name(a), _writer(a.type), a.default is not attrs.NOTHING) for a in _fields(cls)]
+    return frozenset(name for name, _, _ in plan), plan
 
 
 def _plain(value: Any) -> Any:
@@ -230,20 +231,26 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _writer(type_: Any) -> Writer:
-    """How a value of ``type_`` becomes JSON (built once per field)."""
+def _writer(type_: Any) -> Writer | None:
+    """How a non-null value of ``type_`` becomes JSON (built once per field); None: it is JSON already."""
     _, inner = _is_optional(type_)
+    if inner in (int, bool, float, Any):
+        return None
     if isinstance(inner, type) and attrs.has(inner):
         nested = inner
-        return lambda value: None if value is None else dump(nested, value)
+        return lambda value: dump(nested, value)
     origin = typing.get_origin(inner)
     if origin is list:
-        item = _writer(typing.get_args(inner)[0])
-        return lambda value: None if value is None else [item(v) for v in value]
+        item = _writer(typing.get_args(inner)[0]) or _same
+        return lambda value: [None if v is None else item(v) for v in value]
     if origin is dict:
-        each = _writer(typing.get_args(inner)[1])
-        return lambda value: None if value is None else {str(_plain(k)): each(v) for k, v in value.items()}
-    return _plain
+        each = _writer(typing.get_args(inner)[1]) or _same
+        return lambda value: {str(_plain(k)): None if v is None else each(v) for k, v in value.items()}
+    return _plain  # text, date-times, enums (a str member may be given a StrEnum)
+
+
+def _same(value: Any) -> Any:
+    return value
 
 
 def query_parameters(cls: type) -> list[dict[str, Any]]:

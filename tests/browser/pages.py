@@ -53,9 +53,11 @@ class FormInfo:
         return tuple(f for f in self.fields if f[0] != "csrf_token")
 
 
+# Attributes, not properties: a form with a field named "action" (the audit filter) hides its action property.
 _FORMS_JS = """() => Array.from(document.forms).map(f => ({
-  action: f.action, method: (f.getAttribute('method') || 'get').toLowerCase(),
-  enctype: f.enctype,
+  action: new URL(f.getAttribute('action') || '', document.baseURI).href,
+  method: (f.getAttribute('method') || 'get').toLowerCase(),
+  enctype: (f.getAttribute('enctype') || 'application/x-www-form-urlencoded').toLowerCase(),
   fields: Array.from(f.elements).filter(e => e.name && e.tagName !== 'BUTTON')
             .map(e => [e.name, (e.type || e.tagName).toLowerCase(), e.value || '']),
   submit: (f.querySelector('button[type=submit], button:not([type])') || {}).textContent || ''

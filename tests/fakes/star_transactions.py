@@ -84,7 +84,7 @@ def paid_media_payment(tx_id: str, amount: int, user_id: int, date: datetime, ou
     """A user buying paid media (incoming), or that payment given back (outgoing)."""
     partner = _user_partner("paid_media_payment", user_id, paid_media_payload="album-7",
                             paid_media=[{"type": "preview", "width": 1280, "height": 720}])
-    return _tx(tx_id, amount, date, **({"receiver": partner} if outgoing else {"source": partner}))
+    return _tx(tx_id, amount, date, receiver=partner) if outgoing else _tx(tx_id, amount, date, source=partner)
 
 
 def gift_purchase(tx_id: str, amount: int, user_id: int, date: datetime) -> dict[str, Any]:
@@ -144,7 +144,7 @@ def affiliate_commission(tx_id: str, amount: int, nanostar_amount: int, date: da
 def other_partner(tx_id: str, amount: int, date: datetime, outgoing: bool = True) -> dict[str, Any]:
     """``TransactionPartnerOther``: a transaction with an unspecified partner."""
     partner = {"type": "other"}
-    return _tx(tx_id, amount, date, **({"receiver": partner} if outgoing else {"source": partner}))
+    return _tx(tx_id, amount, date, receiver=partner) if outgoing else _tx(tx_id, amount, date, source=partner)
 
 
 def future_partner(tx_id: str, amount: int, date: datetime) -> dict[str, Any]:

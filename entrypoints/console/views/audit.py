@@ -12,6 +12,7 @@ from domain.model import AuditFilter
 from entrypoints.console import security
 from entrypoints.console.blueprint import bp
 from entrypoints.console.forms import ConsoleForm, blank_to_none
+from entrypoints.http.convert import MAX_INT64
 
 PAGE_SIZE = 50
 
@@ -21,7 +22,7 @@ class AuditFilterForm(ConsoleForm):
     action = SelectField("Action", choices=[("", "any"), *((a, a) for a in ACTIONS)], default="")
     target_type = SelectField("Target type", choices=[("", "any"), *((t, t) for t in TARGET_TYPES)], default="")
     target_id = StringField("Target id", validators=[Optional(), Length(max=64)], filters=[blank_to_none])
-    cursor = IntegerField("Cursor", validators=[Optional(), NumberRange(min=1)])
+    cursor = IntegerField("Cursor", validators=[Optional(), NumberRange(min=1, max=MAX_INT64)])
 
 
 @bp.route("/audit")

@@ -16,6 +16,7 @@ from domain.batch import DEFAULT_CODE_LENGTH, MAX_CODE_LENGTH, MIN_CODE_LENGTH
 from domain.campaigns import MAX_CAMPAIGN_NAME, MAX_REASON
 from domain.model import CampaignStatus, PromoType, TargetScope
 from entrypoints.console.forms import ConsoleForm, blank_to_none
+from entrypoints.http.convert import MAX_INT64
 
 # The console generates at most this many codes per request (the report is built in memory); the CLI does more.
 MAX_CONSOLE_GENERATE = 100_000
@@ -72,7 +73,7 @@ class CampaignFilterForm(ConsoleForm):
                        filters=[blank_to_none])
     status = SelectField("Status", choices=[("", "any"), *STATUS_CHOICES], default="")
     promo_type = SelectField("Type", choices=[("", "any"), *TYPE_CHOICES], default="")
-    cursor = IntegerField("Cursor", validators=[Optional(), NumberRange(min=1)])
+    cursor = IntegerField("Cursor", validators=[Optional(), NumberRange(min=1, max=MAX_INT64)])
 
 
 # --- a new campaign -----------------------------------------------------------------------------------
@@ -102,7 +103,7 @@ class CampaignForm(ConsoleForm):
 class CodeFilterForm(ConsoleForm):
     code_prefix = StringField("Code prefix", validators=[Optional(), Length(max=4)], filters=[blank_to_none])
     code_status = SelectField("Code status", choices=[("", "any"), *STATUS_CHOICES], default="")
-    cursor = IntegerField("Cursor", validators=[Optional(), NumberRange(min=1)])
+    cursor = IntegerField("Cursor", validators=[Optional(), NumberRange(min=1, max=MAX_INT64)])
 
 
 class StatusForm(ConsoleForm):

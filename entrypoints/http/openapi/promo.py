@@ -47,6 +47,16 @@ def paths() -> dict[str, Any]:
         "/readyz": {"get": {"summary": "Readiness: the database is reachable", "operationId": "readyz",
                             "tags": ["health"], "security": [],
                             "responses": {"200": as_json(ref(outputs.Health), "Ready"), "503": error("NOT_READY")}}},
+        "/metrics": {"get": {
+            "summary": "Prometheus text exposition (SPEC 15): no token, but only from INTERNAL_IP_ALLOWLIST",
+            "operationId": "metrics", "tags": ["health"], "security": [],
+            "responses": {
+                "200": {"description": "The metrics of every process of this server",
+                        "content": {"text/plain": {"schema": {"type": "string"}}}},
+                "403": error("Client address outside INTERNAL_IP_ALLOWLIST"),
+                "404": error("Metrics are not recorded with Prometheus in this process"),
+            },
+        }},
     }
 
 

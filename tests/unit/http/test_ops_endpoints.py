@@ -9,7 +9,7 @@ from dependency_injector import providers
 from flask import Flask
 
 from adapters.memory import InMemoryPaymentGateway, ManualClock
-from domain.model import Purchase
+from domain.model import Purchase, StarTransaction
 from entrypoints.container import Container
 from entrypoints.http import create_app
 from tests.unit.http.conftest import AUTH, Api, assert_error, make_container
@@ -211,6 +211,23 @@ def test_dashboard_counts_codes_paused_on_their_own(api: Api) -> None:
 
 def test_dashboard_defaults_to_24_hours(api: Api) -> None:
     assert api.get("/internal/promo/dashboard").json["window"]["hours"] == 24
+
+
+def test_dashboard_payments_show_the_other_star_movements_the_reconciliation_recorded(
+        api: Api, container: Container, gateway: InMemoryPaymentGateway, clock: ManualClock) -> None:
+    """Issue 17: a withdrawal and paid broadcasts are no purchase's business: counted, exact, never a difference."""
+    now = clock.now()
+    gateway.transactions += [
+        StarTransaction(id="wd-1", amount=5000, date=now, user_id=None, outgoing=True, partner="fragment",
+                        transaction_type=None),
+        StarTransaction(id="bc-1", amount=0, date=now, user_id=None, outgoing=True, partner="telegram_api",
+                        transaction_type=None, nanostar_amount=300_000_000),
+    ]
+    assert container.reconciliation_service().reconcile().matches
+    movements = api.get("/internal/promo/dashboard").json["payments"]["other_movements"]
+    assert movements == {"count": 2, "kinds": [
+        {"kind": "paid_broadcast", "direction": "outgoing", "count": 1, "stars": 0, "nanostar_amount": 300_000_000},
+        {"kind": "withdrawal", "direction": "outgoing", "count": 1, "stars": 5000, "nanostar_amount": 0}]}
 
 
 @pytest.mark.parametrize("bad", ["0", "721", "abc", "-1", "1.5", ""])
