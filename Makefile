@@ -16,7 +16,9 @@ demo: venv
 	$(BIN)/starpromo demo
 
 # Starts a throwaway PostgreSQL and Redis on loopback, then runs the whole suite against them.
+# scripts/browser-deps.sh: chromium (apt-get) and axe-core (npm, into .cache/axe) for the browser tests.
 test: venv
+	scripts/browser-deps.sh >/dev/null
 	PATH="$(abspath $(BIN)):$$PATH" scripts/with-services.sh $(MAKE) --no-print-directory check
 
 check:

@@ -289,7 +289,8 @@ def run(ctx: Context) -> WorkloadResult:
         "send time (no coordinated omission), each paced run started once the machine is quiet again (>= 85 % "
         "idle over 1 s, at most 20 s of waiting) — latency at the required load, not at saturation, where "
         f"p50 = {cfg.workers} clients / throughput by Little's law. Server: starpromo serve --processes "
-        f"{cfg.serve_processes} --threads {threads} (waitress in each pre-forked process).")
+        f"{cfg.serve_processes} --threads {threads} (gunicorn with threaded workers when more than one process, "
+        "waitress in one).")
     try:
         server.wait_ready()
         base_counter = [int(time.time()) * 10**6]

@@ -94,7 +94,7 @@ class ReportService:
         now = self._clock.now()
         with self._uow() as uow:
             redemptions = uow.redemptions.for_user(user_id, USER_VIEW_LIMIT)
-            codes = {r.promo_code_id: uow.promo_codes.get(r.promo_code_id) for r in redemptions}
+            codes = uow.promo_codes.get_many(sorted({r.promo_code_id for r in redemptions}))
             campaigns = uow.campaigns.get_many(sorted({r.campaign_id for r in redemptions}))
             purchases = uow.purchases.for_user(user_id, USER_VIEW_LIMIT)
             entitlement = uow.entitlements.get(user_id)

@@ -121,6 +121,10 @@ class PromoCodes(Protocol):
 
     def get(self, promo_code_id: int) -> PromoCode | None: ...
 
+    def get_many(self, promo_code_ids: Sequence[int]) -> dict[int, PromoCode]:
+        """The stored codes among ``promo_code_ids``, by id (one query: a support page lists many)."""
+        ...
+
     def get_by_hashes(self, code_hashes: Sequence[str]) -> PromoCode | None:
         """The code whose ``code_hash`` is any of ``code_hashes`` (first match wins)."""
         ...

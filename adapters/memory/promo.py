@@ -189,6 +189,9 @@ class InMemoryPromoCodes(MemoryTable):
     def get(self, promo_code_id: int) -> PromoCode | None:
         return self._s.codes.get(promo_code_id)
 
+    def get_many(self, promo_code_ids: Sequence[int]) -> dict[int, PromoCode]:
+        return {i: self._s.codes[i] for i in promo_code_ids if i in self._s.codes}
+
     def get_by_hashes(self, code_hashes: Sequence[str]) -> PromoCode | None:
         """The code whose ``code_hash`` is any of ``code_hashes`` (the first hash that matches wins)."""
         for h in code_hashes:

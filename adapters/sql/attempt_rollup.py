@@ -116,10 +116,10 @@ def _key(campaign_id: int | None) -> int:
     return ALL_CAMPAIGNS if campaign_id is None else campaign_id
 
 
-def _raw_window(spans_: Sequence[tuple[datetime, datetime]], campaign_id: int | None) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = [sa.or_(*(sa.and_(_attempts.c.attempted_at >= start,
-                                                                 _attempts.c.attempted_at < stop)
-                                                         for start, stop in spans_))]
+def _raw_window(start: datetime, stop: datetime, campaign_id: int | None) -> list[sa.ColumnElement[bool]]:
+    """One span of the rows: a single range of ``attempted_at`` (an index range scan; one statement per span rather
+    than an ``OR`` of ranges, which PostgreSQL answers with a bitmap of heap pages)."""
+    conditions = [_attempts.c.attempted_at >= start, _attempts.c.attempted_at < stop]
     if campaign_id is not None:
         conditions.append(_attempts.c.campaign_id == campaign_id)
     return conditions
@@ -133,10 +133,9 @@ def counts_by_result(connection: sa.Connection, since: datetime, until: datetime
               .where(_rollup.c.campaign_id == _key(campaign_id), _rollup.c.hour.in_(list(folded)))
               .group_by(_rollup.c.result))
     rows: list[Any] = list(connection.execute(rolled))
-    rest = raw_spans(since, until, folded)
-    if rest:
+    for start, stop in raw_spans(since, until, folded):
         raw = (sa.select(_attempts.c.result, sa.func.count())
-               .where(*_raw_window(rest, campaign_id)).group_by(_attempts.c.result))
+               .where(*_raw_window(start, stop, campaign_id)).group_by(_attempts.c.result))
         rows += list(connection.execute(raw))
     for result, count in rows:
         out[result] = out.get(result, 0) + int(count)
@@ -153,11 +152,11 @@ def hourly(connection: sa.Connection, since: datetime, until: datetime, campaign
               .where(_rollup.c.campaign_id == _key(campaign_id), _rollup.c.hour.in_(list(folded)))
               .group_by(_rollup.c.hour))
     out = {floor_hour(hour): (int(n), int(ok)) for hour, n, ok in connection.execute(rolled)}
-    rest = raw_spans(since, until, folded)
-    if rest:
-        bucket = hour_bucket.label("hour")
-        accepted = sa.func.coalesce(sa.func.sum(sa.case((_attempts.c.result == ACCEPTED, 1), else_=0)), 0)
-        raw = sa.select(bucket, sa.func.count(), accepted).where(*_raw_window(rest, campaign_id)).group_by(bucket)
+    bucket = hour_bucket.label("hour")
+    accepted = sa.func.coalesce(sa.func.sum(sa.case((_attempts.c.result == ACCEPTED, 1), else_=0)), 0)
+    for start, stop in raw_spans(since, until, folded):
+        raw = (sa.select(bucket, sa.func.count(), accepted)
+               .where(*_raw_window(start, stop, campaign_id)).group_by(bucket))
         for bucket_value, n, ok in connection.execute(raw):
             key = hour_start(bucket_value)
             before = out.get(key, (0, 0))

@@ -179,6 +179,14 @@ class SqlPromoCodes(SqlRepository):
     def get(self, promo_code_id: int) -> PromoCode | None:
         return self._one_with(_BY_ID, {"promo_code_id_": promo_code_id}, _PG_BY_ID)
 
+    def get_many(self, promo_code_ids: Sequence[int]) -> dict[int, PromoCode]:
+        found: dict[int, PromoCode] = {}
+        for chunk in in_chunks(sorted(set(promo_code_ids))):
+            for code in self._many(sa.select(self.table).where(self.table.c.id.in_(chunk))):
+                assert code.id is not None
+                found[code.id] = code
+        return found
+
     def get_by_hashes(self, code_hashes: Sequence[str]) -> PromoCode | None:
         if not code_hashes:
             return None

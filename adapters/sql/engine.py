@@ -7,8 +7,8 @@ pooler that gives each client its own server connection): server-side prepared s
 default threshold (a statement run 5 times on a connection is prepared there). Pool mode ``transaction`` (PgBouncer
 in transaction pooling mode in front): no prepared statements at all. Such a pooler hands each transaction to any
 of its server connections, so a statement prepared on one is missing on the next ("prepared statement "_pg3_0"
-does not exist") or already there under the same name; under concurrent redeems that was a 5xx for roughly every
-second request. Nothing else here depends on the server connection outliving a transaction: no session ``SET``
+does not exist") or already there under the same name; under concurrent redeems that was a 5xx for more than a
+third of the requests. Nothing else here depends on the server connection outliving a transaction: no session ``SET``
 (only ``SET LOCAL``), no advisory locks, no ``LISTEN``, no temporary table outliving its transaction.
 """
 

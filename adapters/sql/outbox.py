@@ -3,6 +3,11 @@
 The claim is one ``UPDATE ... WHERE id IN (SELECT ... FOR UPDATE SKIP LOCKED) RETURNING``: two delivery
 processes never take the same row, and a chat whose oldest PENDING row is taken (or not due) gives none,
 so a chat's messages go out one at a time, in order.
+
+On PostgreSQL the claim and the marks a delivery makes (sent, put back, failed) go the raw psycopg way, each
+statement alone a transaction of its own when nothing else is open (``SqlRepository.run_raw``): one round trip
+instead of BEGIN, statement, COMMIT. A launch burst makes several of them per reply, and on a busy 2-core host each
+round trip is a wait for the scheduler.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from adapters.sql._base import ColumnValues, SqlRepository, column_names
+from adapters.sql._base import ColumnValues, PgStatement, SqlRepository, column_names, utc
 from adapters.sql.tables import UTCDateTime, telegram_outbox
 from domain.outbox import MAX_ERROR, OutboxBacklog, OutboxMessage, OutboxStatus
 
@@ -41,6 +46,36 @@ def _claim_statement(postgres: bool, one_chat: bool) -> sa.TextClause:
 
 _CLAIM = {(postgres, one_chat): _claim_statement(postgres, one_chat).columns(*telegram_outbox.c)
           for postgres in (True, False) for one_chat in (True, False)}
+_COLUMNS = column_names(telegram_outbox)
+_TIMESTAMPS = frozenset(c.name for c in telegram_outbox.c if isinstance(c.type, UTCDateTime))
+
+
+def _pg(sql: str) -> PgStatement:
+    """``sql`` with ``:name`` placeholders as psycopg's ``%(name)s`` (timestamps cast, as the column types)."""
+    for name in ("lease_until", "now", "next_attempt_at"):
+        sql = sql.replace(f":{name}", f"%({name})s::timestamptz")
+    for name in ("limit", "chat_id", "message_id", "telegram_message_id", "error"):
+        sql = sql.replace(f":{name}", f"%({name})s")
+    return PgStatement.text(sql)
+
+
+_PG_CLAIM = {one_chat: _pg(str(_claim_statement(True, one_chat))) for one_chat in (True, False)}
+_PG_MARK = {
+    "sent": _pg(f"UPDATE telegram_outbox SET status = '{OutboxStatus.SENT.value}', telegram_message_id = "
+                ":telegram_message_id, sent_at = :now, leased_until = NULL, updated_at = :now "
+                f"WHERE id = :message_id AND status = '{_PENDING}'"),
+    "reschedule": _pg("UPDATE telegram_outbox SET next_attempt_at = :next_attempt_at, leased_until = NULL, "
+                      f"updated_at = :now, last_error = :error WHERE id = :message_id AND status = '{_PENDING}'"),
+    "failed": _pg(f"UPDATE telegram_outbox SET status = '{OutboxStatus.FAILED.value}', leased_until = NULL, "
+                  f"updated_at = :now, last_error = :error WHERE id = :message_id AND status = '{_PENDING}'"),
+}
+
+
+def _from_tuple(row: Any) -> OutboxMessage:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    for name in _TIMESTAMPS:
+        values[name] = utc(values[name])
+    return message_from_row(values)
 
 
 def message_from_row(row: ColumnValues) -> OutboxMessage:
@@ -75,9 +110,16 @@ class SqlTelegramOutbox(SqlRepository):
         params: dict[str, Any] = {"now": now, "lease_until": lease_until, "limit": limit}
         if chat_id is not None:
             params["chat_id"] = chat_id
-        claimed = [message_from_row(row._mapping) for row in
-                   self._connection.execute(_CLAIM[(self._postgres, chat_id is not None)], params)]
+        if self._postgres:
+            cursor = self.run_raw(_PG_CLAIM[chat_id is not None], params, alone=True)
+            claimed = [_from_tuple(row) for row in cursor.fetchall()]
+        else:
+            claimed = [message_from_row(row._mapping) for row in
+                       self._connection.execute(_CLAIM[(False, chat_id is not None)], params)]
         return sorted(claimed, key=lambda m: (m.next_attempt_at, m.id or 0))
+
+    def _mark_pg(self, kind: str, **params: Any) -> bool:
+        return bool(self.run_raw(_PG_MARK[kind], params, alone=True).rowcount)
 
     def _change(self, message_id: int, **values: Any) -> bool:
         t = self.table
@@ -85,14 +127,21 @@ class SqlTelegramOutbox(SqlRepository):
         return bool(result.rowcount)
 
     def mark_sent(self, message_id: int, telegram_message_id: int, now: datetime) -> bool:
+        if self._postgres:
+            return self._mark_pg("sent", message_id=message_id, telegram_message_id=telegram_message_id, now=now)
         return self._change(message_id, status=OutboxStatus.SENT.value, telegram_message_id=telegram_message_id,
                             sent_at=now, leased_until=None, updated_at=now)
 
     def reschedule(self, message_id: int, next_attempt_at: datetime, error: str | None, now: datetime) -> bool:
+        if self._postgres:
+            return self._mark_pg("reschedule", message_id=message_id, next_attempt_at=next_attempt_at, now=now,
+                                 error=error[:MAX_ERROR] if error is not None else None)
         return self._change(message_id, next_attempt_at=next_attempt_at, leased_until=None, updated_at=now,
                             last_error=error[:MAX_ERROR] if error is not None else None)
 
     def mark_failed(self, message_id: int, error: str, now: datetime) -> bool:
+        if self._postgres:
+            return self._mark_pg("failed", message_id=message_id, now=now, error=error[:MAX_ERROR])
         return self._change(message_id, status=OutboxStatus.FAILED.value, leased_until=None, updated_at=now,
                             last_error=error[:MAX_ERROR])
 

@@ -285,6 +285,8 @@ sa.Index(None, purchases.c.paid_at)
 sa.Index(None, purchases.c.refunded_at)
 _partial_index("ix_purchases_failed_updated_at", purchases.c.updated_at, where="status = 'FAILED'")
 _partial_index("ix_purchases_review_updated_at", purchases.c.updated_at, where="review_reason IS NOT NULL")
+# The support view of one user (the ops console's user page): the user's purchases, newest first (migration 0009).
+sa.Index(None, purchases.c.user_id, purchases.c.created_at)
 
 # Payment differences and unsafe recoveries for a human (issue 10). The unique dedup_key is what makes each
 # distinct difference one row and one alert, however many job runs (or racing runs) find it.

@@ -91,7 +91,7 @@ def handle_update(bot: PromoBot, raw: Mapping[str, Any], uow_factory: UnitOfWork
     return Intake.PROCESSED
 
 
-def deliver_now(outbox: OutboxWorker, chats: set[int]) -> None:
+def deliver_now(outbox: OutboxWorker, chats: list[int]) -> None:
     """The replies just committed, sent now if they may go at once; a failure here loses nothing (they stay owed)."""
     try:
         outbox.delivery.deliver_chats(chats)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
@@ -95,11 +96,11 @@ class OutboxDelivery:
         return counts
 
     def deliver_chats(self, chat_ids: Iterable[int]) -> DeliveryCounts:
-        """Right after a commit: each chat's due messages now, as far as its turn and the budget allow without
-        waiting for the budget (the rest stays for the worker)."""
+        """Right after a commit: the replies just written (``chat_ids``: one entry per reply), now, as far as their
+        chat's turn and the budget allow without waiting for the budget (the rest stays for the worker)."""
         counts = DeliveryCounts()
-        for chat_id in sorted(set(chat_ids)):
-            while True:
+        for chat_id, owed in sorted(Counter(chat_ids).items()):
+            for _ in range(owed):
                 one = self.deliver_due(chat_id=chat_id, budget_wait=0.0, limit=1)
                 counts.add(one)
                 if one.sent == 0:

@@ -58,7 +58,7 @@ class Turn:
         self._pending: list[Reply] = []
         self._written = 0
         self.recorded = False  # the mark (and the replies so far) were written in a transaction that committed
-        self.chats: set[int] = set()
+        self.chats: list[int] = []  # the chat of each reply written, in order
 
     # --- what the handler owes ----------------------------------------------------------------------------
 
@@ -86,7 +86,7 @@ class Turn:
             uow.telegram_outbox.add(OutboxMessage.owed(reply.chat_id, f"{self._key}:{self._written}", reply.method,
                                                        reply.payload, now))
             self._written += 1
-            self.chats.add(reply.chat_id)
+            self.chats.append(reply.chat_id)
         self._pending.clear()
         self.recorded = True
 

@@ -18,10 +18,10 @@ from datetime import datetime, timedelta
 import attrs
 
 from adapters.memory.clock import ManualClock
-from domain.batch import BatchService, GeneratedRow, ReportRow
+from domain.batch import BatchService
 from domain.campaigns import CampaignSpec
 from domain.checkout import CheckoutService
-from domain.code_files import CodeTerms
+from domain.code_files import CodeTerms, GeneratedRow, ReportRow
 from domain.codes import CodeHasher
 from domain.errors import DomainError
 from domain.maintenance import MaintenanceService
@@ -132,6 +132,7 @@ def seed_history(container: Container, now: datetime, *, seed: int = 7) -> Histo
                 clock.set(clock.now() + timedelta(minutes=rng.randrange(1, 9)))
                 try:
                     purchase = checkout.init(user, rng.choice(product_codes), outcome.redemption.id)
+                    assert purchase.id is not None
                     checkout.mark_invoice_sent(purchase.id)
                     checkout.precheckout(purchase.id, purchase.final_stars_amount)
                     checkout.successful_payment(purchase.id, f"demo-charge-{purchase.id}", purchase.final_stars_amount)

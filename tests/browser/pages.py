@@ -9,13 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from playwright.sync_api import APIResponse, Page
+from playwright.sync_api import APIResponse, FilePayload, FloatRect, Page, ViewportSize
 
 from tests.browser.server import PASSWORD
 
+# What Playwright's request API takes as a form body and a multipart body.
+Form = dict[str, str | float | bool]
+Multipart = dict[str, str | float | bool | bytes | FilePayload]
+
 ROOT = Path(__file__).resolve().parents[2]
 IMG = ROOT / "docs" / "img"
-VIEWPORT = {"width": 1280, "height": 800}
+VIEWPORT: ViewportSize = {"width": 1280, "height": 800}
 # What must never reach an operator's screen: a Python traceback or a server error page's wording.
 STACK_TRACE = re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\.py\", line \d+|"
                          r"Internal Server Error|werkzeug\.exceptions|sqlalchemy\.exc", re.I)
@@ -156,7 +160,11 @@ def describe_violations(url: str, violations: list[dict[str, Any]]) -> str:
 # --- screenshots -------------------------------------------------------------------------------------------------
 
 # A long page (a campaign's 50 codes) is cut here: the picture shows the top, and stays a few hundred KB.
-MAX_SHOT_HEIGHT = 2600
+MAX_SHOT_HEIGHT = 2400
+
+
+def csv_file(content: bytes) -> FilePayload:
+    return {"name": "codes.csv", "mimeType": "text/csv", "buffer": content}
 
 
 def screenshot(page: Page, name: str) -> Path:
@@ -165,8 +173,8 @@ def screenshot(page: Page, name: str) -> Path:
     IMG.mkdir(parents=True, exist_ok=True)
     path = IMG / f"console-{name}.png"
     height = int(page.evaluate("document.documentElement.scrollHeight"))
-    clip = None
+    clip: FloatRect | None = None
     if height > MAX_SHOT_HEIGHT:
         clip = {"x": 0, "y": 0, "width": VIEWPORT["width"], "height": MAX_SHOT_HEIGHT}
-    page.screenshot(path=str(path), full_page=True, clip=clip, animations="disabled", caret="hide")  # type: ignore[arg-type]
+    page.screenshot(path=str(path), full_page=True, clip=clip, animations="disabled", caret="hide")
     return path

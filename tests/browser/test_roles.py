@@ -8,7 +8,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Console
-from tests.browser.pages import ConsolePage, FormInfo, change_forms, csrf_token
+from tests.browser.pages import ConsolePage, Form, FormInfo, Multipart, change_forms, csrf_token, csv_file
 from tests.browser.server import VIEWER
 
 pytestmark = pytest.mark.browser
@@ -20,14 +20,12 @@ CHANGE_LABELS = ("New campaign", "Create campaign", "Pause campaign", "Resume ca
 
 def forged(page: Page, form: FormInfo, token: str) -> int:
     """Send ``form`` as an admin's browser would, confirmed, with ``token`` as its CSRF token; the status."""
-    values = {name: value for name, _, value in form.fields}
+    values: Form = {name: value for name, _, value in form.fields}
     values.update({"csrf_token": token, "confirm": "yes"})
     if form.enctype == "multipart/form-data":
-        files = {name: {"name": "codes.csv", "mimeType": "text/csv", "buffer": b"code\nFORGEDCODE01\n"}
-                 for name, kind, _ in form.fields if kind == "file"}
-        multipart: dict[str, str | dict[str, object]] = {**{k: v for k, v in values.items() if k not in files},
-                                                         **files}
-        return page.request.post(form.action, multipart=multipart).status  # type: ignore[arg-type]
+        multipart: Multipart = {**values}
+        multipart.update({name: csv_file(b"code\nFORGEDCODE01\n") for name, kind, _ in form.fields if kind == "file"})
+        return page.request.post(form.action, multipart=multipart).status
     return page.request.post(form.action, form=values).status
 
 

@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import Console
-from tests.browser.pages import csrf_token, sign_in
+from tests.browser.pages import Form, csrf_token, sign_in
 from tests.browser.server import ADMIN, PASSWORD, THROTTLED
 
 pytestmark = pytest.mark.browser
@@ -75,7 +75,8 @@ def test_sign_in_is_throttled_after_repeated_failures(anonymous: Page) -> None:
 def test_a_post_without_the_csrf_token_is_refused(admin: Page) -> None:
     page = admin
     token = csrf_token(page)
-    for form in ({}, {"csrf_token": "forged-" + token[7:]}):
+    forms: list[Form] = [{}, {"csrf_token": "forged-" + token[7:]}]
+    for form in forms:
         response = page.request.post("/ops/sign-out", form=form)
         assert response.status == 400, response.text()
         assert "Form refused" in response.text()

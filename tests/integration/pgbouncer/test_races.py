@@ -2,7 +2,7 @@
 connection. These are the direct-connection tests themselves (imported, so the two can never drift apart), run here
 on this package's ``engines``: a database reached through PgBouncer with ``DATABASE_POOL_MODE=transaction``, up to
 100 client connections sharing PgBouncer's 20 server connections, each client running the same statements again
-and again (what turned about half of the racing redeems into 5xx before the pool mode existed)."""
+and again (what turned over a third of the racing redeems into 5xx before the pool mode existed)."""
 
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def test_printed_curl_lines_work_as_pasted_and_the_codes_redeem(demo: list[str])
     # Pasting the same line again replays the first answer (same idempotency key).
     assert _paste(curls[0])["replayed"] is True
     listed = _paste(curls[3])
-    names = {item["name"] for item in listed["items"]}  # type: ignore[attr-defined, index]
+    names = {item["name"] for item in listed["items"]}  # type: ignore[attr-defined]
     assert {c.spec.name for c in DEMO_CAMPAIGNS} | {HISTORY_CAMPAIGN, LEAKED_CAMPAIGN} == names
 
 
