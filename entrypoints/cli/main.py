@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "entrypoints.cli.serve",
     "entrypoints.cli.jobs",
     "entrypoints.cli.bot",
+    "entrypoints.cli.outbox",
 )
 
 

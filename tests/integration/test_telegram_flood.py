@@ -89,7 +89,8 @@ def assert_each_user_answered_once(api: FakeBotApi, engines: EngineHolder, users
     assert all(text.startswith(OFFER) for text in api.delivered_texts())
     with engines.engine.connect() as conn:
         redemptions = conn.execute(sa.text("SELECT user_id, count(*) FROM promo_redemptions GROUP BY user_id")).all()
-        outbox = dict(conn.execute(sa.text("SELECT status, count(*) FROM telegram_outbox GROUP BY status")).all())
+        outbox: dict[str, int] = dict(conn.execute(
+            sa.text("SELECT status, count(*) FROM telegram_outbox GROUP BY status")).tuples().all())
         taken = conn.execute(sa.text("SELECT count(*) FROM processed_updates")).scalar_one()
     assert sorted(user for user, _ in redemptions) == list(users)
     assert {n for _, n in redemptions} == {1}  # exactly one redemption per update

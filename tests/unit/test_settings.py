@@ -162,3 +162,22 @@ def test_bad_url_names_the_variable(name: str, value: str) -> None:
 def test_the_first_bad_value_stops_start_up_even_with_others_fine() -> None:
     with pytest.raises(ConfigurationError, match="PROMO_BLOCK_MINUTES"):
         settings(PROMO_FAIL_LIMIT="3", PROMO_BLOCK_MINUTES="never", TRUSTED_PROXY_COUNT="1")
+
+
+# --- flood control and the outbox (SPEC 9, issue 17) ----------------------------------------------------------
+
+
+def test_the_message_rate_defaults_to_telegrams_30_a_second_and_is_read() -> None:
+    assert settings().telegram_max_messages_per_second == 30
+    assert settings(TELEGRAM_MAX_MESSAGES_PER_SECOND=" 200 ").telegram_max_messages_per_second == 200
+    assert settings(TELEGRAM_OUTBOX_LEASE_SECONDS="5").telegram_outbox_lease_seconds == 5
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "thirty", "29.5", "1001"])
+def test_a_bad_message_rate_stops_start_up_naming_the_variable(value: str) -> None:
+    refused("TELEGRAM_MAX_MESSAGES_PER_SECOND", value)
+
+
+@pytest.mark.parametrize("value", ["0", "soon", "3601"])
+def test_a_bad_outbox_lease_stops_start_up_naming_the_variable(value: str) -> None:
+    refused("TELEGRAM_OUTBOX_LEASE_SECONDS", value)
