@@ -153,6 +153,7 @@ def seed_history(container: Container, now: datetime, *, seed: int = 7) -> Histo
             clock.set(hour_start + timedelta(minutes=59))
             maintenance.expire_reservations()
             maintenance.run_bruteforce_guard()
+            maintenance.rollover_campaign_statuses()
     leaked_campaign = _campaign_named(container, LEAKED_CAMPAIGN)
     paused = leaked_campaign is not None and leaked_campaign.status is CampaignStatus.PAUSED
     return HistorySummary(attempts, accepted, paid, paused)
