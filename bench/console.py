@@ -381,7 +381,7 @@ def measure(cfg: BenchConfig, s: Seeded) -> WorkloadResult:
                 medians[p.label].append(statistics.median(ms))
                 app_medians[p.label].append(statistics.median(logged) if logged else float("nan"))
                 raw[p.label].append(statistics.median(sql))
-                res.runs.append({"run": run_no, "page": p.label, "requests": per_request,
+                res.runs.append({"round": run_no, "page": p.label, "requests": per_request,
                                  "median_ms": round(statistics.median(ms), 1), "p95_ms": round(_p95(ms), 1),
                                  "max_ms": round(max(ms), 1),
                                  "access_log_median_ms": round(statistics.median(logged), 1) if logged else None,

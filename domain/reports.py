@@ -17,6 +17,7 @@ from domain.model import (
     Entitlement,
     LedgerEntry,
     PromoCode,
+    PromoType,
     Purchase,
     Redemption,
     RedemptionStatus,
@@ -68,14 +69,19 @@ class ReportService:
         since = until - timedelta(hours=hours)
         end = until + timedelta(microseconds=1)
         with self._uow() as uow:
-            if uow.campaigns.get(campaign_id) is None:
+            campaign = uow.campaigns.get(campaign_id)
+            if campaign is None:
                 raise NotFound(f"campaign {campaign_id} not found")
             roll_up_attempts(uow, since, until)
             attempts = uow.attempts.counts_by_result(since, end, campaign_id)
             redemptions = uow.redemptions.count_by_status_in_campaign(campaign_id, since)
             paid, revenue, discount = uow.purchases.paid_in_campaign(campaign_id, since)
-            _, grant_days = uow.redemptions.given_in_campaign(campaign_id, since)
             series = hourly_series(uow, since, end, campaign_id)
+        # A campaign's redemptions all carry its own terms: a grant campaign's are grants, given when APPLIED (REVOKED
+        # later included), and no other campaign gives days. (``Redemptions.given_in_campaign`` says the same with
+        # one more join of purchases and redemptions, whose Stars ``paid_in_campaign`` already counted.)
+        grants = redemptions.get(RedemptionStatus.APPLIED, 0) + redemptions.get(RedemptionStatus.REVOKED, 0)
+        grant_days = grants * (campaign.grant_days or 0) if campaign.promo_type is PromoType.PREMIUM_GRANT else 0
         return {
             "campaign_id": campaign_id,
             "window": {"from": iso(since), "to": iso(until), "hours": hours},

@@ -131,6 +131,8 @@ class Purchase:
 class Health:
     status: str
     database: str = attrs.field(default="", metadata=limits(description="readyz: ok"))
+    redis: str = attrs.field(default="", metadata=limits(
+        description="readyz: ok, down (status degraded, still 200: redeem works without Redis) or not_configured"))
 
 
 # --- dashboard and campaign stats --------------------------------------------------------------------------------

@@ -32,6 +32,21 @@ def test_readyz_is_503_json_when_the_database_is_down(clock: ManualClock) -> Non
     assert err["details"] == {"database": "unreachable"}
 
 
+def test_readyz_reports_redis_when_configured_and_stays_in_rotation_without_it(clock: ManualClock) -> None:
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    container = make_container(clock)
+    client = create_app(container).test_client()
+    assert client.get("/readyz").json == {"status": "ready", "database": "ok", "redis": "not_configured"}
+    down = make_container(clock, REDIS_URL=f"redis://127.0.0.1:{closed}/0")
+    answer = create_app(down).test_client().get("/readyz")
+    assert answer.status_code == 200
+    assert answer.json == {"status": "degraded", "database": "ok", "redis": "down"}
+
+
 def test_openapi_is_3_1_and_behind_auth(app: Flask, api: Api) -> None:
     assert_error(app.test_client().get("/internal/openapi.json"), 401, "UNAUTHORIZED")
     doc = api.get("/internal/openapi.json").json
