@@ -80,7 +80,10 @@ class ReviewAlerting:
         extra = dict(context or {})
         by_key = {item.key: item for item in items}
         with self._uow() as uow:
-            # One statement per few hundred rows: a storm of differences is recorded in a blink, once.
+            # Most runs see the differences earlier runs recorded: those are not sent again. The rest go in a few
+            # statements (a race with another run is settled by the unique key: the row is new for one of them).
+            for key in uow.payment_reviews.existing_keys(list(by_key)):
+                del by_key[key]
             added = uow.payment_reviews.add_many([PaymentReview(
                 id=None, dedup_key=item.key, event=event, kind=item.kind, purchase_id=item.purchase_id,
                 telegram_payment_charge_id=item.charge_id, details={**item.details, **extra}, created_at=now)

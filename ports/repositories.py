@@ -406,6 +406,10 @@ class PaymentReviews(Protocol):
         """Insert each unless its ``dedup_key`` exists (open or resolved); the rows inserted, with their ids."""
         ...
 
+    def existing_keys(self, dedup_keys: Sequence[str]) -> set[str]:
+        """Which of these keys have a review (open or resolved): what a run need not insert again."""
+        ...
+
     def get(self, review_id: int) -> PaymentReview | None: ...
 
     def list(self, open_only: bool, limit: int, after_id: int | None = None) -> list[PaymentReview]:

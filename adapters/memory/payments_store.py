@@ -206,6 +206,9 @@ class InMemoryPaymentReviews(MemoryTable):
     def add_many(self, reviews: Sequence[PaymentReview]) -> list[PaymentReview]:
         return [stored for stored in (self.add(r) for r in reviews) if stored is not None]
 
+    def existing_keys(self, dedup_keys: Sequence[str]) -> set[str]:
+        return {key for key in dedup_keys if key in self._s.payment_review_keys}
+
     def get(self, review_id: int) -> PaymentReview | None:
         return self._s.payment_reviews.get(review_id)
 

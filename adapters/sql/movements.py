@@ -15,6 +15,7 @@ from adapters.sql.tables import star_movements
 from domain.model import MovementTotal, StarMovement
 from domain.star_transactions import NANOSTARS_PER_STAR
 
+
 class SqlStarMovements(SqlRepository):
     table = star_movements
 

@@ -186,12 +186,15 @@ class SqlPurchases(SqlRepository):
 
     def _paid_since(self, since: datetime, campaign_id: int | None) -> sa.Select[Any]:
         """The purchases paid at or after ``since``; with ``campaign_id``, only those made with a redemption of
-        that campaign."""
+        that campaign. The campaign is looked up per purchase (a scalar subquery on the redemption's primary key):
+        as a join, PostgreSQL hashed every redemption of the table, whatever the window."""
         table, redemptions = self.table, promo_redemptions
         statement = sa.select().select_from(table).where(table.c.paid_at >= since)
         if campaign_id is not None:
-            statement = (statement.join(redemptions, redemptions.c.id == table.c.promo_redemption_id)
-                         .where(redemptions.c.campaign_id == campaign_id))
+            self._without_jit()
+            campaign = (sa.select(redemptions.c.campaign_id)
+                        .where(redemptions.c.id == table.c.promo_redemption_id).scalar_subquery())
+            statement = statement.where(campaign == campaign_id)
         return statement
 
     def hourly_revenue(self, since: datetime, until: datetime, campaign_id: int | None = None) -> list[HourCount]:

@@ -248,13 +248,15 @@ class SqlRedemptions(SqlRepository):
         ``promo_redemption_id`` (the redemption's primary key) as well as the redemption's
         ``applied_purchase_id``: the same pair, found by an index."""
         table, paid = self.table, purchases
-        statement = (sa.select().select_from(paid)
-                     .join(table, sa.and_(table.c.id == paid.c.promo_redemption_id,
-                                          table.c.applied_purchase_id == paid.c.id))
-                     .where(_is_reservation(table)))
+        conditions = [table.c.id == paid.c.promo_redemption_id, table.c.applied_purchase_id == paid.c.id,
+                      _is_reservation(table)]
         if campaign_id is not None:
-            statement = statement.where(table.c.campaign_id == campaign_id)
-        return statement
+            conditions.append(table.c.campaign_id == campaign_id)
+        # Looked up per purchase (a scalar subquery on the primary key): as a join, PostgreSQL hashed every
+        # redemption of the table, whatever the window.
+        self._without_jit()
+        applied = sa.select(table.c.id).where(*conditions).scalar_subquery()
+        return sa.select().select_from(paid).where(applied.is_not(None))
 
     def hourly_applied(self, since: datetime, until: datetime, campaign_id: int | None = None) -> list[HourCount]:
         table, paid = self.table, purchases

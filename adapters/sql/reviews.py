@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
-from adapters.sql._base import ColumnValues, SqlRepository
+from adapters.sql._base import ColumnValues, SqlRepository, in_chunks
 from adapters.sql.tables import payment_reviews
 from domain.model import PaymentReview
 
@@ -52,6 +52,13 @@ class SqlPaymentReviews(SqlRepository):
         insert = pg_dialect.insert(self.table) if self._postgres else sqlite_dialect.insert(self.table)
         statement = insert.on_conflict_do_nothing(index_elements=[self.table.c.dedup_key]).returning(self.table)
         return [review_from_row(row._mapping) for row in self._execute(statement, [_values(r) for r in reviews])]
+
+    def existing_keys(self, dedup_keys: Sequence[str]) -> set[str]:
+        column = self.table.c.dedup_key
+        found: set[str] = set()
+        for chunk in in_chunks(sorted(set(dedup_keys))):
+            found.update(self._execute(sa.select(column).where(column.in_(chunk))).scalars())
+        return found
 
     def get(self, review_id: int) -> PaymentReview | None:
         return self._one(sa.select(self.table).where(self.table.c.id == review_id))

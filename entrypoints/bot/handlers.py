@@ -118,9 +118,16 @@ class PromoBot:
             user = getattr(obj, "from_user", None)
             log_event(log, "telegram_handler_failed", level=logging.ERROR, update_id=update_id,
                       user_id=getattr(user, "id", None), error=type(exc).__name__, message=str(exc)[:300])
-            if not turn.recorded:
-                turn.discard()
-                self._tell_error(obj, turn)
+            # Whatever the failed handler recorded was most likely rolled back with it: answer with the error
+            # text in a transaction of its own. Had it committed after all, the update is marked, and that
+            # transaction stops at the mark (a duplicate): the reply already owed stands.
+            turn.reset()
+            self._tell_error(obj, turn)
+            try:
+                turn.finish(self._uow)
+            except UpdateAlreadyTaken:
+                pass
+            return turn
         turn.finish(self._uow)
         return turn
 

@@ -69,9 +69,11 @@ class Turn:
         self._pending.append(Reply(chat_id, SEND_INVOICE, {
             "title": title, "description": description, "payload": payload, "label": label, "amount": amount}))
 
-    def discard(self) -> None:
-        """Forget the replies not written yet (a handler that failed answers with its error text instead)."""
+    def reset(self) -> None:
+        """Forget the replies not written yet and what was recorded (a handler that failed answers with its error
+        text instead, in a transaction of its own)."""
         self._pending.clear()
+        self.recorded = False
 
     # --- the transaction -------------------------------------------------------------------------------------
 

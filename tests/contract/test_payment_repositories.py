@@ -85,6 +85,8 @@ def test_many_reviews_are_added_at_once_each_key_once(uow_factory: Factory) -> N
     with uow_factory() as uow:
         assert uow.payment_reviews.count_open() == 1200
         assert uow.payment_reviews.add_many([review("key-3"), review("key-new")])[0].dedup_key == "key-new"
+        assert uow.payment_reviews.existing_keys(["key-0", "key-1199", "key-1200", "key-0"]) == {"key-0", "key-1199"}
+        assert uow.payment_reviews.existing_keys([]) == set()
 
 
 def test_reviews_list_by_id_open_only_after_an_id_and_up_to_a_limit(uow_factory: Factory) -> None:

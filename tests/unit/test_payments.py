@@ -4,6 +4,7 @@ edges (window, grace, margin), dedup of differences, what recovery refuses, fail
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -265,7 +266,8 @@ def test_a_database_outage_fails_the_recovery_instead_of_filing_reviews(
         uow_factory: InMemoryUnitOfWorkFactory, clock: ManualClock, gateway: InMemoryPaymentGateway,
         notifier: InMemoryNotifier) -> None:
     class DownCheckout(CheckoutService):
-        def successful_payment(self, purchase_id: int, charge_id: str, amount: int):  # type: ignore[no-untyped-def]
+        def successful_payment(self, purchase_id: int, charge_id: str, amount: int,  # type: ignore[no-untyped-def]
+                               recorder: Any = None):
             raise StorageUnavailable("database unreachable")
 
     checkout = DownCheckout(uow_factory, clock)
