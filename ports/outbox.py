@@ -42,6 +42,11 @@ class TelegramOutbox(Protocol):
         """How many messages are PENDING (the ``starpromo_telegram_outbox_pending`` gauge)."""
         ...
 
+    def next_due_at(self) -> datetime | None:
+        """When the next PENDING message may be claimed (its ``next_attempt_at``, or its lease's end if later);
+        None when none is PENDING. Reads the PENDING rows only (a delivery thread asks it when idle)."""
+        ...
+
     def summary(self, now: datetime) -> OutboxBacklog:
         """PENDING, due now, FAILED, and when the oldest PENDING message was written."""
         ...

@@ -63,13 +63,16 @@ class InMemoryTelegramOutbox(MemoryTable):
     def backlog(self) -> int:
         return sum(1 for m in self._s.telegram_outbox.values() if m.status is OutboxStatus.PENDING)
 
+    def next_due_at(self) -> datetime | None:
+        return min((max(m.next_attempt_at, m.leased_until or m.next_attempt_at)
+                    for m in self._s.telegram_outbox.values() if m.status is OutboxStatus.PENDING), default=None)
+
     def summary(self, now: datetime) -> OutboxBacklog:
         pending = [m for m in self._s.telegram_outbox.values() if m.status is OutboxStatus.PENDING]
         failed = sum(1 for m in self._s.telegram_outbox.values() if m.status is OutboxStatus.FAILED)
         return OutboxBacklog(pending=len(pending), due=sum(1 for m in pending if m.next_attempt_at <= now),
                              failed=failed, oldest_pending_at=min((m.created_at for m in pending), default=None),
-                             next_due_at=min((max(m.next_attempt_at, m.leased_until or m.next_attempt_at)
-                                              for m in pending), default=None))
+                             next_due_at=self.next_due_at())
 
     def list(self, status: str | None, limit: int, after_id: int | None = None) -> list[OutboxMessage]:
         rows = sorted(self._s.telegram_outbox.values(), key=lambda m: m.id or 0)

@@ -159,13 +159,16 @@ class SqlTelegramOutbox(SqlRepository):
             sa.func.count().filter(t.c.status == OutboxStatus.FAILED.value),
         ).select_from(t)).one()
         oldest = self._execute(sa.select(t.c.created_at).where(pending).order_by(t.c.created_at).limit(1)).scalar()
+        return OutboxBacklog(pending=int(counts[0]), due=int(counts[1]), failed=int(counts[2]),
+                             oldest_pending_at=oldest, next_due_at=self.next_due_at())
+
+    def next_due_at(self) -> datetime | None:
+        t = self.table
         claimable_at = sa.case((t.c.leased_until > t.c.next_attempt_at, t.c.leased_until),
                                else_=t.c.next_attempt_at)
-        next_due: Any = self._execute(sa.select(t.c.next_attempt_at, t.c.leased_until).where(pending)
+        row: Any = self._execute(sa.select(t.c.next_attempt_at, t.c.leased_until).where(t.c.status == _PENDING)
                                  .order_by(claimable_at).limit(1)).first()
-        return OutboxBacklog(pending=int(counts[0]), due=int(counts[1]), failed=int(counts[2]),
-                             oldest_pending_at=oldest,
-                             next_due_at=None if next_due is None else max(next_due[0], next_due[1] or next_due[0]))
+        return None if row is None else max(row[0], row[1] or row[0])
 
     def list(self, status: str | None, limit: int, after_id: int | None = None) -> list[OutboxMessage]:
         t = self.table

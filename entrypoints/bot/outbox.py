@@ -125,10 +125,9 @@ class OutboxDelivery:
 
     def until_next_due(self) -> float | None:
         """Seconds until the next PENDING message may be claimed (negative: it may now); None: nothing pending."""
-        now = self._clock.now()
         with self._uow() as uow:
-            next_due = uow.telegram_outbox.summary(now).next_due_at
-        return None if next_due is None else (next_due - now).total_seconds()
+            next_due = uow.telegram_outbox.next_due_at()
+        return None if next_due is None else (next_due - self._clock.now()).total_seconds()
 
     def housekeeping(self) -> int:
         """Forget SENT rows older than a week (bounded); how many."""

@@ -158,5 +158,6 @@ def test_the_next_due_time_counts_a_running_lease(uow_factory: Factory) -> None:
         uow.commit()
     with uow_factory() as uow:
         assert uow.telegram_outbox.summary(T0).next_due_at == LEASE
+        assert uow.telegram_outbox.next_due_at() == LEASE
     with uow_factory() as uow:
         assert uow.telegram_outbox.summary(T0).due == 1  # due, though leased

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -59,8 +60,6 @@ def flood(stack: Stack, users: range, redeliver_every: int = 8) -> list[dict[str
     sessions: dict[int, requests.Session] = {}
 
     def post(update: dict[str, Any]) -> dict[str, Any]:
-        import threading
-
         session = sessions.setdefault(threading.get_ident(), requests.Session())
         response = session.post(stack.url + "/webhook/telegram", json=update, timeout=30,
                                 headers={SECRET_HEADER: WEBHOOK_SECRET})
@@ -89,8 +88,8 @@ def assert_each_user_answered_once(api: FakeBotApi, engines: EngineHolder, users
     assert all(text.startswith(OFFER) for text in api.delivered_texts())
     with engines.engine.connect() as conn:
         redemptions = conn.execute(sa.text("SELECT user_id, count(*) FROM promo_redemptions GROUP BY user_id")).all()
-        outbox: dict[str, int] = dict(conn.execute(
-            sa.text("SELECT status, count(*) FROM telegram_outbox GROUP BY status")).tuples().all())
+        outbox = {str(status): int(n) for status, n in
+                  conn.execute(sa.text("SELECT status, count(*) FROM telegram_outbox GROUP BY status"))}
         taken = conn.execute(sa.text("SELECT count(*) FROM processed_updates")).scalar_one()
     assert sorted(user for user, _ in redemptions) == list(users)
     assert {n for _, n in redemptions} == {1}  # exactly one redemption per update
