@@ -93,7 +93,7 @@ def test_health_endpoints_need_no_auth(app: Flask) -> None:
     outside = {"REMOTE_ADDR": "10.1.2.3"}
     assert client.get("/healthz", environ_base=outside).json == {"status": "ok"}
     r = client.get("/readyz", environ_base=outside)
-    assert r.status_code == 200 and r.json == {"status": "ready", "database": "ok"}
+    assert r.status_code == 200 and r.json == {"status": "ready", "database": "ok", "redis": "not_configured"}
 
 
 def test_app_refuses_to_start_without_a_token(clock: ManualClock) -> None:
