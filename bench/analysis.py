@@ -220,20 +220,63 @@ never read; the job takes about what its own SQL takes raw. The hash rule now pa
 campaign stays ACTIVE); the prefix rule pauses campaigns.
 """,
     "dashboard": """
-**Missed by one new statement: the hourly series.** The dashboard of the campaign model adds an hour-by-hour
-series (`date_trunc('hour', timezone('UTC', attempted_at))`, `count(*)` and the accepted among them,
-`GROUP BY` hour) over the 24-hour window. Replayed raw, statement by statement (the note above), it takes ~540 ms
-of the ~750: it reads the same 1,000,000 window rows as the counts by result (~270 ms) and then computes a
-timestamp and hashes it into a group for each. The application adds nothing: its runs fall into two groups,
-~1,190 ms (the first four, while the machine was busier) and ~755 ms, the latter what its own SQL takes raw. The
-other 13 statements take ~280 ms together here (the whole dashboard took 109 ms on the previous host, before the
-series).
+**Met since the hourly rollup of attempts** (migration 0008, `adapters/sql/attempt_rollup.py`; docs/decisions.md
+"Ops console at scale"). Before it the dashboard read the 1,000,000 attempts of its window twice, once for the
+counts by result and once for the hourly series (`date_trunc` per row, then a sort), ~750 ms raw and 1,138 ms in
+the 2026-12-01 12:00 run. Now the complete hours of the window come from `promo_attempts_hourly` (a few hundred
+rows) and only the partial first hour and the hour or so not folded yet from promo_attempts: the four slowest
+statements above are those two spans read for the counts and for the series (~30-40 ms each, ~40,000 rows per
+span). The first call of the run (the warm-up, not timed) folds the 23 complete hours once. What is left is the
+application's own SQL: the runs equal the raw replay (ratio ~1.0).
+""",
+    "console_pages": """
+**What is measured.** Each page in-process through Flask's test client, signed in as an admin, 15 requests per page
+in each of 3 rounds; the check is the median of the rounds' medians. The data (first note) is 1,000,000 codes and
+1,000,000 attempts as SPEC 12 says (the attempts are the dashboard row's: all in the last 24 hours, the worst case
+for the default window), plus what a deployment a week after a launch holds: 220,000 redemptions and 130,000 paid
+purchases over the last 7 days, one influencer code used 20,000 times, one user with 58 redeems and 36 purchases.
 
-**What would close it**: not reading the window twice, and not per row: an hourly rollup of attempts
-(`promo_attempts_hourly (hour, campaign_id, result, count)`, one upsert per attempt in the redeem's write
-statement or a job folding the last minutes in) answers both the counts by result and the series from at most
-24 x results rows per campaign; or, without a new table, one scan computing both (`GROUP BY GROUPING SETS
-((result), (hour, result))`) takes one of the two reads off. The guard's candidates and the payment figures are
-already index-served and small.
+**What was fixed, and by how much.** Measured side by side on one copy of this data (runs of 5 requests, the old
+code and the new alternated, load average 5-8): overview 1,428 and 2,023 ms -> 212 and 287 ms; campaign detail
+1,955 and 2,247 ms -> 377 and 418 ms; user 537 and 79 ms -> 40 and 66 ms.
+- *Attempts counted per hour once the hour is over* (migration 0008, `adapters/sql/attempt_rollup.py`): the
+  overview and the campaign page read every attempt of the window twice (counts by result, then the hourly series
+  with a `date_trunc` and a sort per row that spilled to disk): 1,000,000 rows, ~2.6 s of the overview's 5.3 s on
+  the first measurement (load ~10). Now the complete hours come from `promo_attempts_hourly` and only the partial
+  first hour and the last hour from promo_attempts (~15-40 ms). The first request of a window folds its hours once
+  (the "first request" note: ~3 s for 1,000,000 attempts); later ones fold at most the hour that just ended.
+- *Purchases to redemptions per purchase, without JIT*: the campaign's paid purchases, its Stars per hour and the
+  discounts applied per hour joined the window's purchases to promo_redemptions, which PostgreSQL answered by
+  hashing all 220,000 redemptions for each of the three (~200 ms each under load). They now look each purchase's
+  redemption up by primary key (a scalar subquery), and those statements run with `SET LOCAL jit = off`: compiling
+  them cost 20-100 ms, more than running them (~40 ms for 16,000 purchases). The overview's discounts per hour
+  went from ~250 to ~45 ms.
+- *Grant days from the redemptions already counted by status*: the campaign page no longer runs
+  `given_in_campaign`, a fourth join of the same purchases for a Stars figure it already had.
+- *The user page*: its codes in one query (`PromoCodes.get_many`: 10 statements instead of 57) and an index
+  `(user_id, created_at)` on purchases (migration 0009; the only index naming `user_id` led with `status`, so the
+  page read every purchase's entry).
+
+**Why the campaign page still misses.** Its SQL (the limit column) is ~300-400 ms of the ~380-520, spread over
+several statements that each grow with the campaign: its codes counted by status (700,000 index entries of
+`(campaign_id, status)`, ~100 ms, also ~95 ms of "campaigns, search and filter", whose list shows each campaign's
+code total), the discounts applied per hour (~80 ms) and the Stars per hour and paid totals (~60-70 ms each, the
+same purchases read twice), the attempts of the window's first partial hour (~30 ms, twice). The rest, about a
+fifth in a pyinstrument profile of the page, is its Python (the forms, three SVG charts, 50 code rows).
+
+**What would close it**, largest first: codes by status kept as counters per campaign and status (changed in the
+same statements that insert codes or change their status, or by a trigger on `UPDATE OF status` that the
+redeem's `used_total` update does not fire) instead of counting 700,000 entries per view; the campaign's payment
+figures (paid count, Stars, discount Stars, Stars per hour) from one statement instead of two, or from a rollup of
+payments folded like the attempts' (a purchase's `paid_at` and amounts do not change once PAID); reading the
+window's first partial hour as the folded hour minus its earlier part when that part is the smaller.
+
+**The 7-day overview** (not a check: every seeded redemption and purchase is in its window) takes ~1.2 s: 130,000
+purchases looked up one by one, and 220,000 redemptions counted twice; a hash join of all redemptions was as
+slow (~0.8-2.0 s in earlier runs). A payments rollup would serve it as the attempts' does.
+
+**Load.** Other sessions ran their tests beside this run (load average 2-4). An earlier run under load 10-12, with
+the rollup but before the last two fixes, took 507 ms for the overview and 1,511 ms for the campaign page; one
+under load 2-4 with the same code, 319 and 768 ms.
 """,
 }

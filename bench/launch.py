@@ -92,7 +92,7 @@ def _one_run(ctx: Context, run: int, updates: int, limit: int) -> dict[str, Any]
             delivered = [c for c in api.delivered if c.method == "sendMessage"]
             per_chat = Counter(c.params["chat_id"] for c in delivered)
             last = max((c.at for c in delivered), default=started_wall) - started_wall
-            return {"run": run, "updates": updates, "limit_per_s": limit, "webhook_200": statuses.get(200, 0),
+            return {"updates": updates, "limit_per_s": limit, "webhook_200": statuses.get(200, 0),
                     "ingest_s": round(taken, 3), "last_reply_s": round(last, 3),
                     "physical_limit_s": round(updates / limit, 3), "delivered": len(delivered),
                     "users_answered": len(per_chat), "lost": updates - len(per_chat),
@@ -144,6 +144,9 @@ def run(ctx: Context) -> WorkloadResult:
         f"starpromo serve (one process, 16 threads, PostgreSQL, no Redis: every update handled in its webhook "
         f"request, its reply written to telegram_outbox in that transaction and delivered by the process's outbox "
         f"threads, paced to TELEGRAM_MAX_MESSAGES_PER_SECOND={limit} and one message per chat per second). "
-        f"{CLIENTS} concurrent webhook deliveries. At Telegram's own limit (30/s) the physical limit of "
-        f"{updates:,} replies is {updates / 30:.1f} s.")
+        f"{CLIENTS} concurrent webhook deliveries. ingest_s: until the webhook had answered every update; "
+        f"refused_429: messages the fake answered 429 (the bot's sliding window and the fake's see each send a "
+        f"few ms apart, so a send at the edge of a second is now and then refused; it comes again after "
+        f"retry_after, once). At Telegram's own limit (30/s) the physical limit of {updates:,} replies is "
+        f"{updates / 30:.1f} s.")
     return res

@@ -24,8 +24,8 @@ from domain.codes import CodeHasher
 from domain.dashboard import DashboardService
 from domain.errors import ConfigurationError
 from domain.maintenance import MaintenanceService
-from domain.outbox import DeliveryPolicy
 from domain.operators import OperatorService
+from domain.outbox import DeliveryPolicy
 from domain.payment_reviews import PaymentReviewService
 from domain.products import ProductCatalog, parse_products
 from domain.promo_codes import CodeService
@@ -189,8 +189,8 @@ class Container(containers.DeclarativeContainer):
     # processes that deliver: serve with the bot, worker, polling).
     telegram_pacer = providers.Singleton(message_pacer, settings.provided.telegram_max_messages_per_second,
                                          settings.provided.redis_url)
-    telegram_outbox_delivery = providers.Singleton(_outbox_delivery, settings, uow_factory, telegram_api, telegram_pacer,
-                                                   clock)
+    telegram_outbox_delivery = providers.Singleton(_outbox_delivery, settings, uow_factory, telegram_api,
+                                                   telegram_pacer, clock)
     telegram_outbox_worker = providers.Singleton(OutboxWorker, telegram_outbox_delivery)
     # Defined by provide_telegram() when TELEGRAM_BOT_TOKEN is set; the webhook is served only then.
     telegram_bot: providers.Dependency[PromoBot] = providers.Dependency()

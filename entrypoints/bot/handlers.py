@@ -9,6 +9,7 @@ leaves the update unmarked, to be handled again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
@@ -123,10 +124,8 @@ class PromoBot:
             # transaction stops at the mark (a duplicate): the reply already owed stands.
             turn.reset()
             self._tell_error(obj, turn)
-            try:
+            with contextlib.suppress(UpdateAlreadyTaken):
                 turn.finish(self._uow)
-            except UpdateAlreadyTaken:
-                pass
             return turn
         turn.finish(self._uow)
         return turn

@@ -4,6 +4,7 @@ callback data, a Stars price, flood control), so a bot that passes the e2e tests
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -88,3 +89,50 @@ def test_an_injected_429_carries_retry_after(api: FakeBotApi) -> None:
     assert r.status_code == 429 and r.json()["parameters"] == {"retry_after": 7}
     assert call(api, "sendMessage", chat_id=1, text="hi").status_code == 200
     assert api.delivered_texts() == ["hi"]
+
+
+def test_a_second_message_to_one_chat_within_a_second_is_429_and_other_chats_are_not_held() -> None:
+    with FakeBotApi(chat_interval=1.0) as api:
+        assert call(api, "sendMessage", chat_id=1, text="a").status_code == 200
+        again = call(api, "sendMessage", chat_id=1, text="b")
+        assert again.status_code == 429 and again.json()["parameters"]["retry_after"] == 1
+        assert call(api, "sendMessage", chat_id=2, text="c").status_code == 200
+        assert api.delivered_texts() == ["a", "c"]
+
+
+def test_a_flaky_fake_refuses_about_the_fraction_asked_with_429_or_5xx() -> None:
+    with FakeBotApi() as api:
+        api.flaky(0.5)
+        statuses = [call(api, "sendMessage", chat_id=i, text="x").status_code for i in range(200)]
+        assert set(statuses) == {200, 429} and 60 <= statuses.count(429) <= 140
+        assert call(api, "answerCallbackQuery", callback_query_id="1").status_code == 200  # messages only
+        api.flaky(0.3, error_code=502)
+        assert 502 in {call(api, "sendMessage", chat_id=1, text="y").status_code for _ in range(30)}
+        api.flaky(0)
+        assert call(api, "sendMessage", chat_id=1, text="z").status_code == 200
+
+
+def test_held_message_requests_are_dropped_unanswered_and_never_count_as_delivered() -> None:
+    with FakeBotApi() as api:
+        api.hold_messages_after(1)
+        assert call(api, "sendMessage", chat_id=1, text="first").status_code == 200
+
+        outcome: list[object] = []
+
+        def held() -> None:
+            try:
+                outcome.append(call(api, "sendMessage", chat_id=1, text="held"))
+            except requests.ConnectionError as exc:  # the connection closed without an answer
+                outcome.append(exc)
+
+        thread = threading.Thread(target=held)
+        thread.start()
+        deadline = time.monotonic() + 5
+        while api.holding == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert api.holding == 1
+        api.release_held()
+        thread.join(5)
+        assert [type(o) for o in outcome] == [requests.ConnectionError]
+        assert api.delivered_texts() == ["first"]
+        assert call(api, "sendMessage", chat_id=1, text="after").status_code == 200
