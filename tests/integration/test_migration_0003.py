@@ -204,7 +204,7 @@ def test_upgrade_groups_codes_by_name_and_terms_and_keeps_every_row(database: En
     before = {table: rows(database, table) for table in ("promo_codes", "promo_redemptions", "promo_attempts",
                                                           "purchases")}
 
-    assert upgrade(database) == ("0002", "0003")
+    assert upgrade(database, "0003") == ("0002", "0003")
 
     c = seed.codes
     campaign_of = dict(scalar_rows(database, "SELECT id, campaign_id FROM promo_codes"))
@@ -310,7 +310,7 @@ def test_the_runbook_queries_run_unchanged_and_the_original_ones_answer_as_befor
             answers_0002 = [run_query(engines, sql, id=paused_code) for sql in originals]
             assert answers_0002[0] and answers_0002[1]  # 1.1 sees the paused code, 1.2 its attempts
 
-            assert upgrade(engines) == ("0002", "0003")
+            assert upgrade(engines, "0003") == ("0002", "0003")
 
             campaign_id = scalar_rows(engines, "SELECT campaign_id FROM promo_codes WHERE id = :id", id=paused_code)
             for sql in queries:
@@ -347,7 +347,7 @@ def test_downgrade_restores_the_0002_shape_and_values(database: EngineHolder, tm
     before = {table: rows(database, table) for table in ("promo_codes", "promo_redemptions", "promo_attempts",
                                                           "purchases")}
     shape_0002 = schema(database)
-    upgrade(database)
+    upgrade(database, "0003")
     with SqlUnitOfWork(database.engine) as uow:  # a change made on 0003 that 0002 can hold: a code's status
         uow.promo_codes.set_status(1, [CampaignStatus.ACTIVE], CampaignStatus.PAUSED, PausedReason.MANUAL,
                                    datetime.now(UTC))
@@ -374,13 +374,13 @@ def test_downgrade_restores_the_0002_shape_and_values(database: EngineHolder, tm
     assert after["purchases"] == before["purchases"]
     assert current_revision(database) == "0002"
     # Upgrading again is the same upgrade.
-    assert upgrade(database) == ("0002", "0003")
+    assert upgrade(database, "0003") == ("0002", "0003")
     assert live_units_mismatch(database) == []
 
 
 def test_downgrade_refuses_what_0002_cannot_hold_and_changes_nothing(database: EngineHolder) -> None:
     seed_0002(database)
-    upgrade(database)
+    upgrade(database, "0003")
     with database.engine.begin() as conn:
         conn.execute(sa.text("UPDATE promo_campaigns SET max_total_uses = 100 WHERE name = 'spring'"))
         conn.execute(sa.text("UPDATE promo_campaigns SET per_user_limit = 3 WHERE name = 'forever'"))
