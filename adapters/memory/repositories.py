@@ -29,18 +29,17 @@ from adapters.memory.redemptions import InMemoryAttempts, InMemoryRedemptions
 from adapters.memory.store import MemoryStore, MemoryTable, UndoLog
 from domain.model import Entitlement, LedgerEntry
 from ports.entitlements import EntitlementLedger, Entitlements
+from ports.operators import Operators, SignInFailures
 from ports.outbox import TelegramOutbox
 from ports.repositories import (
     Attempts,
     AuditLog,
     Campaigns,
-    Operators,
     PaymentReviews,
     ProcessedUpdates,
     PromoCodes,
     Purchases,
     Redemptions,
-    SignInFailures,
     StarMovements,
 )
 

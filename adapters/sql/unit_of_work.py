@@ -25,18 +25,17 @@ from adapters.sql.redemptions import SqlRedemptions
 from adapters.sql.reviews import SqlPaymentReviews
 from domain.errors import StorageUnavailable
 from ports.entitlements import EntitlementLedger, Entitlements
+from ports.operators import Operators, SignInFailures
 from ports.outbox import TelegramOutbox
 from ports.repositories import (
     Attempts,
     AuditLog,
     Campaigns,
-    Operators,
     PaymentReviews,
     ProcessedUpdates,
     PromoCodes,
     Purchases,
     Redemptions,
-    SignInFailures,
     StarMovements,
 )
 

@@ -1,5 +1,9 @@
 """A fake Telegram Bot API served over real HTTP on 127.0.0.1, for tests.
 
+(One module on purpose, past ~500 lines: it is one server whose methods share its recorded state and locks; the
+documented limits, the update builders and the Star transaction fixtures already live apart, in bot_api_limits.py,
+telegram_updates.py and star_transactions.py.)
+
 Point ``TELEGRAM_API_URL`` at :attr:`FakeBotApi.url`; calls arrive at ``/bot<token>/<method>``
 exactly as the real Bot API receives them (telebot sends parameters in the query string, JSON-encoded
 where the Bot API wants objects; form and JSON bodies are read too). Every call is recorded
