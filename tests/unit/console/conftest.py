@@ -44,6 +44,20 @@ def console_app(console_container: Container) -> Flask:
     return app
 
 
+@pytest.fixture
+def container(console_app: Flask) -> Container:
+    """The container behind ``console_app`` (to seed data and read it back)."""
+    value = console_app.extensions["starpromo.container"]
+    return value  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def admin(console_app: Flask) -> tuple[FlaskClient, str]:
+    """A test client signed in as the admin, and its CSRF token."""
+    client = console_app.test_client()
+    return client, signed_in(client, ADMIN)
+
+
 def csrf_token(html: str) -> str:
     match = CSRF_FIELD.search(html)
     assert match, "no CSRF token on the page"

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from dependency_injector import providers
-from flask import Flask
 from flask.testing import FlaskClient
 
 from adapters.memory.clock import ManualClock
@@ -30,20 +29,7 @@ from tests.unit.console.campaign_helpers import (
     report_rows,
     upload,
 )
-from tests.unit.console.conftest import ADMIN, signed_in
-
-
-@pytest.fixture
-def container(console_app: Flask) -> Container:
-    value = console_app.extensions["starpromo.container"]
-    return value  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def admin(console_app: Flask) -> tuple[FlaskClient, str]:
-    client = console_app.test_client()
-    return client, signed_in(client, ADMIN)
-
+from tests.unit.console.conftest import ADMIN
 
 # --- generate -----------------------------------------------------------------------------------------
 

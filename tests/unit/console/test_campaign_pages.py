@@ -31,19 +31,6 @@ from tests.unit.console.campaign_helpers import (
 )
 from tests.unit.console.conftest import ADMIN, VIEWER, signed_in
 
-
-@pytest.fixture
-def container(console_app: Flask) -> Container:
-    value = console_app.extensions["starpromo.container"]
-    return value  # type: ignore[no-any-return]
-
-
-@pytest.fixture
-def admin(console_app: Flask) -> tuple[FlaskClient, str]:
-    client = console_app.test_client()
-    return client, signed_in(client, ADMIN)
-
-
 # --- the list -----------------------------------------------------------------------------------------
 
 
