@@ -14,6 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.sql import code_counts
 from adapters.sql._base import CounterRelease, SqlRepository, like_escaped, starts_with
 from adapters.sql.rows import campaign_from_row, campaign_values
 from adapters.sql.tables import promo_campaigns, promo_codes, promo_redemptions
@@ -142,13 +143,4 @@ class SqlCampaigns(SqlRepository):
         return int(self._connection.execute(statement).scalar_one())
 
     def code_counts(self, campaign_ids: Sequence[int]) -> dict[int, dict[CampaignStatus, int]]:
-        counts = {campaign_id: dict.fromkeys(CampaignStatus, 0) for campaign_id in campaign_ids}
-        wanted = sorted(counts)
-        if not wanted:
-            return counts
-        codes = promo_codes
-        statement = (sa.select(codes.c.campaign_id, codes.c.status, sa.func.count())
-                     .where(codes.c.campaign_id.in_(wanted)).group_by(codes.c.campaign_id, codes.c.status))
-        for campaign_id, status, count in self._connection.execute(statement):
-            counts[campaign_id][CampaignStatus(status)] = int(count)
-        return counts
+        return code_counts.read(self._connection, campaign_ids)

@@ -3,11 +3,13 @@ campaign's name, type, scope and validity (the runbook queries read ``promo_code
 
 Lock order: code rows before campaign rows, and code rows of one campaign in id order (a capacity claim takes
 its code, then the campaign; changes over a campaign's codes lock them in id order before the caller touches
-the campaign row).
+the campaign row). Every insert and status change adds its deltas to ``promo_code_counts`` right after the code
+rows (adapters/sql/code_counts.py); a claim or release (``used_total`` only) does not.
 """
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from operator import attrgetter
@@ -15,6 +17,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
+from adapters.sql import code_counts
 from adapters.sql._base import (
     CounterRelease,
     PgStatement,
@@ -126,20 +129,27 @@ class SqlPromoCodes(SqlRepository):
         row = self._connection.execute(statement, params).first()
         return code_from_row(row._mapping) if row is not None else None
 
+    def _count(self, deltas: code_counts.Deltas) -> None:
+        code_counts.add_deltas(self._connection, self._postgres, deltas)
+
     def add(self, code: PromoCode) -> PromoCode:
         row = self._execute(sa.insert(self.table).values(code_values(code)).returning(self.table)).one()
+        self._count({(code.campaign_id, code.status.value): 1})
         return code_from_row(row._mapping)
 
     def add_many(self, codes: Sequence[PromoCode]) -> list[int]:
         if not codes:
             return []
         if self._postgres:
-            return self._copy_many(codes)
-        # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so ids after max(id) are ours.
-        start = self._connection.execute(sa.select(sa.func.coalesce(sa.func.max(self.table.c.id), 0))).scalar_one()
-        ids = list(range(start + 1, start + 1 + len(codes)))
-        self._execute(sa.insert(self.table),
-                    [{"id": new_id, **code_values(code)} for new_id, code in zip(ids, codes, strict=True)])
+            ids = self._copy_many(codes)
+        else:
+            # SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so ids after max(id) are ours.
+            start = self._connection.execute(
+                sa.select(sa.func.coalesce(sa.func.max(self.table.c.id), 0))).scalar_one()
+            ids = list(range(start + 1, start + 1 + len(codes)))
+            self._execute(sa.insert(self.table),
+                          [{"id": new_id, **code_values(code)} for new_id, code in zip(ids, codes, strict=True)])
+        self._count(collections.Counter((code.campaign_id, code.status.value) for code in codes))
         return ids
 
     def _copy_many(self, codes: Sequence[PromoCode]) -> list[int]:
@@ -243,12 +253,26 @@ class SqlPromoCodes(SqlRepository):
         # paused_reason is null whenever the status is not PAUSED (a CHECK constraint).
         reason = paused_reason.value if status is CampaignStatus.PAUSED and paused_reason is not None else None
         table = self.table
-        return self._one(
+        if len(expected) == 1:
+            before = expected[0]
+        else:  # which of them it was, read under the row's lock (SQLite: the transaction's write lock)
+            found = self._connection.execute(
+                self._locked(sa.select(table.c.status).where(table.c.id == promo_code_id))).scalar()
+            if found is None or CampaignStatus(found) not in expected:
+                return None
+            before = CampaignStatus(found)
+        changed = self._one(
             sa.update(table)
-            .where(table.c.id == promo_code_id, table.c.status.in_([s.value for s in expected]))
+            .where(table.c.id == promo_code_id, table.c.status == before.value)
             .values(status=status.value, paused_reason=reason, updated_at=now)
             .returning(table)
         )
+        if changed is not None and before is not status:
+            self._count({(changed.campaign_id, before.value): -1, (changed.campaign_id, status.value): 1})
+        return changed
+
+    def _locked(self, statement: sa.Select[Any]) -> sa.Select[Any]:
+        return statement.with_for_update() if self._postgres else statement
 
     def _of_campaign(self, campaign_id: int, *conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
         """The campaign's codes matching ``conditions``; on PostgreSQL locked in id order first, so two changes
@@ -262,10 +286,27 @@ class SqlPromoCodes(SqlRepository):
 
     def expire_for_campaign(self, campaign_id: int, now: datetime) -> int:
         table = self.table
-        result = self._connection.execute(
-            sa.update(table).where(self._of_campaign(campaign_id, table.c.status.in_(_LIVE_STATUSES)))
-            .values(status=CampaignStatus.EXPIRED.value, paused_reason=None, updated_at=now))
-        return int(result.rowcount)
+        if self._postgres:
+            # One statement: the codes locked in id order, each one's status before the change counted.
+            live = (sa.select(table.c.id, table.c.status).where(table.c.campaign_id == campaign_id,
+                                                              table.c.status.in_(_LIVE_STATUSES))
+                    .order_by(table.c.id).with_for_update().cte("live"))
+            expired = (sa.update(table).where(table.c.id == live.c.id)
+                       .values(status=CampaignStatus.EXPIRED.value, paused_reason=None, updated_at=now)
+                       .returning(live.c.status.label("before")).cte("expired"))
+            before = {str(status): int(n) for status, n in self._connection.execute(
+                sa.select(expired.c.before, sa.func.count()).group_by(expired.c.before))}
+        else:  # the transaction holds the write lock: counted, then changed
+            live_codes = self._of_campaign(campaign_id, table.c.status.in_(_LIVE_STATUSES))
+            before = {str(status): int(n) for status, n in self._connection.execute(
+                sa.select(table.c.status, sa.func.count()).where(live_codes).group_by(table.c.status))}
+            self._connection.execute(sa.update(table).where(live_codes)
+                                     .values(status=CampaignStatus.EXPIRED.value, paused_reason=None,
+                                             updated_at=now))
+        deltas = {(campaign_id, status): -n for status, n in before.items()}
+        deltas[(campaign_id, CampaignStatus.EXPIRED.value)] = sum(before.values())
+        self._count(deltas)
+        return sum(before.values())
 
     def copy_campaign_fields(self, campaign_id: int, name: str, valid_until: datetime | None, now: datetime) -> int:
         table = self.table

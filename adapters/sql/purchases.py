@@ -62,6 +62,10 @@ class SqlPurchases(SqlRepository):
             "refunded_at": purchase.refunded_at,
             "review_reason": purchase.review_reason,
         }
+        if purchase.promo_redemption_id is not None:  # its redemption's campaign (copied: read by index)
+            values["campaign_id"] = (sa.select(promo_redemptions.c.campaign_id)
+                                     .where(promo_redemptions.c.id == purchase.promo_redemption_id)
+                                     .scalar_subquery())
         row = self._execute(sa.insert(self.table).values(values).returning(self.table)).one()
         return purchase_from_row(row._mapping)
 
@@ -186,15 +190,11 @@ class SqlPurchases(SqlRepository):
 
     def _paid_since(self, since: datetime, campaign_id: int | None) -> sa.Select[Any]:
         """The purchases paid at or after ``since``; with ``campaign_id``, only those made with a redemption of
-        that campaign. The campaign is looked up per purchase (a scalar subquery on the redemption's primary key):
-        as a join, PostgreSQL hashed every redemption of the table, whatever the window."""
-        table, redemptions = self.table, promo_redemptions
+        that campaign (``purchases.campaign_id``, its redemption's, by the index with ``paid_at``)."""
+        table = self.table
         statement = sa.select().select_from(table).where(table.c.paid_at >= since)
         if campaign_id is not None:
-            self._without_jit()
-            campaign = (sa.select(redemptions.c.campaign_id)
-                        .where(redemptions.c.id == table.c.promo_redemption_id).scalar_subquery())
-            statement = statement.where(campaign == campaign_id)
+            statement = statement.where(table.c.campaign_id == campaign_id)
         return statement
 
     def hourly_revenue(self, since: datetime, until: datetime, campaign_id: int | None = None) -> list[HourCount]:

@@ -250,13 +250,15 @@ class SqlRedemptions(SqlRepository):
         table, paid = self.table, purchases
         conditions = [table.c.id == paid.c.promo_redemption_id, table.c.applied_purchase_id == paid.c.id,
                       _is_reservation(table)]
-        if campaign_id is not None:
-            conditions.append(table.c.campaign_id == campaign_id)
         # Looked up per purchase (a scalar subquery on the primary key): as a join, PostgreSQL hashed every
-        # redemption of the table, whatever the window.
+        # redemption of the table, whatever the window. A campaign's purchases are found by their own
+        # ``campaign_id`` (the redemption's, copied), with the index on (campaign_id, paid_at).
         self._without_jit()
         applied = sa.select(table.c.id).where(*conditions).scalar_subquery()
-        return sa.select().select_from(paid).where(applied.is_not(None))
+        statement = sa.select().select_from(paid).where(applied.is_not(None))
+        if campaign_id is not None:
+            statement = statement.where(paid.c.campaign_id == campaign_id)
+        return statement
 
     def hourly_applied(self, since: datetime, until: datetime, campaign_id: int | None = None) -> list[HourCount]:
         table, paid = self.table, purchases
@@ -275,8 +277,7 @@ class SqlRedemptions(SqlRepository):
         table, campaigns, paid = self.table, promo_campaigns, purchases
         discount_stars = self._connection.execute(
             sa.select(sa.func.coalesce(sa.func.sum(paid.c.discount_stars_amount), 0)).select_from(paid)
-            .join(table, table.c.id == paid.c.promo_redemption_id)
-            .where(table.c.campaign_id == campaign_id, paid.c.paid_at >= since)).scalar_one()
+            .where(paid.c.campaign_id == campaign_id, paid.c.paid_at >= since)).scalar_one()
         grants = self._count(table.c.campaign_id == campaign_id, table.c.created_at >= since, _is_grant_given(table))
         grant_days = self._connection.execute(
             sa.select(campaigns.c.grant_days).where(campaigns.c.id == campaign_id)).scalar()

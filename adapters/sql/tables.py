@@ -152,6 +152,19 @@ sa.Index(None, promo_codes.c.code_prefix, promo_codes.c.campaign_id)
 _partial_index("ix_promo_codes_used_up", promo_codes.c.id,
                where="status = 'ACTIVE' AND max_total_uses IS NOT NULL AND used_total >= max_total_uses")
 
+# A campaign's codes counted by status (migration 0010): the campaign page and list read these rows instead of
+# counting the codes (700,000 in a launch). Written in the transaction of every code insert and status change, by
+# adapters/sql/code_counts.py; never by the redeem path (a redeem changes no code's status).
+promo_code_counts = sa.Table(
+    "promo_code_counts",
+    metadata,
+    sa.Column("campaign_id", BigId, sa.ForeignKey("promo_campaigns.id"), primary_key=True, autoincrement=False),
+    sa.Column("status", sa.String(16), primary_key=True),
+    sa.Column("codes", sa.BigInteger, nullable=False),
+    sa.CheckConstraint(_in("status", CampaignStatus), name="status"),
+    sa.CheckConstraint("codes >= 0", name="codes_not_negative"),
+)
+
 promo_redemptions = sa.Table(
     "promo_redemptions",
     metadata,
@@ -266,6 +279,9 @@ purchases = sa.Table(
     sa.Column("paid_at", UTCDateTime),
     sa.Column("refunded_at", UTCDateTime),
     sa.Column("review_reason", sa.String(500)),
+    # The campaign of ``promo_redemption_id`` (copied on insert; a purchase's redemption never changes), so a
+    # campaign's payments are read by index (migration 0010). No foreign key: the redemption's already holds.
+    sa.Column("campaign_id", BigId),
     sa.UniqueConstraint("telegram_payment_charge_id"),
     sa.CheckConstraint(_in("status", PurchaseStatus), name="status"),
     sa.CheckConstraint("final_stars_amount >= 1", name="final_stars_amount_positive"),
@@ -287,6 +303,8 @@ _partial_index("ix_purchases_failed_updated_at", purchases.c.updated_at, where="
 _partial_index("ix_purchases_review_updated_at", purchases.c.updated_at, where="review_reason IS NOT NULL")
 # The support view of one user (the ops console's user page): the user's purchases, newest first (migration 0009).
 sa.Index(None, purchases.c.user_id, purchases.c.created_at)
+# A campaign's payments in a window (the campaign page's figures and revenue chart; migration 0010).
+sa.Index(None, purchases.c.campaign_id, purchases.c.paid_at)
 
 # Payment differences and unsafe recoveries for a human (issue 10). The unique dedup_key is what makes each
 # distinct difference one row and one alert, however many job runs (or racing runs) find it.

@@ -16,6 +16,7 @@ from domain.model import (
     CampaignChanges,
     CampaignFilter,
     CampaignStatus,
+    CodeFilter,
     PausedReason,
     PromoType,
     RedemptionStatus,
@@ -269,3 +270,57 @@ def test_code_counts_give_every_status_of_each_campaign_zeros_included(uow_facto
             empty.id: dict.fromkeys(CampaignStatus, 0),
         }
         assert uow.campaigns.code_counts([]) == {}
+
+
+def _counted_by_listing(uow_factory: Factory, campaign_id: int) -> dict[CampaignStatus, int]:
+    """The campaign's codes counted one by one (what ``code_counts`` must always equal)."""
+    out = dict.fromkeys(CampaignStatus, 0)
+    with uow_factory() as uow:
+        for code in uow.promo_codes.search(CodeFilter(campaign_id=campaign_id), 1000, None):
+            out[code.status] += 1
+    return out
+
+
+def test_code_counts_follow_every_insert_and_status_change_and_a_rollback_changes_none(
+        uow_factory: Factory) -> None:
+    launch = store_campaign(uow_factory, make_campaign("launch"))
+    other = store_campaign(uow_factory, make_campaign("other"))
+    assert launch.id is not None and other.id is not None
+
+    def counts() -> dict[CampaignStatus, int]:
+        with uow_factory() as uow:
+            found = uow.campaigns.code_counts([launch.id or 0])[launch.id or 0]
+        assert found == _counted_by_listing(uow_factory, launch.id or 0)
+        return found
+
+    one = store_code(uow_factory, make_code(launch, "1" * 64))
+    with uow_factory() as uow:
+        uow.promo_codes.add_many([make_code(launch, f"{i}" * 64) for i in range(2, 7)]
+                                 + [make_code(launch, "7" * 64, **paused()), make_code(other, "8" * 64)])
+        uow.commit()
+    assert counts() == {CampaignStatus.ACTIVE: 6, CampaignStatus.PAUSED: 1, CampaignStatus.EXPIRED: 0,
+                        CampaignStatus.DEPLETED: 0}
+    assert one.id is not None
+    with uow_factory() as uow:  # a move that does not happen (wrong expected status) counts nothing
+        assert uow.promo_codes.set_status(one.id, [CampaignStatus.PAUSED], CampaignStatus.ACTIVE, None, LATER) is None
+        assert uow.promo_codes.set_status(one.id, [CampaignStatus.ACTIVE], CampaignStatus.PAUSED,
+                                          PausedReason.MANUAL, LATER) is not None
+        uow.commit()
+    assert counts()[CampaignStatus.PAUSED] == 2
+    with uow_factory() as uow:  # several expected statuses: the one it had is the one counted down
+        assert uow.promo_codes.set_status(one.id, [CampaignStatus.ACTIVE, CampaignStatus.PAUSED],
+                                          CampaignStatus.DEPLETED, None, LATER) is not None
+        uow.commit()
+    assert counts() == {CampaignStatus.ACTIVE: 5, CampaignStatus.PAUSED: 1, CampaignStatus.EXPIRED: 0,
+                        CampaignStatus.DEPLETED: 1}
+    with uow_factory() as uow:  # rolled back: neither the codes nor the counts change
+        uow.promo_codes.add_many([make_code(launch, "9" * 64)])
+        assert uow.promo_codes.expire_for_campaign(launch.id, LATER) == 7
+    assert counts()[CampaignStatus.ACTIVE] == 5
+    with uow_factory() as uow:
+        assert uow.promo_codes.expire_for_campaign(launch.id, LATER) == 6
+        uow.commit()
+    assert counts() == {CampaignStatus.ACTIVE: 0, CampaignStatus.PAUSED: 0, CampaignStatus.EXPIRED: 6,
+                        CampaignStatus.DEPLETED: 1}
+    with uow_factory() as uow:
+        assert uow.campaigns.code_counts([other.id])[other.id][CampaignStatus.ACTIVE] == 1

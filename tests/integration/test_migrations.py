@@ -23,7 +23,8 @@ from tests.sql import fresh_pg_database
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
 TABLES = {"promo_campaigns", "promo_codes", "promo_redemptions", "promo_attempts", "purchases", "entitlements",
           "entitlement_ledger", "processed_updates", "payment_reviews", "audit_log", "alembic_version",
-          "ops_operators", "ops_sign_in_failures", "star_movements", "telegram_outbox", "promo_attempts_hourly"}
+          "ops_operators", "ops_sign_in_failures", "star_movements", "telegram_outbox", "promo_attempts_hourly",
+          "promo_code_counts"}
 
 
 def db_upgrade(url: str, cwd: Path) -> subprocess.CompletedProcess[str]:
