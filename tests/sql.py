@@ -68,13 +68,16 @@ def truncate_all(engines: EngineHolder) -> None:
                 conn.execute(sa.text(f"DELETE FROM {name}"))
 
 
-def live_units_mismatch(engines: EngineHolder) -> list[tuple[str, int, int, int]]:
+def live_units_mismatch(engines: EngineHolder, derived: bool = True) -> list[tuple[str, int, int, int]]:
     """(level, id, used_total, live redemptions) of every code and every campaign breaking the SPEC 4
     accounting: a code's ``used_total`` must equal its RESERVED + APPLIED + REVOKED redemptions, a campaign's
     that number over all its codes, and neither may exceed its cap (a code's) or budget (a campaign's). A
     redemption filed under another campaign than its code's (which the campaign sum would hide) is listed as
-    (``redemption``, id, its campaign_id, its code's campaign_id)."""
-    sql = sa.text("""
+    (``redemption``, id, its campaign_id, its code's campaign_id). The derived rows too: a campaign whose
+    ``promo_code_counts`` differ from its codes as (``code_counts``, campaign_id, counted, codes) per status, and
+    a purchase whose ``campaign_id`` is not its redemption's as (``purchase``, id, its campaign_id, the
+    redemption's); ``derived=False`` leaves those out (a database migrated only up to a revision before 0010)."""
+    core = """
         SELECT 'code' AS level, c.id, c.used_total, count(r.id) AS live
         FROM promo_codes c
         LEFT JOIN promo_redemptions r ON r.promo_code_id = c.id AND r.status IN ('RESERVED', 'APPLIED', 'REVOKED')
@@ -91,8 +94,22 @@ def live_units_mismatch(engines: EngineHolder) -> list[tuple[str, int, int, int]
         SELECT 'redemption' AS level, r.id, r.campaign_id, c.campaign_id
         FROM promo_redemptions r JOIN promo_codes c ON c.id = r.promo_code_id
         WHERE r.campaign_id <> c.campaign_id
+        {derived}
         ORDER BY 1, 2
-    """)
+    """
+    derived_sql = """
+        UNION ALL
+        SELECT 'code_counts' AS level, coalesce(k.campaign_id, a.campaign_id), coalesce(k.codes, 0), coalesce(a.n, 0)
+        FROM promo_code_counts k
+        FULL OUTER JOIN (SELECT campaign_id, status, count(*) AS n FROM promo_codes GROUP BY campaign_id, status) a
+          ON a.campaign_id = k.campaign_id AND a.status = k.status
+        WHERE coalesce(k.codes, 0) <> coalesce(a.n, 0)
+        UNION ALL
+        SELECT 'purchase' AS level, p.id, coalesce(p.campaign_id, 0), coalesce(r.campaign_id, 0)
+        FROM purchases p LEFT JOIN promo_redemptions r ON r.id = p.promo_redemption_id
+        WHERE coalesce(p.campaign_id, 0) <> coalesce(r.campaign_id, 0)
+    """
+    sql = sa.text(core.format(derived=derived_sql if derived else ""))
     with engines.engine.connect() as conn:
         return [(str(level), int(a), int(b), int(c)) for level, a, b, c in conn.execute(sql)]
 

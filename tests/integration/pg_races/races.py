@@ -72,7 +72,9 @@ def users_over_their_limit(engines: EngineHolder) -> int:
 
 def assert_books_balance(engines: EngineHolder) -> None:
     """SPEC 4 at both levels, in SQL: every code's and every campaign's ``used_total`` equals its RESERVED +
-    APPLIED + REVOKED redemptions and stays within its cap / budget; no user above a per-user limit."""
+    APPLIED + REVOKED redemptions and stays within its cap / budget; no user above a per-user limit; the codes
+    counted by status (``promo_code_counts``) equal to the codes, each purchase filed under its redemption's
+    campaign."""
     assert live_units_mismatch(engines) == []
     assert users_over_their_limit(engines) == 0
 

@@ -3,6 +3,7 @@ no failure, every unit given back once), racing checkouts, and the books after a
 
 from __future__ import annotations
 
+import contextlib
 import random
 import threading
 from collections import Counter
@@ -15,12 +16,13 @@ from adapters.sql.engine import EngineHolder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from domain.campaigns import CampaignService
 from domain.checkout import CheckoutService
-from domain.errors import CheckoutError, InvalidChange, InvalidTransition
+from domain.errors import CheckoutError, DomainError, InvalidChange, InvalidTransition
 from domain.maintenance import MaintenanceService
 from domain.model import CampaignChanges, CampaignStatus, CodeFilter, PromoType, RedeemResult
 from domain.policy import PromoPolicy
 from domain.promo_codes import CodeService
 from domain.redemption import RedeemOutcome, RedemptionService
+from tests.builders import make_code
 from tests.conftest import T0
 from tests.integration.pg_races.races import (
     ACCEPTED,
@@ -292,3 +294,52 @@ def test_after_every_race_expiry_and_refund_rollback_the_books_balance_at_both_l
     assert scalar(engines, "SELECT count(*) FROM promo_redemptions WHERE status = 'APPLIED'") == 3
     jobs.rollover_campaign_statuses()
     assert_books_balance(engines)
+
+
+def test_code_counts_stay_exact_while_codes_are_added_paused_resumed_and_expired_at_once(
+    engines: EngineHolder, uow_factory: SqlUnitOfWorkFactory, campaigns: CampaignService, codes: CodeService,
+    clock: ManualClock,
+) -> None:
+    """``promo_code_counts`` against its writers at once: bulk inserts (the generate/import path) and single adds,
+    pauses and resumes of single codes, and rollover expiring a campaign whose codes are being added and paused.
+    No error, and afterwards every count equals the codes (``live_units_mismatch`` compares them)."""
+    launch = make_campaign(campaigns, codes, "launch", numbered("LNCH", 20))
+    ending = make_campaign(campaigns, codes, "ending", numbered("ENDS", 20), valid_until=T0 + timedelta(minutes=5))
+    assert launch.id is not None and ending.id is not None
+    code_ids = [c.id for c in codes.list_codes(CodeFilter(campaign_id=launch.id), limit=50).items
+                + codes.list_codes(CodeFilter(campaign_id=ending.id), limit=50).items if c.id is not None]
+    jobs = MaintenanceService(uow_factory, clock, PromoPolicy(job_batch_size=5))
+
+    def bulk(n: int) -> Callable[[], None]:
+        def call() -> None:
+            with uow_factory() as uow:
+                uow.promo_codes.add_many([make_code(launch, f"{n:032x}{i:032x}") for i in range(60)])
+                uow.commit()
+        return call
+
+    def toggle(n: int) -> Callable[[], None]:
+        def call() -> None:
+            rng = random.Random(n)
+            for _ in range(5):
+                with contextlib.suppress(InvalidTransition):
+                    codes.set_status(rng.choice(code_ids), rng.choice([CampaignStatus.PAUSED, CampaignStatus.ACTIVE]),
+                                     actor=ACTOR)
+        return call
+
+    def add_one(n: int) -> Callable[[], None]:
+        def call() -> None:
+            with contextlib.suppress(DomainError):  # refused when the campaign expired first
+                codes.add(ending.id or 0, f"LATE{n:04d}", actor=ACTOR)
+        return call
+
+    def expire() -> None:
+        clock.advance(minutes=10)
+        jobs.rollover_campaign_statuses()
+
+    race([bulk(n) for n in range(6)] + [toggle(n) for n in range(16)] + [add_one(n) for n in range(6)] + [expire])
+    assert scalar(engines, "SELECT count(*) FROM promo_codes WHERE campaign_id = :id", id=launch.id) == 20 + 6 * 60
+    assert_books_balance(engines)
+    with uow_factory() as uow:
+        counted = uow.campaigns.code_counts([launch.id, ending.id])
+    assert sum(counted[launch.id].values()) == 380 and counted[launch.id][CampaignStatus.PAUSED] > 0
+    assert counted[ending.id][CampaignStatus.EXPIRED] >= 20
