@@ -7,6 +7,7 @@ from typing import Any
 
 import psycopg
 
+from adapters.sql import code_counts
 from bench.core import PEPPER, TOKEN, libpq_url
 from domain.campaigns import CampaignSpec
 from domain.code_files import CodeTerms, GeneratedRow, ReportRow
@@ -55,6 +56,13 @@ def seed_codes(container: Container, spec: CampaignSpec, count: int, code_cap: i
     return result.campaign.id, sorted(sink.rows)
 
 
+def recount_codes(conn: psycopg.Connection[Any]) -> None:
+    """``promo_code_counts`` rebuilt from the codes, after codes were added, moved or changed with plain SQL (the
+    app keeps the counts on every change it makes itself; migration 0010 fills them the same way)."""
+    for statement in code_counts.RECOUNT:
+        conn.execute(statement)
+
+
 def seed_campaigns(container: Container, spec: CampaignSpec, count: int, code_cap: int | None = None
                    ) -> list[tuple[int, str]]:
     """``count`` codes, each the only code of a campaign of its own (distinct campaigns: no two codes share a
@@ -77,6 +85,7 @@ def seed_campaigns(container: Container, spec: CampaignSpec, count: int, code_ca
             UPDATE promo_codes p SET campaign_id = c.id, campaign_name = c.name
             FROM promo_campaigns c, promo_campaigns old
             WHERE old.id = %s AND p.campaign_id = old.id AND c.name = old.name || '#' || p.id""", [campaign_id])
+        recount_codes(conn)
         conn.execute("DELETE FROM promo_campaigns WHERE id = %s", [campaign_id])
     return codes
 

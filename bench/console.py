@@ -27,13 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+import psycopg
 from dependency_injector import providers
 from flask.testing import FlaskClient
 
 from adapters.memory.clock import ManualClock
 from adapters.passwords import Argon2Passwords
-from bench.app import ACTOR, close, execute, query, seed_campaigns, seed_codes
-from bench.core import PEPPER, TOKEN, BenchConfig, Check, Context, WorkloadResult, log, percentile
+from bench.app import ACTOR, close, execute, query, recount_codes, seed_campaigns, seed_codes
+from bench.core import PEPPER, TOKEN, BenchConfig, Check, Context, WorkloadResult, libpq_url, log, percentile
 from bench.maint import _seed_attempts
 from bench.pgbench import StatementCapture, replay_raw, replay_timed
 from bench.profiling import profile_calls
@@ -116,10 +117,10 @@ def _seed_purchases(url: str) -> None:
     """A paid purchase (PREMIUM_30D, 150 Stars less the discount) for every APPLIED seeded redemption, bound to it."""
     execute(url, """
         INSERT INTO purchases (user_id, product_code, base_stars_amount, discount_stars_amount, final_stars_amount,
-                               promo_redemption_id, status, telegram_payment_charge_id, created_at, updated_at,
-                               paid_at)
+                               promo_redemption_id, campaign_id, status, telegram_payment_charge_id, created_at,
+                               updated_at, paid_at)
         SELECT r.user_id, 'PREMIUM_30D', 150, 150 * r.discount_percent / 100, 150 - 150 * r.discount_percent / 100,
-               r.id, 'PAID', 'bench-console-charge-' || r.id, r.created_at + interval '1 minute',
+               r.id, r.campaign_id, 'PAID', 'bench-console-charge-' || r.id, r.created_at + interval '1 minute',
                r.created_at + interval '2 minutes', r.created_at + interval '2 minutes'
         FROM promo_redemptions r WHERE r.status = 'APPLIED' AND r.idempotency_key LIKE 'bench-console-%'""")
     execute(url, """
@@ -129,7 +130,8 @@ def _seed_purchases(url: str) -> None:
 
 def _settle_counters(url: str, big_id: int) -> None:
     """``used_total`` of codes and campaigns = their live redemptions; single-use codes fully applied DEPLETED (as
-    the rollover leaves them); 1 % of the big campaign's unused codes paused by hand."""
+    the rollover leaves them); 1 % of the big campaign's unused codes paused by hand; then the codes counted by
+    status again (``promo_code_counts``: these statuses were changed with plain SQL)."""
     execute(url, """
         UPDATE promo_codes c SET used_total = r.live,
                status = CASE WHEN c.max_total_uses IS NOT NULL AND r.applied >= c.max_total_uses THEN 'DEPLETED'
@@ -146,6 +148,8 @@ def _settle_counters(url: str, big_id: int) -> None:
     execute(url, f"""
         UPDATE promo_codes SET status = 'PAUSED', paused_reason = 'MANUAL'
         WHERE campaign_id = {int(big_id)} AND status = 'ACTIVE' AND used_total = 0 AND id % 100 = 0""")
+    with psycopg.connect(libpq_url(url)) as conn:
+        recount_codes(conn)
 
 
 def _user_history(container: Container, codes: list[str], typo_base: str, now: datetime) -> str:

@@ -25,7 +25,16 @@ from typing import Any
 
 import psycopg
 
-from bench.app import campaign_offset, close, container_for, execute, query, seed_campaigns, seed_codes
+from bench.app import (
+    campaign_offset,
+    close,
+    container_for,
+    execute,
+    query,
+    recount_codes,
+    seed_campaigns,
+    seed_codes,
+)
 from bench.core import Check, Context, LoadRun, PeakRss, WorkloadResult, drive, libpq_url, log, median
 from bench.pgbench import Capture, StatementCapture, key, pgbench_script, run_pgbench
 from bench.profiling import profile_calls
@@ -284,6 +293,7 @@ def _sql_giveaway(url: str, template_id: int, name: str, count: int) -> tuple[in
                    c.valid_until
             FROM promo_campaigns c, generate_series(1, %s) AS g WHERE c.id = %s ORDER BY g
             RETURNING id""", [count, campaign_id]).fetchall()]
+        recount_codes(conn)
     return campaign_id, [(i, "") for i in sorted(ids)]
 
 
@@ -303,6 +313,7 @@ def _spread_over(url: str, campaign_id: int, shards: int) -> list[int]:
         conn.execute(f"""
             UPDATE promo_codes SET campaign_id = (%s::bigint[])[1 + (hashint8(id)::bigint & 2147483647) %% {shards}]
             WHERE campaign_id = %s""", [ids, campaign_id])
+        recount_codes(conn)
         conn.execute("DELETE FROM promo_campaigns WHERE id = %s", [campaign_id])
     return ids
 

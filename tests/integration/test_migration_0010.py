@@ -67,14 +67,15 @@ def _seed_0009(conn: sa.Connection) -> None:
             "VALUES (:id, :code, :campaign, :user, :key, 'APPLIED', 10, :now, :now, 1)"),
             {"id": redemption_id, "code": code, "campaign": campaign_id, "user": 100 + redemption_id,
              "key": f"k{redemption_id}", "now": NOW})
-    for purchase_id, redemption_id in ((1, 1), (2, 2), (3, None)):
+    paid: list[tuple[int, int | None]] = [(1, 1), (2, 2), (3, None)]
+    for purchase_id, bound in paid:
         conn.execute(sa.text(
             "INSERT INTO purchases (id, user_id, product_code, base_stars_amount, discount_stars_amount, "
             "final_stars_amount, promo_redemption_id, status, telegram_payment_charge_id, created_at, updated_at, "
             "paid_at) VALUES (:id, :user, 'PREMIUM_30D', 100, :discount, :final, :redemption, 'PAID', :charge, "
             ":now, :now, :now)"),
-            {"id": purchase_id, "user": 100 + purchase_id, "discount": 10 if redemption_id else 0,
-             "final": 90 if redemption_id else 100, "redemption": redemption_id, "charge": f"charge-{purchase_id}",
+            {"id": purchase_id, "user": 100 + purchase_id, "discount": 10 if bound else 0,
+             "final": 90 if bound else 100, "redemption": bound, "charge": f"charge-{purchase_id}",
              "now": NOW})
 
 
