@@ -314,6 +314,7 @@ def test_the_runbook_queries_run_unchanged_and_the_original_ones_answer_as_befor
             assert answers_0002[0] and answers_0002[1]  # 1.1 sees the paused code, 1.2 its attempts
 
             assert upgrade(engines, "0003") == ("0002", "0003")
+            upgrade(engines)  # and on to head: the later queries (1.11) read tables of later revisions
 
             campaign_id = scalar_rows(engines, "SELECT campaign_id FROM promo_codes WHERE id = :id", id=paused_code)
             for sql in queries:
