@@ -283,7 +283,8 @@ class LedgerEntry:
 @attrs.frozen
 class Product:
     """A premium plan sold for Telegram Stars. ``title`` (1..32 characters) and ``description`` (1..255) are what
-    Telegram's ``sendInvoice`` accepts; without a description the bot writes one from the title and price."""
+    Telegram's ``sendInvoice`` accepts; the bot's invoice shows the description above its price line (the line alone
+    without one)."""
 
     code: str
     title: str

@@ -33,7 +33,7 @@ from domain.model import (
     Redemption,
     RedemptionStatus,
 )
-from domain.products import DEFAULT_PRODUCTS
+from domain.products import DEFAULT_PRODUCTS, MAX_DESCRIPTION
 from domain.redemption import RedeemOutcome, RedemptionService
 from entrypoints.bot import messages
 from entrypoints.bot.messages import language_of
@@ -48,6 +48,19 @@ PURCHASE_PAYLOAD = re.compile(r"^purchase:([1-9][0-9]{0,18})$")
 BUY_DATA = re.compile(r"^buy:([A-Z0-9_]{1,32})(?::([1-9][0-9]{0,18}))?$")
 PROMO_OPEN = "promo:open"
 _DEFAULT_TITLES = {(p.code, p.title) for p in DEFAULT_PRODUCTS}
+
+
+def invoice_description(own: str | None, price: str) -> str:
+    """An invoice's description: the product's own (from the products file) above the price line, cut with an
+    ellipsis where both would not fit Telegram's 255 characters (the price line, which says the discount, stays
+    whole); the price line alone without one."""
+    if not own:
+        return price
+    room = MAX_DESCRIPTION - len(price) - 1
+    if room < 2:
+        return price
+    text = own if len(own) <= room else own[:room - 1].rstrip() + "\u2026"
+    return f"{text}\n{price}"
 
 
 @attrs.frozen
@@ -247,12 +260,12 @@ class PromoBot:
 
         def invoice(purchase: Purchase) -> None:
             if purchase.discount_stars_amount:
-                description = messages.text(lang, "invoice_description_discount", product=name,
-                                            final=purchase.final_stars_amount, base=purchase.base_stars_amount)
+                price = messages.text(lang, "invoice_description_discount", product=name,
+                                      final=purchase.final_stars_amount, base=purchase.base_stars_amount)
             else:
-                description = messages.text(lang, "invoice_description", product=name,
-                                            final=purchase.final_stars_amount)
-            turn.invoice(chat_id, messages.text(lang, "invoice_title", product=name), description,
+                price = messages.text(lang, "invoice_description", product=name, final=purchase.final_stars_amount)
+            turn.invoice(chat_id, messages.text(lang, "invoice_title", product=name),
+                         invoice_description(product.description, price),
                          f"purchase:{purchase.id}", name, purchase.final_stars_amount)
 
         recorder = turn.recorder(invoice)
