@@ -97,6 +97,16 @@ class JsonLineFormatter(logging.Formatter):
         return json.dumps(line, default=json_default, ensure_ascii=False)
 
 
+class LibraryChatterFilter(logging.Filter):
+    """Drops what Alembic logs at INFO besides its progress ("Running upgrade 0009 -> 0010, ..."): its plugin
+    set-up and "Context impl ..." / "Will assume ... DDL" lines, a dozen per ``db upgrade`` or ``demo`` start that
+    tell the person migrating nothing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (not record.name.startswith("alembic.") or record.levelno > logging.INFO
+                or record.getMessage().startswith("Running "))
+
+
 class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time of the record (test runners swap it)."""
 
@@ -120,6 +130,7 @@ def configure_json_logging(level: int = logging.INFO, stream: IO[str] | None = N
     handler: logging.Handler = logging.StreamHandler(stream) if stream is not None else _CurrentStderrHandler()
     handler.setFormatter(JsonLineFormatter())
     handler.addFilter(ContextFieldsFilter())
+    handler.addFilter(LibraryChatterFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
