@@ -188,7 +188,7 @@ class Container(containers.DeclarativeContainer):
     # Flood control and the outbox (SPEC 9): one pacer and one delivery worker per process (started by the
     # processes that deliver: serve with the bot, worker, polling).
     telegram_pacer = providers.Singleton(message_pacer, settings.provided.telegram_max_messages_per_second,
-                                         settings.provided.redis_url)
+                                         settings.provided.redis_url, settings.provided.telegram_chat_interval_seconds)
     telegram_outbox_delivery = providers.Singleton(_outbox_delivery, settings, uow_factory, telegram_api,
                                                    telegram_pacer, clock)
     telegram_outbox_worker = providers.Singleton(OutboxWorker, telegram_outbox_delivery)

@@ -16,7 +16,7 @@ import attrs
 from adapters.alerts import DeliveryOptions
 from adapters.sql.engine import DEFAULT_POOL_SIZE, POOL_MODES, POOL_SESSION
 from adapters.telegram.client import DEFAULT_API_URL
-from adapters.telegram.pacing import DEFAULT_MESSAGES_PER_SECOND
+from adapters.telegram.pacing import CHAT_INTERVAL_SECONDS, DEFAULT_MESSAGES_PER_SECOND
 from adapters.telegram.rules import check_webhook_secret
 from domain.errors import ConfigurationError
 from domain.outbox import DEFAULT_LEASE_SECONDS as DEFAULT_OUTBOX_LEASE_SECONDS
@@ -55,6 +55,7 @@ class Settings:
     telegram_webhook_secret: str | None = attrs.field(default=None, repr=False)
     telegram_api_url: str = DEFAULT_TELEGRAM_API_URL
     telegram_max_messages_per_second: int = DEFAULT_MESSAGES_PER_SECOND
+    telegram_chat_interval_seconds: float = CHAT_INTERVAL_SECONDS
     telegram_outbox_lease_seconds: int = DEFAULT_OUTBOX_LEASE_SECONDS
     ops_alert_webhook_url: str | None = None
     ops_alert_slack_webhook_url: str | None = None
@@ -104,6 +105,9 @@ class Settings:
             # Telegram lets a bot send about 30 messages a second (up to 1000 with paid broadcasts).
             telegram_max_messages_per_second=r.integer("TELEGRAM_MAX_MESSAGES_PER_SECOND",
                                                        d.telegram_max_messages_per_second, minimum=1, maximum=1000),
+            # Telegram: about one message a second to one chat (20 a minute in a group).
+            telegram_chat_interval_seconds=r.parse("TELEGRAM_CHAT_INTERVAL_SECONDS", _chat_interval,
+                                                   d.telegram_chat_interval_seconds),
             telegram_outbox_lease_seconds=r.integer("TELEGRAM_OUTBOX_LEASE_SECONDS", d.telegram_outbox_lease_seconds,
                                                     minimum=1, maximum=3600),
             ops_alert_webhook_url=r.url("OPS_ALERT_WEBHOOK_URL"),
@@ -166,6 +170,16 @@ def _positive_float(raw: str) -> float:
     value = float(raw)
     if not math.isfinite(value) or value <= 0:
         raise ValueError("must be a finite number > 0")
+    return value
+
+
+MAX_CHAT_INTERVAL_SECONDS = 60.0
+
+
+def _chat_interval(raw: str) -> float:
+    value = _positive_float(raw)
+    if value > MAX_CHAT_INTERVAL_SECONDS:
+        raise ValueError(f"must be <= {MAX_CHAT_INTERVAL_SECONDS:g}")
     return value
 
 

@@ -1,5 +1,5 @@
 """Pacing below Telegram's flood limits (SPEC 9): at most ``TELEGRAM_MAX_MESSAGES_PER_SECOND`` messages per second
-across every process of the bot, and at most one per second per chat.
+across every process of the bot, and at most one per second per chat (``TELEGRAM_CHAT_INTERVAL_SECONDS``, default 1).
 
 With Redis the global rate is a sliding-window log kept by pyrate-limiter's ``RedisBucket`` (its Lua script checks
 and records a send atomically, so several processes share one budget), and a chat's turn is one key set with
@@ -149,8 +149,9 @@ class MessagePacer:
                       retry_in_s=REDIS_RETRY_SECONDS, pacing="in-process")
 
 
-def message_pacer(per_second: int, redis_url: str | None) -> MessagePacer:
+def message_pacer(per_second: int, redis_url: str | None,
+                  chat_interval: float = CHAT_INTERVAL_SECONDS) -> MessagePacer:
     """The pacer of a process: shared through Redis when ``redis_url`` is set. Short socket timeouts: a Redis
     that does not answer costs a message one second, then pacing goes on in-process (see the module docstring)."""
     redis = Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1) if redis_url else None
-    return MessagePacer(per_second, redis)
+    return MessagePacer(per_second, redis, chat_interval)

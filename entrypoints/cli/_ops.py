@@ -14,19 +14,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, NoReturn, cast
+from typing import IO, TYPE_CHECKING, Any, NoReturn, cast
 
 import attrs
 import click
-from dependency_injector import containers
 
 from domain.audit import MAX_ACTOR
 from domain.campaigns import CampaignView
 from domain.code_files import GENERATED_COLUMNS, GeneratedRow
 from domain.errors import ConfigurationError, DomainError, ValidationError
 from domain.model import Campaign, PromoCode
-from entrypoints.container import Container, build_container
-from entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -37,11 +37,17 @@ def get_container(ctx: click.Context, *, require_pepper: bool = True) -> Contain
     """The container of this invocation: the one a caller passed as ``obj`` (tests), else built once
     from the environment and kept on the root context for the rest of the invocation. Commands that
     never hash a code (``db upgrade``) pass ``require_pepper=False``."""
+    # Imported here, as every heavy module of the CLI: `starpromo --help` and a usage error load none of them.
+    from dependency_injector import containers
+
+    from entrypoints.container import build_container
+    from entrypoints.settings import Settings
+
     root = ctx.find_root()
     # ``Container()`` returns a dynamic copy of the declarative class, hence the base-class check.
     if not isinstance(root.obj, containers.Container):
         root.obj = build_container(None if require_pepper else Settings.from_env(require_pepper=False))
-    return cast(Container, root.obj)
+    return cast("Container", root.obj)
 
 
 def login_name() -> str:

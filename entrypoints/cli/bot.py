@@ -6,17 +6,16 @@ import logging
 import signal
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 
 from adapters.jsonlog import configure_json_logging, log_event
-from adapters.telegram import TelegramApiError
-from adapters.telegram.rules import check_webhook_url
 from domain.errors import StorageUnavailable
-from entrypoints.bot.intake import UpdateIntake, update_id_of
-from entrypoints.bot.process import start_outbox_worker
 from entrypoints.cli._ops import fail, get_container
-from entrypoints.container import Container
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
 
 log = logging.getLogger("starpromo.bot.polling")
 
@@ -32,6 +31,10 @@ def run_polling(container: Container, long_polling_timeout: int, stop: threading
     ``stop`` is set; returns how many updates arrived. Bot API errors back off and retry; an update whose
     handling found the database away is not confirmed, so it comes again. The replies go out through this
     process's outbox delivery (SPEC 9)."""
+    from adapters.telegram import TelegramApiError
+    from entrypoints.bot.intake import UpdateIntake, update_id_of
+    from entrypoints.bot.process import start_outbox_worker
+
     api = container.telegram_api()
     outbox = start_outbox_worker(container)
     intake = UpdateIntake(container.telegram_bot(), container.uow_factory(), container.clock(), outbox=outbox)
@@ -83,6 +86,9 @@ def bot(ctx: click.Context, polling: bool, webhook_url: str | None, poll_timeout
     configure_json_logging()
     container = get_container(ctx)
     settings = container.settings()
+    from adapters.telegram import TelegramApiError
+    from adapters.telegram.rules import check_webhook_url
+
     if not settings.telegram_bot_token:
         fail("configuration error: TELEGRAM_BOT_TOKEN is required", 2)
     if webhook_url:

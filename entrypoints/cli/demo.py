@@ -14,6 +14,7 @@ import os
 import secrets
 import shlex
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import attrs
 import click
@@ -23,12 +24,10 @@ from domain.campaigns import CampaignService, CampaignSpec
 from domain.errors import CampaignExists, CodeExists
 from domain.model import PromoType
 from domain.operators import OperatorRole
-from entrypoints.cli.demo_history import seed_history
-from entrypoints.cli.serve import base_url, make_server, run_server
-from entrypoints.container import Container, build_container
-from entrypoints.http import create_app
-from entrypoints.http.auth import TOKEN_HEADER
-from entrypoints.settings import Settings
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
+    from entrypoints.settings import Settings
 
 DEMO_THREADS = 8
 
@@ -57,11 +56,15 @@ def register(cli: click.Group) -> None:
 
 def sql_available() -> bool:
     """Whether this build wires the SQL adapter family (``DATABASE_URL=sqlite:///...``)."""
+    from entrypoints.container import Container
+
     return "sql" in Container.uow_factory.providers
 
 
 def demo_settings(environ: Mapping[str, str]) -> tuple[Settings, bool]:
     """Settings of the demo and whether the token was generated here."""
+    from entrypoints.settings import Settings
+
     env = dict(environ)
     generated = not env.get("INTERNAL_API_TOKEN", "").strip()
     if generated:
@@ -125,6 +128,8 @@ def start_jobs(container: Container) -> bool:
 
 
 def curl_line(url: str, token: str, user_id: int, code: str, key: str) -> str:
+    from entrypoints.http.auth import TOKEN_HEADER
+
     body = f'{{"user_id": {user_id}, "code": "{code}", "idempotency_key": "{key}"}}'
     return (f"curl -s -X POST {shlex.quote(url + '/internal/promo/redeem')} "
             f"-H {shlex.quote(TOKEN_HEADER + ': ' + token)} -H 'Content-Type: application/json' "
@@ -136,6 +141,12 @@ def curl_line(url: str, token: str, user_id: int, code: str, key: str) -> str:
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port (0: any).")
 def demo(host: str, port: int) -> None:
     """Migrate, seed three demo campaigns and serve the API on HOST:PORT (no other service needed)."""
+    from entrypoints.cli.demo_history import seed_history
+    from entrypoints.cli.serve import base_url, make_server, run_server
+    from entrypoints.container import build_container
+    from entrypoints.http import create_app
+    from entrypoints.http.auth import TOKEN_HEADER
+
     configure_json_logging()
     settings, generated = demo_settings(os.environ)
     container = build_container(settings)

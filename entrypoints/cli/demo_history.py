@@ -14,6 +14,7 @@ import math
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 import attrs
 
@@ -27,7 +28,9 @@ from domain.errors import DomainError
 from domain.maintenance import MaintenanceService
 from domain.model import Campaign, CampaignFilter, CampaignStatus, PromoType, RedeemResult
 from domain.redemption import RedemptionService
-from entrypoints.container import Container
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
 
 HISTORY_CAMPAIGN = "demo: launch giveaway"
 LEAKED_CAMPAIGN = "demo: leaked partner code"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from adapters.jsonlog import configure_json_logging, json_default
-from adapters.prometheus import multiprocess_dir, one_file_per_forking_parent, use_multiprocess_dir
 from entrypoints.cli._ops import EXIT_USAGE, cli_errors, fail, get_container
-from entrypoints.container import Container
-from entrypoints.worker.jobs import JOBS, periodic_jobs, run_job
-from entrypoints.worker.process import use_container
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
 
 
 def register(cli: click.Group) -> None:
@@ -24,6 +24,8 @@ def register(cli: click.Group) -> None:
 def _started(ctx: click.Context) -> Container:
     """Build the container and everything start-up must validate (settings, alert policy, channels, products):
     a bad value stops here with a message naming the variable, before any job runs."""
+    from entrypoints.worker.process import use_container
+
     with cli_errors():
         container = get_container(ctx)
         container.settings()
@@ -43,6 +45,9 @@ def worker(ctx: click.Context, burst: bool) -> None:
     With REDIS_URL: an RQ worker on the ``starpromo`` queue (fed by ``starpromo scheduler``).
     Without it: the periodic jobs on an in-process timer, in the foreground.
     """
+    from adapters.prometheus import multiprocess_dir, one_file_per_forking_parent, use_multiprocess_dir
+    from entrypoints.worker.jobs import periodic_jobs, run_job
+
     configure_json_logging(force=False)
     metrics_dir = multiprocess_dir()
     if metrics_dir is not None:
@@ -81,6 +86,8 @@ def scheduler(ctx: click.Context, burst: bool, interval: int) -> None:
 
     Needs REDIS_URL; without Redis, ``starpromo worker`` runs the jobs on an in-process timer.
     """
+    from entrypoints.worker.jobs import periodic_jobs
+
     configure_json_logging(force=False)
     container = _started(ctx)
     redis_url = container.settings().redis_url
@@ -104,6 +111,8 @@ def jobs() -> None:
 @jobs.command("list")
 def list_() -> None:
     """Print the job names and their schedule."""
+    from entrypoints.worker.jobs import periodic_jobs
+
     for job in periodic_jobs():
         click.echo(f"{job.name}  every {job.every_minutes} min  ({job.cron})")
 
@@ -113,6 +122,8 @@ def list_() -> None:
 @click.pass_context
 def run(ctx: click.Context, name: str) -> None:
     """Run job NAME once now and print its JSON summary line (counts, duration_ms)."""
+    from entrypoints.worker.jobs import JOBS, run_job
+
     if name not in JOBS:
         fail(f"error: NAME: unknown job {name!r}; known jobs: {', '.join(JOBS)}", EXIT_USAGE)
     configure_json_logging(force=False)

@@ -4,7 +4,7 @@ Every change is audited as ``cli:<login name>``."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,7 +15,9 @@ from domain.payment_reviews import MAX_REVIEW_PAGE
 from domain.policy import PromoPolicy
 from domain.reconciliation import ReconciliationReport
 from entrypoints.cli._ops import EXIT_FAILURE, cli_actor, cli_errors, echo_json, get_container, json_value, table
-from entrypoints.container import Container
+
+if TYPE_CHECKING:
+    from entrypoints.container import Container
 
 # `payments reconcile`: books differ (like diff(1): 0 same, 1 different, 2 trouble).
 EXIT_DIFFERENCES = EXIT_FAILURE

@@ -14,15 +14,15 @@ import os
 import shutil
 import socket
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Flask
 
 from adapters.jsonlog import configure_json_logging
-from adapters.prometheus import multiprocess_dir, use_multiprocess_dir
 from entrypoints.cli._ops import get_container
-from entrypoints.http import create_app
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger("starpromo.serve")
 
@@ -114,6 +114,8 @@ def _bind_address(host: str, port: int) -> str:
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, threads: int, processes: int, graceful_timeout: int) -> None:
     """Serve the internal HTTP API (needs INTERNAL_API_TOKEN and PROMO_SECRET_PEPPER)."""
+    from adapters.prometheus import multiprocess_dir, use_multiprocess_dir
+
     configure_json_logging()
     owner = os.getpid()
     own_metrics_dir: str | None = None
@@ -130,6 +132,8 @@ def serve(ctx: click.Context, host: str, port: int, threads: int, processes: int
 
 
 def _serve(ctx: click.Context, host: str, port: int, threads: int, processes: int, graceful_timeout: int) -> None:
+    from entrypoints.http import create_app
+
     container = get_container(ctx)
     container.alert_policy()  # a bad OPS_ALERT_ESCALATION_POLICY_JSON stops start-up, naming the variable
     container.products()  # so does a products file Telegram's sendInvoice would refuse, naming product and field

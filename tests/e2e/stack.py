@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import itertools
 import os
+import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,11 +54,27 @@ def starpromo(env: dict[str, str], *args: str, timeout: float = 60) -> subproces
     return subprocess.run([STARPROMO, *args], env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def sqlite_db(tmp: Path, api_url: str = "http://127.0.0.1:9") -> str:
-    url = f"sqlite:///{tmp / 'starpromo.db'}"
-    proc = starpromo(stack_env(url, api_url), "db", "upgrade")
+# Telegram's per-chat turn (TELEGRAM_CHAT_INTERVAL_SECONDS, 1 s by default) shortened for the stacks whose tests
+# send a chat several messages in a row: they test what the bot says, and would otherwise wait a second for each
+# reply after a chat's first. tests/e2e/test_bot_pacing.py runs the default against a fake that enforces it.
+QUICK_CHATS = {"TELEGRAM_CHAT_INTERVAL_SECONDS": "0.05"}
+
+
+def migrated_sqlite(tmp: Path) -> Path:
+    """A SQLite file at the newest schema, by ``starpromo db upgrade`` (each test copies it: :func:`sqlite_db`)."""
+    path = tmp / "migrated.db"
+    proc = starpromo(stack_env(f"sqlite:///{path}", "http://127.0.0.1:9"), "db", "upgrade")
     assert proc.returncode == 0, proc.stderr
-    return url
+    assert "database migrated from empty to revision" in proc.stdout, proc.stdout
+    return path
+
+
+def sqlite_db(tmp: Path, migrated: Path) -> str:
+    """A fresh database in ``tmp``: a copy of the ``migrated`` one (SQLite's backup API, so a copy is consistent)."""
+    path = tmp / "starpromo.db"
+    with closing(sqlite3.connect(migrated)) as source, closing(sqlite3.connect(path)) as target:
+        source.backup(target)
+    return f"sqlite:///{path}"
 
 
 class Stack:

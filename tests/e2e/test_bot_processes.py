@@ -9,14 +9,14 @@ from pathlib import Path
 
 import redis
 
-from tests.e2e.stack import STARPROMO, Stack, sqlite_db, stack_env, starpromo
+from tests.e2e.stack import STARPROMO, Stack, stack_env, starpromo
 from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.telegram_updates import Updates
 
 
-def test_polling_answers_updates_and_confirms_them(tmp_path: Path) -> None:
+def test_polling_answers_updates_and_confirms_them(tmp_path: Path, sqlite_url: str) -> None:
     with FakeBotApi() as api:
-        env = stack_env(sqlite_db(tmp_path, api.url), api.url)
+        env = stack_env(sqlite_url, api.url)
         updates = Updates()
         first = updates.promo(801, None)
         api.push_update(first)
@@ -59,9 +59,9 @@ def test_bot_command_needs_a_mode_and_a_token(tmp_path: Path) -> None:
 
 
 def test_with_redis_the_webhook_answers_fast_and_a_worker_processes_the_update(
-        tmp_path: Path, redis_url: str) -> None:
+        tmp_path: Path, sqlite_url: str, redis_url: str) -> None:
     with FakeBotApi() as api:
-        database_url = sqlite_db(tmp_path, api.url)
+        database_url = sqlite_url
         # A database of its own on the shared Redis server, so no other test's queue is touched.
         own_redis = redis_url.rsplit("/", 1)[0] + "/11"
         redis.Redis.from_url(own_redis).flushdb()
@@ -90,9 +90,9 @@ def test_with_redis_the_webhook_answers_fast_and_a_worker_processes_the_update(
         assert "QUEUEDSECRET7" not in log
 
 
-def test_with_redis_down_the_webhook_still_processes_the_update(tmp_path: Path) -> None:
+def test_with_redis_down_the_webhook_still_processes_the_update(tmp_path: Path, sqlite_url: str) -> None:
     with FakeBotApi() as api:
-        database_url = sqlite_db(tmp_path, api.url)
+        database_url = sqlite_url
         stack = Stack(database_url, api, tmp_path / "serve.log", REDIS_URL="redis://127.0.0.1:9/0")
         try:
             assert stack.deliver(stack.updates.promo(902, None))["result"] == "processed"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.stack import Stack, sqlite_db
+from tests.e2e.stack import Stack
 from tests.fakes.bot_api import FakeBotApi
 
 
@@ -92,9 +92,10 @@ def test_a_pre_checkout_for_an_unknown_purchase_is_refused_in_german(stack: Stac
     assert "Telegram Stars" in bot_api.last("answerPreCheckoutQuery").params["error_message"]
 
 
-def test_the_duplicate_filter_survives_a_restart(bot_api: FakeBotApi, tmp_path: Path, user_id: int) -> None:
+def test_the_duplicate_filter_survives_a_restart(bot_api: FakeBotApi, tmp_path: Path, sqlite_url: str,
+                                                 user_id: int) -> None:
     """Two `starpromo serve` processes in turn over one SQLite file: the second drops the first's update."""
-    database_url = sqlite_db(tmp_path, bot_api.url)
+    database_url = sqlite_url
     update = None
     first = Stack(database_url, bot_api, tmp_path / "first.log")
     try:

@@ -181,3 +181,14 @@ def test_a_bad_message_rate_stops_start_up_naming_the_variable(value: str) -> No
 @pytest.mark.parametrize("value", ["0", "soon", "3601"])
 def test_a_bad_outbox_lease_stops_start_up_naming_the_variable(value: str) -> None:
     refused("TELEGRAM_OUTBOX_LEASE_SECONDS", value)
+
+
+def test_a_chats_turn_defaults_to_telegrams_one_second_and_is_read() -> None:
+    assert settings().telegram_chat_interval_seconds == 1.0
+    assert settings(TELEGRAM_CHAT_INTERVAL_SECONDS="3").telegram_chat_interval_seconds == 3.0
+    assert settings(TELEGRAM_CHAT_INTERVAL_SECONDS=" 0.05 ").telegram_chat_interval_seconds == 0.05
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "soon", "nan", "inf", "61"])
+def test_a_bad_chat_interval_stops_start_up_naming_the_variable(value: str) -> None:
+    refused("TELEGRAM_CHAT_INTERVAL_SECONDS", value)

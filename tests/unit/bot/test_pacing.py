@@ -8,6 +8,8 @@ import logging
 import pytest
 
 from adapters.telegram.pacing import MessagePacer, message_pacer
+from entrypoints.container import build_container
+from entrypoints.settings import Settings
 from tests.fakes.bot_api import free_port_url
 
 
@@ -36,3 +38,10 @@ def test_a_redis_that_does_not_answer_leaves_pacing_in_process(caplog: pytest.Lo
 def test_a_limit_below_one_message_a_second_is_refused() -> None:
     with pytest.raises(ValueError, match="per_second"):
         MessagePacer(0)
+
+
+def test_a_processs_pacer_takes_its_chat_interval_from_the_settings() -> None:
+    assert build_container(Settings(database_url="memory://")).telegram_pacer().chat_interval == 1.0
+    pacer = build_container(Settings(database_url="memory://", telegram_chat_interval_seconds=3.0)).telegram_pacer()
+    assert pacer.chat_interval == 3.0
+    assert pacer.chat_wait(1) == 0.0 and 1.0 < pacer.chat_wait(1) <= 3.0  # longer than the default turn
