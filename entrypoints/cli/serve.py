@@ -8,12 +8,16 @@ threaded workers (``entrypoints.cli.prefork``), the metrics of all of them summe
 
 from __future__ import annotations
 
+import functools
 import gc
 import logging
 import os
 import shutil
+import signal
 import socket
 import tempfile
+import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -30,6 +34,7 @@ DEFAULT_THREADS = 16
 CONNECTION_LIMIT = 1000
 BACKLOG = 2048
 DEFAULT_GRACEFUL_TIMEOUT = 15
+QUIET_S = 0.3  # a stopping one-process server waits for this much silence on its idle connections
 
 
 def register(cli: click.Group) -> None:
@@ -54,9 +59,31 @@ def make_server(app: Flask, host: str, port: int, threads: int = DEFAULT_THREADS
     import waitress.server
 
     try:
-        return waitress.server.create_server(app, host=host, port=port, backlog=BACKLOG, **_waitress_options(threads))
+        server = waitress.server.create_server(app, host=host, port=port, backlog=BACKLOG,
+                                               **_waitress_options(threads))
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    server.channel_class = _stopping_channel_class()
+    server.stopping = threading.Event()
+    return server
+
+
+@functools.cache
+def _stopping_channel_class() -> type[Any]:
+    from waitress.channel import HTTPChannel
+
+    class StoppingChannel(HTTPChannel):  # type: ignore[misc]
+        """Once the server is stopping, every answer says ``Connection: close`` (waitress adds it when the request
+        asked for it), so a keep-alive client opens a new connection, which is refused, instead of sending its
+        next request into a socket about to close."""
+
+        def service(self) -> None:
+            if self.server.stopping.is_set():
+                for request in list(self.requests):
+                    request.headers["CONNECTION"] = "close"
+            super().service()
+
+    return StoppingChannel
 
 
 def check_port(host: str, port: int) -> None:
@@ -75,15 +102,56 @@ def check_port(host: str, port: int) -> None:
             raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-def run_server(server: Any, threads: int) -> None:
+def run_server(server: Any, threads: int, graceful_timeout: float = DEFAULT_GRACEFUL_TIMEOUT) -> None:
+    """Serve until SIGTERM (or Ctrl+C), then stop gracefully, as gunicorn's workers do with ``--processes``: stop
+    accepting at once, let the requests in flight finish and their answers go out (at most ``graceful_timeout``
+    seconds; a second signal cuts it short), close the idle keep-alive connections, return. Main thread only."""
+    from waitress import wasyncore
+    from waitress.channel import HTTPChannel
+
+    stopping: threading.Event = server.stopping
+    hurry = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        (hurry if stopping.is_set() else stopping).set()
+        server.pull_trigger()  # wake the loop out of its poll
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     log.info("serving", extra={"event": "http_server_started", "host": server.effective_host,
                                "port": int(server.effective_port), "threads": threads, "server": "waitress"})
+
+    def turn(timeout: float) -> None:
+        server.asyncore.loop(timeout=timeout, map=server._map, use_poll=server.adj.asyncore_use_poll, count=1)
+
+    def channels() -> list[Any]:
+        return [c for c in list(server._map.values()) if isinstance(c, HTTPChannel)]
+
     try:
-        server.run()
-    except KeyboardInterrupt:
-        pass
+        while not stopping.is_set():
+            turn(server.adj.asyncore_loop_timeout)
+        in_flight = sum(1 for c in channels() if c.requests)
+        log.info("stopping", extra={"event": "http_server_stopping", "in_flight": in_flight,
+                                    "graceful_timeout_s": graceful_timeout})
+        server.accepting = False
+        server.del_channel()  # out of the loop's map: nothing more is accepted ...
+        server.socket.close()  # ... and a new connection is refused, not left in the backlog
+        for channel in channels():  # answers not begun yet say "Connection: close" too
+            for request in list(channel.requests):
+                request.headers["CONNECTION"] = "close"
+        # Until no request is in flight and no connection has been active for QUIET_S (an answer sent just before
+        # the signal may still bring its client's next request, which is answered, with "Connection: close").
+        deadline = time.monotonic() + graceful_timeout
+        while not hurry.is_set() and time.monotonic() < deadline:
+            now = time.time()  # waitress stamps last_activity with time.time()
+            if not any(c.requests or c.total_outbufs_len or now - c.last_activity < QUIET_S for c in channels()):
+                break
+            turn(0.05)
     finally:
+        server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
         server.close()
+        wasyncore.close_all(server._map)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         log.info("stopped", extra={"event": "http_server_stopped"})
 
 
@@ -110,7 +178,7 @@ def _bind_address(host: str, port: int) -> str:
                    "over more than one GIL. Needs a database (not memory://).")
 @click.option("--graceful-timeout", default=DEFAULT_GRACEFUL_TIMEOUT, show_default=True,
               type=click.IntRange(1, 600),
-              help="With --processes > 1: seconds SIGTERM waits for requests in flight before workers are killed.")
+              help="Seconds SIGTERM waits for the requests in flight to finish (then they are cut).")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, threads: int, processes: int, graceful_timeout: int) -> None:
     """Serve the internal HTTP API (needs INTERNAL_API_TOKEN and PROMO_SECRET_PEPPER)."""
@@ -148,7 +216,7 @@ def _serve(ctx: click.Context, host: str, port: int, threads: int, processes: in
         from entrypoints.bot.process import start_outbox_worker
 
         start_outbox_worker(container)  # the bot's replies (SPEC 9), when the bot is configured
-        run_server(server, threads)
+        run_server(server, threads, graceful_timeout)
         return
     check_port(host, port)
     from entrypoints.cli.prefork import PreforkServer, gunicorn_options

@@ -1,6 +1,7 @@
 """``starpromo serve --processes 2`` (gunicorn) on PostgreSQL: pre-forked workers share one socket, the capacity
 stays exact under concurrent clients spread over both, a worker that dies is replaced, and SIGTERM under load lets
-every request in flight finish, resets no client and exits 0 within the graceful timeout."""
+every request in flight finish, resets no client and exits 0 within the graceful timeout (so does the one-process
+server)."""
 
 from __future__ import annotations
 
@@ -107,18 +108,21 @@ def _refused(exc: requests.ConnectionError) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+@pytest.mark.parametrize("processes", [1, 2])
 def test_sigterm_under_load_finishes_the_requests_in_flight_and_resets_no_client(
-        database_url: str, tmp_path: Path) -> None:
+        database_url: str, tmp_path: Path, processes: int) -> None:
+    """With gunicorn (``--processes 2``) and with the one-process waitress server alike."""
     graceful = 10
-    server = Server(database_url, tmp_path / "serve.log", "--processes", "2", "--threads", "8",
+    server = Server(database_url, tmp_path / "serve.log", "--processes", str(processes), "--threads", "8",
                     "--graceful-timeout", str(graceful))
-    server.wait_for_workers(2)
+    if processes > 1:
+        server.wait_for_workers(processes)
     answered: list[tuple[float, float, int]] = []  # (sent, answered, status)
     refused: list[float] = []
     broken: list[str] = []
     stop = threading.Event()
     try:
-        r = server.post("/internal/promo/campaigns", {"code": "PROC-TERM-01", "name": "sigterm",
+        r = server.post("/internal/promo/campaigns", {"code": f"PROC-TERM-0{processes}", "name": f"sigterm {processes}",
                                                       "promo_type": "PERCENT_DISCOUNT", "discount_percent": 5})
         assert r.status_code == 201, r.text
 
@@ -130,8 +134,9 @@ def test_sigterm_under_load_finishes_the_requests_in_flight_and_resets_no_client
                     sent = time.monotonic()
                     try:
                         reply = session.post(server.url + "/internal/promo/redeem", headers=AUTH, timeout=30,
-                                             json={"user_id": number * 100_000 + i + 1, "code": "PROCTERM01",
-                                                   "idempotency_key": f"term-{number}-{i}"})
+                                             json={"user_id": number * 100_000 + i + 1,
+                                                   "code": f"PROCTERM0{processes}",
+                                                   "idempotency_key": f"term{processes}-{number}-{i}"})
                         answered.append((sent, time.monotonic(), reply.status_code))
                     except requests.ConnectionError as exc:
                         if not _refused(exc):
@@ -162,8 +167,8 @@ def test_sigterm_under_load_finishes_the_requests_in_flight_and_resets_no_client
     engines = EngineHolder(database_url, 1)
     try:
         with engines.engine.connect() as conn:
-            made = conn.execute(sa.text("SELECT count(*) FROM promo_redemptions WHERE idempotency_key LIKE 'term-%'")
-                                ).scalar_one()
+            made = conn.execute(sa.text("SELECT count(*) FROM promo_redemptions WHERE idempotency_key LIKE :keys"),
+                                {"keys": f"term{processes}-%"}).scalar_one()
     finally:
         engines.dispose()
     assert made == len(answered)  # every redemption the server made was answered to its client
