@@ -137,7 +137,8 @@ class Container(containers.DeclarativeContainer):
     policy = providers.Callable(lambda s: s.policy, settings)
 
     memory_store = providers.Singleton(MemoryStore)
-    # Lazy and fork-safe: the engine is built on first use, and again in a forked child (RQ's work horse).
+    # Lazy and fork-safe: built on first use; a forked child (RQ's work horse) keeps the engine and drops the
+    # inherited pool (dispose(close=False)).
     sql_engines = providers.Singleton(EngineHolder, settings.provided.database_url, settings.provided.db_pool_size,
                                       settings.provided.database_pool_mode)
     uow_factory = providers.Selector(

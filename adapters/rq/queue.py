@@ -58,8 +58,10 @@ class JobIdWorker(Worker):
 
 def run_worker(connection: Redis, queue_names: Sequence[str] = (QUEUE_NAME,), *, burst: bool = False,
                name: str | None = None) -> bool:
-    """Run an RQ worker on ``queue_names``: a forked child per job (a fresh process, fresh engines).
-    ``burst`` returns once the queues are empty. Returns whether any job was executed."""
+    """Run an RQ worker on ``queue_names``: a forked work-horse per job, which inherits what this process built
+    (entrypoints.worker.process prepares the container before the first fork and holds no database connection
+    then; redis-py and ``EngineHolder`` drop inherited pools in the child). ``burst`` returns once the queues are
+    empty. Returns whether any job was executed."""
     queues = [Queue(n, connection=connection) for n in queue_names]
     worker = JobIdWorker(queues, connection=connection, name=name)
     return bool(worker.work(burst=burst, logging_level="INFO", with_scheduler=False))

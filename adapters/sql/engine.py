@@ -1,4 +1,4 @@
-"""Engines: created lazily, one per process (RQ forks a child per job), tuned per backend.
+"""Engines: created lazily, tuned per backend, fork-safe (RQ forks a child per job and may reuse the parent's engine).
 
 SQLite: WAL, a busy timeout and ``BEGIN IMMEDIATE`` for every transaction, so concurrent writers queue
 instead of failing half-way with "database is locked" (SQLite's answer to row locks and ``SKIP LOCKED``).
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from typing import Any
 
 import sqlalchemy as sa
@@ -86,8 +87,9 @@ def _sqlite_setup(engine: Engine) -> None:
 
 
 class EngineHolder:
-    """The engine of ``url`` for the current process: built on first use, rebuilt after a fork (the
-    child never touches the parent's pooled connections; ``dispose(close=False)`` leaves them to it)."""
+    """The engine of ``url``: built on first use, kept across a fork. A forked child drops the pool it inherited
+    without closing it (SQLAlchemy's ``dispose(close=False)`` for ``os.fork``: the parent's connections stay the
+    parent's) and opens connections of its own; the engine itself (dialect, compiled statements) is kept."""
 
     def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE, pool_mode: str = POOL_SESSION) -> None:
         self.url = normalize_url(url)
@@ -97,6 +99,7 @@ class EngineHolder:
         self._engine: Engine | None = None
         self._pid = 0
         self._lock = threading.Lock()
+        _holders.add(self)
 
     @property
     def engine(self) -> Engine:
@@ -105,12 +108,16 @@ class EngineHolder:
             return engine
         with self._lock:
             if self._engine is not None and self._pid != os.getpid():
-                self._engine.dispose(close=False)
-                self._engine = None
+                self._after_fork()  # forked without the at-fork hook: never expected, kept as the safe fallback
             if self._engine is None:
                 self._engine = create_engine(self.url, self._pool_size, self.pool_mode)
                 self._pid = os.getpid()
             return self._engine
+
+    def _after_fork(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose(close=False)
+        self._pid = os.getpid()
 
     @property
     def dialect(self) -> str:
@@ -121,3 +128,16 @@ class EngineHolder:
             if self._engine is not None and self._pid == os.getpid():
                 self._engine.dispose()
             self._engine = None
+
+
+_holders: weakref.WeakSet[EngineHolder] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # The child has one thread: a lock another thread of the parent held at the fork would never be released.
+    for holder in list(_holders):
+        holder._lock = threading.Lock()
+        holder._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -29,8 +29,8 @@ from tests.fakes.bot_api import FakeBotApi
 from tests.sql import fresh_pg_database, migrated
 
 USERS = 150
-# Through RQ every update is a job in a forked work horse that builds its container cold (~0.4 s on 2 cores): fewer
-# users keep the Redis variant at the length of the others.
+# Through RQ every update is a job in a forked work horse (~0.1 s each on 2 cores: the fork, its own connections):
+# fewer users keep the Redis variant at the length of the others.
 RQ_USERS = 60
 FIRST_USER = 7_100_000
 LIMIT = 100  # the fake's global messages per second (and the bot's TELEGRAM_MAX_MESSAGES_PER_SECOND)
