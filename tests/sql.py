@@ -6,6 +6,7 @@ skips, when it is missing.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,20 @@ def fresh_pg_database(prefix: str = "starpromo") -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def unmigrated_engines(backend: str, directory: Path, prefix: str = "starpromo") -> Iterator[EngineHolder]:
+    """Engines on an empty, unmigrated database (the migration tests take it to the revision they start from):
+    ``backend`` "sqlite" (a file in ``directory``) or "postgresql" (a fresh database named after ``prefix``)."""
+    with contextlib.ExitStack() as stack:
+        url = (f"sqlite:///{directory / f'{uuid.uuid4().hex[:8]}.db'}" if backend == "sqlite"
+               else stack.enter_context(fresh_pg_database(prefix)))
+        holder = EngineHolder(url)
+        try:
+            yield holder
+        finally:
+            holder.dispose()
 
 
 @contextmanager

@@ -26,7 +26,7 @@ from adapters.sql.tables import Json, UTCDateTime
 from adapters.sql.unit_of_work import SqlUnitOfWork
 from domain.model import CampaignStatus, PausedReason, PromoType, RedemptionStatus
 from tests.builders import make_code
-from tests.sql import fresh_pg_database, live_units_mismatch
+from tests.sql import fresh_pg_database, live_units_mismatch, unmigrated_engines
 
 RUNBOOK = Path(__file__).resolve().parents[2] / "docs" / "runbooks" / "promo_incident_response.md"
 LONG_NAME = "L" * 200
@@ -170,22 +170,9 @@ def seed_0002(engines: EngineHolder) -> Seed:
 @pytest.fixture(params=["postgresql", "sqlite"])
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineHolder]:
     """An empty database at revision 0002."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'at_0002.db'}"
-        engines = EngineHolder(url)
-        try:
-            assert upgrade(engines, "0002") == (None, "0002")
-            yield engines
-        finally:
-            engines.dispose()
-        return
-    with fresh_pg_database("starpromo_m0003") as url:
-        engines = EngineHolder(url)
-        try:
-            assert upgrade(engines, "0002") == (None, "0002")
-            yield engines
-        finally:
-            engines.dispose()
+    with unmigrated_engines(request.param, tmp_path, "starpromo_m0003") as engines:
+        assert upgrade(engines, "0002") == (None, "0002")
+        yield engines
 
 
 def rows(engines: EngineHolder, table: str) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from adapters.sql.engine import EngineHolder
 from adapters.sql.migrations import current_revision, downgrade, upgrade
-from tests.sql import fresh_pg_database
+from tests.sql import unmigrated_engines
 
 NEW_TABLES = {"ops_operators", "ops_sign_in_failures"}
 INSERT_OPERATOR = sa.text(
@@ -21,19 +21,8 @@ INSERT_OPERATOR = sa.text(
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineHolder]:
-    if request.param == "sqlite":
-        holder = EngineHolder(f"sqlite:///{tmp_path / 'm.db'}")
-        try:
-            yield holder
-        finally:
-            holder.dispose()
-        return
-    with fresh_pg_database("starpromo_m0004") as url:
-        holder = EngineHolder(url)
-        try:
-            yield holder
-        finally:
-            holder.dispose()
+    with unmigrated_engines(request.param, tmp_path, "starpromo_m0004") as holder:
+        yield holder
 
 
 def tables(engines: EngineHolder) -> set[str]:

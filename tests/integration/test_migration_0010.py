@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from adapters.sql.engine import EngineHolder
 from adapters.sql.migrations import current_revision, downgrade, upgrade
-from tests.sql import fresh_pg_database
+from tests.sql import unmigrated_engines
 
 NOW = "2026-11-30 12:00:00+00:00"
 TABLES = ("promo_campaigns", "promo_codes", "promo_redemptions", "purchases")
@@ -24,19 +24,8 @@ CODES = [(1, "ACTIVE", 7), (1, "PAUSED", 2), (1, "DEPLETED", 3), (2, "EXPIRED", 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def engines(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineHolder]:
-    if request.param == "sqlite":
-        holder = EngineHolder(f"sqlite:///{tmp_path / 'm.db'}")
-        try:
-            yield holder
-        finally:
-            holder.dispose()
-        return
-    with fresh_pg_database("starpromo_m0010") as url:
-        holder = EngineHolder(url)
-        try:
-            yield holder
-        finally:
-            holder.dispose()
+    with unmigrated_engines(request.param, tmp_path, "starpromo_m0010") as holder:
+        yield holder
 
 
 def _seed_0009(conn: sa.Connection) -> None:
