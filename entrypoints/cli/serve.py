@@ -34,7 +34,8 @@ DEFAULT_THREADS = 16
 CONNECTION_LIMIT = 1000
 BACKLOG = 2048
 DEFAULT_GRACEFUL_TIMEOUT = 15
-QUIET_S = 0.3  # a stopping one-process server waits for this much silence on its idle connections
+QUIET_S = 0.3  # a stopping one-process server waits for this much silence on its idle connections ...
+LINGER_S = 1.0  # ... then half-closes them and waits at most this long for their clients to close their side
 
 
 def register(cli: click.Group) -> None:
@@ -134,7 +135,8 @@ def run_server(server: Any, threads: int, graceful_timeout: float = DEFAULT_GRAC
                                     "graceful_timeout_s": graceful_timeout})
         server.accepting = False
         server.del_channel()  # out of the loop's map: nothing more is accepted ...
-        server.socket.close()  # ... and a new connection is refused, not left in the backlog
+        _accept_backlog(server)  # ... but what the kernel already accepted is served (closing would reset it) ...
+        server.socket.close()  # ... and from now on a new connection is refused, not left in the backlog
         for channel in channels():  # answers not begun yet say "Connection: close" too
             for request in list(channel.requests):
                 request.headers["CONNECTION"] = "close"
@@ -146,6 +148,7 @@ def run_server(server: Any, threads: int, graceful_timeout: float = DEFAULT_GRAC
             if not any(c.requests or c.total_outbufs_len or now - c.last_activity < QUIET_S for c in channels()):
                 break
             turn(0.05)
+        _close_quietly(channels(), min(LINGER_S, max(0.0, deadline - time.monotonic())), hurry)
     finally:
         server.task_dispatcher.shutdown(cancel_pending=True, timeout=1)
         server.close()
@@ -153,6 +156,48 @@ def run_server(server: Any, threads: int, graceful_timeout: float = DEFAULT_GRAC
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         log.info("stopped", extra={"event": "http_server_stopped"})
+
+
+def _accept_backlog(server: Any) -> None:
+    """Accept every connection waiting in the listening socket's backlog (waitress accepts one per loop turn): the
+    kernel completed their handshakes, their clients may have sent a request already, and closing the listening
+    socket would reset them. They become channels like any other and are answered with ``Connection: close``."""
+    while True:
+        try:
+            conn, addr = server.socket.accept()  # non-blocking, as waitress left it
+        except OSError:  # BlockingIOError: the backlog is empty
+            return
+        server.set_socket_options(conn)
+        server.channel_class(server, conn, server.fix_addr(addr), server.adj, map=server._map)
+
+
+def _close_quietly(channels: list[Any], linger: float, hurry: threading.Event) -> None:
+    """Close the idle keep-alive connections without resetting a client: send FIN first (a client pool that checks
+    a connection before reusing it, as urllib3 does, sees it dropped and opens a new one, which is refused), then
+    read and discard until the client closes its side or ``linger`` seconds pass. A socket closed with unread data
+    in it, such as a request that crossed the close, would answer the client with a reset."""
+    import selectors
+
+    with selectors.DefaultSelector() as selector:
+        for channel in channels:
+            try:
+                channel.socket.shutdown(socket.SHUT_WR)
+                selector.register(channel.socket, selectors.EVENT_READ)
+            except (OSError, ValueError):  # already gone
+                continue
+        deadline = time.monotonic() + linger
+        while selector.get_map() and not hurry.is_set() and (left := deadline - time.monotonic()) > 0:
+            for key, _ in selector.select(timeout=min(left, 0.05)):
+                sock = key.fileobj
+                assert isinstance(sock, socket.socket)
+                try:
+                    data = sock.recv(65536)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:  # the client closed its side: nothing more can arrive
+                    selector.unregister(sock)
 
 
 def base_url(server: Any) -> str:
