@@ -3,18 +3,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from dependency_injector import containers, providers
 
-from adapters.alerts import DeliveryOptions, RoutingNotifier, build_channels
-from adapters.alerts.dispatcher import AlertChannel
-from adapters.memory import InlineJobQueue, InMemoryNotifier, InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
-from adapters.passwords import Argon2Passwords
-from adapters.prometheus import StateGauges, process_metrics
-from adapters.sql.engine import EngineHolder
-from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
-from adapters.telegram import TelegramBotApi, TelegramPaymentGateway
-from adapters.telegram.pacing import MessagePacer, message_pacer
 from domain.alerts import AlertPolicy
 from domain.audit import AuditService
 from domain.batch import BatchService
@@ -32,9 +24,6 @@ from domain.promo_codes import CodeService
 from domain.reconciliation import ReconciliationService
 from domain.recovery import RecoveryService
 from domain.reports import ReportService
-from entrypoints.bot.handlers import PromoBot
-from entrypoints.bot.intake import UpdateIntake
-from entrypoints.bot.outbox import OutboxDelivery, OutboxWorker
 from entrypoints.instrumented import MeteredRedemptionService
 from entrypoints.settings import Settings
 from ports.clock import Clock
@@ -44,6 +33,21 @@ from ports.notifier import Notifier
 from ports.payments import PaymentGateway
 from ports.repositories import UnitOfWorkFactory
 
+# The adapters (and the bot, which needs telebot) are imported by the functions below that build them, when a
+# provider is first called: a command loads only the families it uses (`starpromo campaigns list` on SQLite: no
+# Telegram, Redis/RQ, Prometheus, alert channels, argon2 or in-memory repositories). Names only for type checking:
+if TYPE_CHECKING:
+    from adapters.alerts.dispatcher import AlertChannel, RoutingNotifier
+    from adapters.memory import InMemoryUnitOfWorkFactory, MemoryStore, SystemClock
+    from adapters.passwords import Argon2Passwords
+    from adapters.prometheus import StateGauges
+    from adapters.sql.engine import EngineHolder
+    from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+    from adapters.telegram import TelegramBotApi, TelegramPaymentGateway
+    from adapters.telegram.pacing import MessagePacer
+    from entrypoints.bot.handlers import PromoBot
+    from entrypoints.bot.intake import UpdateIntake
+    from entrypoints.bot.outbox import OutboxDelivery, OutboxWorker
 
 def _hasher(settings: Settings) -> CodeHasher:
     return CodeHasher(settings.promo_secret_pepper, settings.promo_secret_pepper_previous)
@@ -53,23 +57,103 @@ def _family(settings: Settings) -> str:
     return settings.adapter_family
 
 
+def _system_clock() -> SystemClock:
+    from adapters.memory.clock import SystemClock
+
+    return SystemClock()
+
+
+def _process_metrics() -> Metrics:
+    from adapters.prometheus import process_metrics
+
+    return process_metrics()
+
+
+# The adapter families (``DATABASE_URL``): only the chosen one is imported.
+def _memory_store() -> MemoryStore:
+    from adapters.memory import MemoryStore
+
+    return MemoryStore()
+
+
+def _memory_uow_factory(store: MemoryStore) -> InMemoryUnitOfWorkFactory:
+    from adapters.memory import InMemoryUnitOfWorkFactory
+
+    return InMemoryUnitOfWorkFactory(store)
+
+
+def _sql_engines(url: str, pool_size: int, pool_mode: str) -> EngineHolder:
+    from adapters.sql.engine import EngineHolder
+
+    return EngineHolder(url, pool_size, pool_mode)
+
+
+def _sql_uow_factory(engines: EngineHolder) -> SqlUnitOfWorkFactory:
+    from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
+
+    return SqlUnitOfWorkFactory(engines)
+
+
+def _state_gauges(uow_factory: UnitOfWorkFactory) -> StateGauges:
+    from adapters.prometheus import StateGauges
+
+    return StateGauges(uow_factory)
+
+
+def _password_hasher() -> Argon2Passwords:
+    from adapters.passwords import Argon2Passwords
+
+    return Argon2Passwords()
+
+
 def _telegram_api(settings: Settings, metrics: Metrics) -> TelegramBotApi:
     if not settings.telegram_bot_token:
         raise ConfigurationError("TELEGRAM_BOT_TOKEN is required for the Telegram bot and Stars payments")
+    from adapters.telegram import TelegramBotApi
+
     try:
         return TelegramBotApi(settings.telegram_bot_token, settings.telegram_api_url, metrics=metrics)
     except ValueError as exc:  # telebot's token format check (one colon, no spaces)
         raise ConfigurationError(f"TELEGRAM_BOT_TOKEN: {exc}") from None
 
 
+def _telegram_payment_gateway(api: TelegramBotApi) -> TelegramPaymentGateway:
+    from adapters.telegram import TelegramPaymentGateway
+
+    return TelegramPaymentGateway(api)
+
+
+def _promo_bot(api: TelegramBotApi, redemptions: MeteredRedemptionService, checkout: CheckoutService, clock: Clock,
+               uow_factory: UnitOfWorkFactory) -> PromoBot:
+    from entrypoints.bot.handlers import PromoBot
+
+    return PromoBot(api, redemptions, checkout, clock, uow_factory)
+
+
+def _message_pacer(per_second: int, redis_url: str | None, chat_interval: float) -> MessagePacer:
+    from adapters.telegram.pacing import message_pacer
+
+    return message_pacer(per_second, redis_url, chat_interval)
+
+
 def _outbox_delivery(settings: Settings, uow_factory: UnitOfWorkFactory, api: TelegramBotApi, pacer: MessagePacer,
                      clock: Clock) -> OutboxDelivery:
+    from entrypoints.bot.outbox import OutboxDelivery
+
     policy = DeliveryPolicy(lease=timedelta(seconds=settings.telegram_outbox_lease_seconds))
     return OutboxDelivery(uow_factory, api, pacer, clock, policy)
 
 
+def _outbox_worker(delivery: OutboxDelivery) -> OutboxWorker:
+    from entrypoints.bot.outbox import OutboxWorker
+
+    return OutboxWorker(delivery)
+
+
 def _telegram_intake(settings: Settings, bot: PromoBot, uow_factory: UnitOfWorkFactory, clock: Clock,
                      queue: JobQueue, outbox: OutboxWorker) -> UpdateIntake:
+    from entrypoints.bot.intake import UpdateIntake
+
     return UpdateIntake(bot, uow_factory, clock, queue if settings.redis_url else None, outbox)
 
 
@@ -78,6 +162,8 @@ ALERT_DELIVERY_JOB = "entrypoints.worker.alerts:deliver_alert"
 
 
 def _alert_channels(settings: Settings) -> dict[str, AlertChannel]:
+    from adapters.alerts import DeliveryOptions, build_channels
+
     return build_channels(
         webhook_url=settings.ops_alert_webhook_url,
         slack_webhook_url=settings.ops_alert_slack_webhook_url,
@@ -109,6 +195,8 @@ def _job_queue(settings: Settings) -> JobQueue:
         from adapters.rq.queue import RqJobQueue, redis_connection
 
         return RqJobQueue(redis_connection(settings.redis_url))
+    from adapters.memory import InlineJobQueue
+
     return InlineJobQueue()
 
 
@@ -116,9 +204,19 @@ def _notifier(settings: Settings, channels: dict[str, AlertChannel], queue: JobQ
     """No channel configured: keep alerts in memory (tests, library hosts). Otherwise deliver them,
     through an RQ job when Redis is configured so a slow receiver never holds up the raising job."""
     if not channels:
+        from adapters.memory import InMemoryNotifier
+
         return InMemoryNotifier()
+    from adapters.alerts import RoutingNotifier
+
     if settings.redis_url:
         return RoutingNotifier(channels, queue=queue, delivery_job=ALERT_DELIVERY_JOB, metrics=metrics)
+    return RoutingNotifier(channels, metrics=metrics)
+
+
+def _alert_dispatcher(channels: dict[str, AlertChannel], metrics: Metrics) -> RoutingNotifier:
+    from adapters.alerts import RoutingNotifier
+
     return RoutingNotifier(channels, metrics=metrics)
 
 
@@ -129,32 +227,32 @@ class Container(containers.DeclarativeContainer):
 
     settings = providers.Singleton(Settings.from_env)
 
-    clock = providers.Singleton(SystemClock)
+    clock = providers.Singleton(_system_clock)
     # SPEC 15. One per process (prometheus_client's multiprocess files are per process); tests may override it
     # with adapters.memory.metrics.InMemoryMetrics or a PrometheusMetrics of their own registry.
-    metrics: providers.Provider[Metrics] = providers.Singleton(process_metrics)
+    metrics: providers.Provider[Metrics] = providers.Singleton(_process_metrics)
     hasher = providers.Singleton(_hasher, settings)
     policy = providers.Callable(lambda s: s.policy, settings)
 
-    memory_store = providers.Singleton(MemoryStore)
+    memory_store = providers.Singleton(_memory_store)
     # Lazy and fork-safe: built on first use; a forked child (RQ's work horse) keeps the engine and drops the
     # inherited pool (dispose(close=False)).
-    sql_engines = providers.Singleton(EngineHolder, settings.provided.database_url, settings.provided.db_pool_size,
+    sql_engines = providers.Singleton(_sql_engines, settings.provided.database_url, settings.provided.db_pool_size,
                                       settings.provided.database_pool_mode)
     uow_factory = providers.Selector(
         providers.Callable(_family, settings),
-        memory=providers.Singleton(InMemoryUnitOfWorkFactory, memory_store),
-        sql=providers.Singleton(SqlUnitOfWorkFactory, sql_engines),
+        memory=providers.Singleton(_memory_uow_factory, memory_store),
+        sql=providers.Singleton(_sql_uow_factory, sql_engines),
     )
     # Gauges read from the database at scrape time (campaign budgets; the Telegram outbox plugs in here).
-    state_gauges = providers.Singleton(StateGauges, uow_factory)
+    state_gauges = providers.Singleton(_state_gauges, uow_factory)
 
     alert_channels = providers.Singleton(_alert_channels, settings)
     alert_policy = providers.Singleton(_alert_policy, settings, alert_channels)
     job_queue = providers.Singleton(_job_queue, settings)
     notifier = providers.Singleton(_notifier, settings, alert_channels, job_queue, metrics)
     # Delivers now, never enqueues: what the alert-delivery job itself uses.
-    alert_dispatcher = providers.Singleton(RoutingNotifier, alert_channels, metrics=metrics)
+    alert_dispatcher = providers.Singleton(_alert_dispatcher, alert_channels, metrics)
 
     redemption_service = providers.Factory(MeteredRedemptionService, uow_factory, clock, hasher, policy, metrics)
     products = providers.Singleton(_products, settings)
@@ -178,21 +276,21 @@ class Container(containers.DeclarativeContainer):
                                          notifier, alert_policy, policy)
     payment_review_service = providers.Factory(PaymentReviewService, uow_factory, clock)
     # The ops console's operators (SPEC 14): argon2id password hashes, sign-in throttled per name and address.
-    password_hasher = providers.Singleton(Argon2Passwords)
+    password_hasher = providers.Singleton(_password_hasher)
     operator_service = providers.Factory(OperatorService, uow_factory, clock, password_hasher)
 
     # The Bot API (TELEGRAM_BOT_TOKEN, TELEGRAM_API_URL); provide_telegram() makes it the payment gateway.
     telegram_api = providers.Singleton(_telegram_api, settings, metrics)
-    telegram_payment_gateway = providers.Singleton(TelegramPaymentGateway, telegram_api)
-    telegram_promo_bot = providers.Singleton(PromoBot, telegram_api, redemption_service, checkout_service, clock,
+    telegram_payment_gateway = providers.Singleton(_telegram_payment_gateway, telegram_api)
+    telegram_promo_bot = providers.Singleton(_promo_bot, telegram_api, redemption_service, checkout_service, clock,
                                              uow_factory)
     # Flood control and the outbox (SPEC 9): one pacer and one delivery worker per process (started by the
     # processes that deliver: serve with the bot, worker, polling).
-    telegram_pacer = providers.Singleton(message_pacer, settings.provided.telegram_max_messages_per_second,
+    telegram_pacer = providers.Singleton(_message_pacer, settings.provided.telegram_max_messages_per_second,
                                          settings.provided.redis_url, settings.provided.telegram_chat_interval_seconds)
     telegram_outbox_delivery = providers.Singleton(_outbox_delivery, settings, uow_factory, telegram_api,
                                                    telegram_pacer, clock)
-    telegram_outbox_worker = providers.Singleton(OutboxWorker, telegram_outbox_delivery)
+    telegram_outbox_worker = providers.Singleton(_outbox_worker, telegram_outbox_delivery)
     # Defined by provide_telegram() when TELEGRAM_BOT_TOKEN is set; the webhook is served only then.
     telegram_bot: providers.Dependency[PromoBot] = providers.Dependency()
     # Webhook updates go to the RQ queue when REDIS_URL is set, else they are handled in the request.

@@ -102,7 +102,7 @@ def _json_lines(stderr: str) -> list[dict[str, Any]]:
 
 def test_the_horses_of_a_forking_worker_reuse_its_container_and_open_their_own_connections(
         redis_url: str, database: EngineHolder) -> None:
-    redis_db = redis_url.rsplit("/", 1)[0] + "/6"
+    redis_db = redis_url.rsplit("/", 1)[0] + "/8"  # a database of its own (test_rq_alert_delivery uses 6)
     conn = redis_connection(redis_db)
     conn.flushdb()
     setup = build_container(Settings(database_url=database.url, promo_secret_pepper=PEPPER))

@@ -1,19 +1,27 @@
 """The CLI starts light: its modules import the container, the web stack and the adapters inside the commands that
-use them, so ``starpromo --help`` and a usage error load none of them (each ``starpromo`` run paid ~2 s for them)."""
+use them, so ``starpromo --help`` and a usage error load none of them (each ``starpromo`` run paid ~2 s for them);
+the container imports an adapter when a provider first builds it, so a command loads only what it runs."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 HEAVY = ("sqlalchemy", "alembic", "psycopg", "flask", "werkzeug", "waitress", "gunicorn", "telebot", "redis", "rq",
          "rq_scheduler", "prometheus_client", "dependency_injector", "requests", "argon2", "playwright")
 
 
-def _loaded(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nprint('\\n'.join(sorted({n.split('.')[0] for n in "
-                          "sys.modules})))"], check=True, capture_output=True, text=True).stdout
+def _modules(code: str) -> set[str]:
+    """Every module a fresh interpreter has loaded after running ``code``."""
+    out = subprocess.run([sys.executable, "-c", code + "\nprint('\\n'.join(sorted(sys.modules)))"], check=True,
+                         capture_output=True, text=True).stdout
     return set(out.split())
+
+
+def _loaded(code: str) -> set[str]:
+    """The top-level packages a fresh interpreter has loaded after running ``code``."""
+    return {name.split(".")[0] for name in _modules(code)}
 
 
 def test_help_and_a_usage_error_load_no_heavy_module() -> None:
@@ -41,6 +49,36 @@ def test_a_command_loads_what_it_runs() -> None:
         "'PROMO_SECRET_PEPPER': 'p'})\n"
         "assert result.exit_code == 0 and 'no campaigns' in result.output, result.output\n"
     )
-    loaded = _loaded(code)
-    assert {"dependency_injector", "sqlalchemy"} <= loaded  # the container wires every adapter family
-    assert loaded.isdisjoint(("flask", "gunicorn", "waitress", "rq_scheduler")), loaded
+    modules = _modules(code)
+    loaded = {name.split(".")[0] for name in modules}
+    assert "dependency_injector" in loaded and "adapters.memory.repositories" in modules
+    assert "adapters.sql.unit_of_work" not in modules  # the family not chosen is not imported
+    assert loaded.isdisjoint(("flask", "gunicorn", "waitress", "rq", "rq_scheduler", "prometheus_client")), loaded
+
+
+# What a command on the SQL family must not load: the web stack, RQ, metrics, password hashing, and the adapters
+# and entrypoints of the other processes (the bot, the worker, the HTTP app). (Still loaded, by entrypoints.settings
+# for the defaults it reads from them: adapters.telegram (telebot), adapters.alerts (requests), the pacer's redis;
+# by the clock: the adapters.memory package.)
+NOT_FOR_SQL = ("flask", "waitress", "gunicorn", "rq", "rq_scheduler", "prometheus_client", "argon2", "playwright")
+NOT_FOR_SQL_MODULES = ("adapters.prometheus", "adapters.passwords", "adapters.rq",
+                       "entrypoints.bot", "entrypoints.http", "entrypoints.worker", "entrypoints.console")
+
+
+def test_a_sql_command_loads_only_the_sql_adapters(tmp_path: Path) -> None:
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PROMO_SECRET_PEPPER": "p"}
+    run = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from entrypoints.cli.main import cli\n"
+        "result = CliRunner().invoke(cli, {args!r}, env={env!r})\n"
+        "assert result.exit_code == 0 and {expected!r} in result.output, result.output\n"
+    )
+    _modules(run.format(args=["db", "upgrade"], env=env, expected="database migrated from empty"))
+
+    modules = _modules(run.format(args=["campaigns", "list"], env=env, expected="no campaigns"))
+    loaded = {name.split(".")[0] for name in modules}
+    assert {"dependency_injector", "sqlalchemy"} <= loaded and "adapters.sql.unit_of_work" in modules
+    assert loaded.isdisjoint(NOT_FOR_SQL), sorted(loaded & set(NOT_FOR_SQL))
+    assert not {m for m in modules if m.startswith(NOT_FOR_SQL_MODULES)}, sorted(
+        m for m in modules if m.startswith(NOT_FOR_SQL_MODULES))
