@@ -149,27 +149,38 @@ pre-campaign redeem. Less CPU per request in the HTTP layer (~0.5 ms of Flask, J
 redeem) would add headroom.
 """,
     "reservation_expiry": """
-**What the job does per batch** (bounded batches of `PROMO_JOB_BATCH_SIZE` = 500, one transaction each,
-rows locked with `FOR UPDATE SKIP LOCKED`): one `SELECT` of the due reservations, one conditional
-`UPDATE ... RETURNING *` (`Redemptions.expire_many`), and the units given back at both levels, two statements
-each: the code rows locked in id order, then one `UPDATE ... FROM unnest(ids, units)`; then the same for the
-campaign rows (codes before campaigns, the order of every writer). Six statements per 500 reservations. Only
-rows the conditional UPDATE returned give a unit back, so each unit comes back exactly once even with several
-runs at once.
+**What the job does per batch** (bounded batches of `PROMO_JOB_BATCH_SIZE` = 500, one transaction each): three
+statements, no domain objects. `Redemptions.expire_due` locks the due reservations (`FOR UPDATE SKIP LOCKED`, in
+the order of the partial index on `reserved_until`) and expires them with a conditional `UPDATE` (by primary key,
+`status = 'RESERVED' AND purchase_id IS NULL AND reserved_until <= now` stated again), answering how many were
+due and the (code, campaign) of each one it expired; then the units go back at both levels, one statement each,
+`UPDATE ... FROM (SELECT ... ORDER BY id FOR UPDATE)`: the rows locked in id order before any is updated, codes
+before campaigns (the order of every writer). Only rows the conditional UPDATE returned give a unit back, so
+each unit comes back exactly once even with several runs at once.
 
-**Why it misses 10 s here.** Both baselines are the job's own work done set-based: one statement for
-everything, and one statement per bounded batch of 500 (the floor for a job that keeps bounded batches). The
-job takes about twice the batched floor, as before the campaign model (8.0 s against 4.6 s on the previous
-host; 2.1 times here); what grew is the floor itself: the set-based statement takes ~2 s here against 0.6 s
-there, the host (see redeem_distinct) and the model: each expired redemption's new version now gets entries in
-8 indexes of promo_redemptions instead of 5 (its status is in the key or the predicate of 4 of them, so the
-update is never HOT, as before), and the units go back at a second level, the campaigns: two more statements per
-batch, ~19 % of the profile (the code and campaign releases together ~44 %).
+**What made it miss (24.3 s on a quiet host, 29-51 s under load here): one quadratic plan and one bad generic
+plan.** The due `SELECT` was ordered by `(reserved_until, id)`: no index gives that order, and under `FOR
+UPDATE` the `LIMIT` sits above the row locks, so the sort was not bounded: every batch read every due row left
+(a sequential scan) and sorted it, on disk at first (EXPLAIN ANALYZE: 45-160 ms per batch against ~1 ms for the
+index scan now). The index entries of rows earlier batches expired are still stepped over (184 buffers at
+batch 199 against 11 at batch 0, under 1 ms: not what cost). Then, with the due rows and the `UPDATE` in one
+statement, the generic plan psycopg's prepared statement gets after five runs (`LIMIT` unknown) hashed every
+RESERVED row to join them to the due ones: ~90 ms per batch at the start; the `UPDATE` now takes its rows by
+primary key (`id = ANY(ARRAY(SELECT id FROM due))`), ~20 ms. Six statements per batch became three.
 
-**What would close it**: a faster host; then the job nearer to its batched floor: the rows are turned into
-domain objects twice (the due `SELECT` and the `RETURNING`, ~22 % of the profile), and the two releases could be
-one statement per level without the separate lock statement (`UPDATE ... FROM (SELECT ... ORDER BY id FOR
-UPDATE)`): four round trips per batch instead of six.
+**Where it stands**: the job runs at about 1.3-1.9 times its batched floor (the floor's due rows now in the
+job's order) and 3.5-4.4 times the single set-based statement, against 9-11 times before, in runs alternated on
+the same loaded host (set-based statement 2.4-4.6 s there, against ~2.1 s on the quiet host of the 24.3 s). The
+floor is the database's own work per batch: 500 redemptions updated (never HOT: their status is in the key or
+predicate of 4 of their 8 indexes), and ~500 code rows and ~500 campaign rows (the bench spreads the
+reservations over 1,000 of each), the code rows never HOT either (`ix_promo_codes_used_up`'s predicate names
+`used_total`), 100 new versions per code row over a run. What the job adds to its floor is the id-order locks
+on code and campaign rows (the floor takes none) and two more round trips.
+
+**What would close it on this host**: it is within the target on a quiet host if the ratio to the set-based
+statement holds (~3.9 times 2.1 s), not proven here: the floor itself is 8-16 s on this host. A long transaction
+elsewhere keeps the dead versions alive: the batched floor went from 9.9 s to 33.4 s with one REPEATABLE READ
+transaction held open beside it.
 """,
     "codes_generate": """
 **Missed by the host, not by the code: the raw COPY of the same rows takes ~26 s here.** The baseline loads the

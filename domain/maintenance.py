@@ -38,7 +38,7 @@ from domain.policy import PromoPolicy
 if TYPE_CHECKING:
     from ports.clock import Clock
     from ports.notifier import Notifier
-    from ports.repositories import UnitOfWork, UnitOfWorkFactory
+    from ports.repositories import Redemptions, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger("starpromo.maintenance")
 
@@ -110,6 +110,14 @@ class RefundRollbackResult:
                 "status": self.status.value, "replayed": self.replayed}
 
 
+def expire_due_by_parts(redemptions: Redemptions, now: datetime, limit: int) -> tuple[int, list[tuple[int, int]]]:
+    """``Redemptions.expire_due`` from ``due_for_expiry`` and ``expire_many`` (the reference): how many were due,
+    and the ``(promo_code_id, campaign_id)`` of each reservation this call expired."""
+    due = redemptions.due_for_expiry(now, limit)
+    expired = redemptions.expire_many([r.id for r in due if r.id is not None], now)
+    return len(due), [(r.promo_code_id, r.campaign_id) for r in expired]
+
+
 def _applied_to(uow: UnitOfWork, purchase: Purchase) -> bool:
     """The purchase's promo redemption was applied by this very purchase's payment."""
     if purchase.promo_redemption_id is None:
@@ -172,14 +180,13 @@ class MaintenanceService:
         to the campaign in the same unit of work, exactly once (only the winning ``expire`` releases)."""
 
         def batch(uow: UnitOfWork, now: datetime, limit: int) -> tuple[int, int]:
-            due = uow.redemptions.due_for_expiry(now, limit)
-            # One statement expires the batch (conditionally: a reservation bound or applied meanwhile
-            # stays); only what it expired gives units back, one release per campaign.
-            expired = uow.redemptions.expire_many([r.id for r in due if r.id is not None], now)
+            # The due reservations, locked skip-locked and expired conditionally (one bound or applied meanwhile
+            # stays) in one step; only what it expired gives units back, one release per code and per campaign.
+            due, expired = uow.redemptions.expire_due(now, limit)
             # Code rows, then campaign rows, each in id order (the order of every writer): no deadlock.
-            uow.promo_codes.release_capacity_many(collections.Counter(r.promo_code_id for r in expired), now)
-            uow.campaigns.release_capacity_many(collections.Counter(r.campaign_id for r in expired), now)
-            return len(due), len(expired)
+            uow.promo_codes.release_capacity_many(collections.Counter(code for code, _ in expired), now)
+            uow.campaigns.release_capacity_many(collections.Counter(campaign for _, campaign in expired), now)
+            return due, len(expired)
 
         scanned, expired, batches = self._batches(batch)
         return ReservationExpirySummary(scanned=scanned, expired=expired, batches=batches)

@@ -252,6 +252,12 @@ class Redemptions(Protocol):
         """RESERVED, unbound, ``reserved_until <= now`` (locked, skip-locked)."""
         ...
 
+    def expire_due(self, now: datetime, limit: int) -> tuple[int, list[tuple[int, int]]]:
+        """``expire_many`` of ``due_for_expiry(now, limit)`` in one step (one batch of the expiry job): how many
+        were due, and the ``(promo_code_id, campaign_id)`` of each reservation this call expired (only those give
+        units back). Reference: ``domain.maintenance.expire_due_by_parts``."""
+        ...
+
     def count_created(self, since: datetime, until: datetime, reservations_only: bool) -> int:
         """Redemptions created in ``[since, until)``; ``reservations_only``: only discount reservations
         (``discount_percent`` or ``discount_stars`` set)."""

@@ -16,6 +16,7 @@ import attrs
 from adapters.memory.promo import InMemoryCampaigns, InMemoryPromoCodes
 from adapters.memory.store import MemoryTable, hour_start
 from domain.errors import DuplicateIdempotencyKey, LiveRedemptionExists, UserSlotTaken
+from domain.maintenance import expire_due_by_parts
 from domain.model import (
     FAILURE_RESULTS,
     Attempt,
@@ -146,6 +147,9 @@ class InMemoryRedemptions(MemoryTable):
             and r.reserved_until is not None and r.reserved_until <= now
         ]
         return sorted(due, key=lambda r: r.id or 0)[:limit]
+
+    def expire_due(self, now: datetime, limit: int) -> tuple[int, list[tuple[int, int]]]:
+        return expire_due_by_parts(self, now, limit)
 
     def count_created(self, since: datetime, until: datetime, reservations_only: bool) -> int:
         return sum(

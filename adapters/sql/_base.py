@@ -254,16 +254,19 @@ class CounterRelease:
     """Give units back to many rows of a table with a ``used_total`` counter (never below zero): expired
     reservations returning their units to their codes, and to their campaigns.
 
-    PostgreSQL: the rows are locked in id order first (two runs at once never deadlock), then one UPDATE joined to
-    the (id, units) arrays, whatever the count. SQLite (one writer at a time): one UPDATE per row."""
+    PostgreSQL: one UPDATE whatever the count, joined to a sub-SELECT of the rows and their (id, units) arrays that
+    locks the rows in id order (``ORDER BY id FOR UPDATE``) before any is updated, so two runs at once never
+    deadlock. SQLite (one writer at a time): one UPDATE per row."""
 
     def __init__(self, table: sa.Table) -> None:
         name = table.name
-        self._lock = sa.text(f"SELECT id FROM {name} WHERE id = ANY(CAST(:ids AS bigint[])) ORDER BY id FOR UPDATE")
         self._release_many = sa.text(
             f"UPDATE {name} AS counted SET used_total = CASE WHEN counted.used_total >= released.units "
             "THEN counted.used_total - released.units ELSE 0 END, updated_at = :now_ "
-            "FROM unnest(CAST(:ids AS bigint[]), CAST(:units AS integer[])) AS released(id, units) "
+            f"FROM (SELECT locked.id, given.units FROM {name} AS locked "
+            "JOIN unnest(CAST(:ids AS bigint[]), CAST(:units AS integer[])) AS given(id, units) "
+            "ON locked.id = given.id "
+            "ORDER BY locked.id FOR UPDATE OF locked) AS released "
             "WHERE counted.id = released.id AND counted.used_total > 0"
         ).bindparams(sa.bindparam("now_", type_=table.c.updated_at.type))
         units = sa.bindparam("units", type_=sa.Integer)
@@ -279,7 +282,6 @@ class CounterRelease:
         if not ids:
             return
         if connection.dialect.name == "postgresql":
-            connection.execute(self._lock, {"ids": ids})
             connection.execute(self._release_many, {"ids": ids, "units": [units[i] for i in ids], "now_": now})
             return
         connection.execute(self._release_one, [{"row_id": row_id, "now_": now, "units": units[row_id]}

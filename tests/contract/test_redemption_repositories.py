@@ -409,3 +409,29 @@ def test_add_and_claim_writes_the_redemption_and_attempt_then_claims_a_unit_of_c
         for key in ("k2", "k3", "k4", "k5"):
             assert uow.redemptions.get_by_idempotency_key(key) is None
         assert uow.attempts.counts_by_result(T0, LATER) == {RedeemResult.ACCEPTED: 1}
+
+
+def test_expire_due_expires_a_bounded_batch_of_due_unbound_reservations_and_names_their_code_and_campaign(
+        uow_factory: Factory) -> None:
+    """One batch of the expiry job: ``expire_due`` is ``expire_many`` of ``due_for_expiry`` (the reference,
+    ``domain.maintenance.expire_due_by_parts``), answering only what the caller needs to give units back."""
+    campaign, code = store_campaign_with_code(uow_factory)
+    due_at = T0 + timedelta(minutes=15)
+    with uow_factory() as uow:
+        due = [uow.redemptions.add(make_redemption(code, user_id=user, key=f"d{user}")).id for user in range(1, 6)]
+        bound = uow.redemptions.add(make_redemption(code, user_id=7, key="bound"))
+        uow.redemptions.bind_purchase(bound.id or 0, 1, T0)
+        uow.redemptions.add(make_redemption(code, user_id=8, key="late", reserved_until=due_at + timedelta(minutes=1)))
+        uow.redemptions.add(make_grant_redemption(code, user_id=9, key="grant"))
+        uow.commit()
+    pair = (code.id, campaign.id)
+    with uow_factory() as uow:
+        assert uow.redemptions.expire_due(due_at - timedelta(seconds=1), 10) == (0, [])
+        assert uow.redemptions.expire_due(due_at, 3) == (3, [pair] * 3)  # bounded by the limit
+        assert uow.redemptions.expire_due(due_at, 10) == (2, [pair] * 2)  # the rest, nothing twice
+        assert uow.redemptions.expire_due(due_at, 10) == (0, [])
+        uow.commit()
+    with uow_factory() as uow:
+        assert {(uow.redemptions.get(rid or 0) or bound).status for rid in due} == {RedemptionStatus.EXPIRED}
+        assert (uow.redemptions.get(bound.id or 0) or bound).status is RedemptionStatus.RESERVED
+        assert uow.redemptions.count_by_status(code.id or 0)[RedemptionStatus.RESERVED] == 2  # the bound, the late
