@@ -21,8 +21,13 @@ test: venv
 	scripts/browser-deps.sh >/dev/null
 	PATH="$(abspath $(BIN)):$$PATH" scripts/with-services.sh $(MAKE) --no-print-directory check
 
+# The suite on TEST_WORKERS processes (pytest-xdist; each worker has its own PostgreSQL and Redis database, see
+# tests/conftest.py), a module's tests together; then the few marked `serial` in one process.
+TEST_WORKERS ?= 2
+
 check:
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/pytest -q -p no:cacheprovider -m serial
 	$(BIN)/mypy
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports

@@ -27,6 +27,43 @@ def required_env(name: str) -> str:
     return value
 
 
+WORKER_REDIS_DATABASES = (1, 2, 3, 4)  # the numbered Redis databases no test module claims for itself
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``make test`` runs the suite on two workers) each worker gets a PostgreSQL database and a
+    Redis database of its own, so tests that empty them (``truncate_all``, ``FLUSHDB``) never touch the other
+    worker's. A module that needs its own Redis database names a number outside ``WORKER_REDIS_DATABASES``."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    number = int(worker.removeprefix("gw"))
+    if number >= len(WORKER_REDIS_DATABASES):
+        raise pytest.UsageError(f"at most {len(WORKER_REDIS_DATABASES)} xdist workers (one Redis database each)")
+    if redis_url := os.environ.get("STARPROMO_TEST_REDIS_URL"):
+        os.environ["STARPROMO_TEST_REDIS_URL"] = f"{redis_url.rsplit('/', 1)[0]}/{WORKER_REDIS_DATABASES[number]}"
+    admin_url = os.environ.get("STARPROMO_TEST_PG_ADMIN_URL")
+    if admin_url:
+        import sqlalchemy as sa
+
+        name = f"starpromo_test_{worker}"
+        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        admin.dispose()
+        for key in ("STARPROMO_TEST_PG_URL", "STARPROMO_TEST_PGBOUNCER_URL"):
+            if url := os.environ.get(key):
+                os.environ[key] = f"{url.rsplit('/', 1)[0]}/{name}"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A ``serial`` test fails on an xdist worker instead of passing for less than it is: schemathesis's items share
+    one node id per test function, and xdist would run and report one operation of the API, not every one."""
+    if os.environ.get("PYTEST_XDIST_WORKER") and item.get_closest_marker("serial"):
+        pytest.fail("tests marked `serial` run without -n (make test: -m 'not serial' on workers, then -m serial)")
+
+
 @pytest.fixture
 def pg_url() -> str:
     return required_env("STARPROMO_TEST_PG_URL")

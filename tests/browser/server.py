@@ -13,9 +13,8 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import requests
-
 from tests.fakes.bot_api import FakeBotApi
+from tests.unit.http.server import answers_healthz
 
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
 PEPPER = "browser-test-pepper-0123456789abcdef"
@@ -88,11 +87,9 @@ class ConsoleServer:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"serve exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.05)
+            if answers_healthz(self.url):
+                return
+            time.sleep(0.05)
         self.stop()
         raise AssertionError(f"serve did not answer /healthz within 30 s:\n{self.log()}")
 

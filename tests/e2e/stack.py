@@ -21,6 +21,7 @@ from adapters.sql.engine import EngineHolder
 from adapters.sql.unit_of_work import SqlUnitOfWorkFactory
 from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.telegram_updates import Updates
+from tests.unit.http.server import answers_healthz
 
 STARPROMO = str(Path(sys.executable).parent / "starpromo")
 PEPPER = "e2e-pepper"
@@ -96,11 +97,9 @@ class Stack:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"serve exited with {self.proc.returncode}: {log_path.read_text()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.05)
+            if answers_healthz(self.url):
+                return
+            time.sleep(0.05)
         self.stop()
         pytest.fail("serve did not answer /healthz within 30 s")
 

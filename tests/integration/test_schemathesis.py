@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 import schemathesis
 from dependency_injector import providers
 from hypothesis import HealthCheck, settings
@@ -33,6 +34,9 @@ from entrypoints.http import create_app
 from entrypoints.http.app import FEATURES, VIEW_MODULES
 from tests.conftest import T0
 from tests.unit.http.conftest import AUTH, Api, make_container
+
+# schemathesis's items share one node id per test function: pytest-xdist would run one operation of each, not all.
+pytestmark = pytest.mark.serial
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
           response_schema_conformance]

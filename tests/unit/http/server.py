@@ -40,6 +40,15 @@ def migrate(database_url: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def answers_healthz(url: str) -> bool:
+    """Whether a starting server at ``url`` answers ``/healthz`` 200 yet. Not listening yet and slow to answer (its
+    first request on a loaded host) both mean "not yet"; the caller's own deadline decides when to give up."""
+    try:
+        return requests.get(url + "/healthz", timeout=5).status_code == 200
+    except (requests.ConnectionError, requests.Timeout):
+        return False
+
+
 class Server:
     """A ``starpromo serve`` subprocess; its stderr (the JSON log) goes to ``log_path``. ``args`` are added to
     its command line (e.g. ``--processes 2``), ``extra_env`` to its environment (e.g. ``REDIS_URL``)."""
@@ -56,11 +65,9 @@ class Server:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 pytest.fail(f"serve exited with {self.proc.returncode}: {log_path.read_text()}")
-            try:
-                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.1)
+            if answers_healthz(self.url):
+                return
+            time.sleep(0.1)
         self.stop()
         pytest.fail("serve did not answer /healthz within 30 s")
 
