@@ -13,10 +13,9 @@ from typing import Any, TypeVar, overload
 
 import attrs
 
-from adapters.alerts import DeliveryOptions
+from adapters.alerts.options import DeliveryOptions
 from adapters.sql.engine import DEFAULT_POOL_SIZE, POOL_MODES, POOL_SESSION
-from adapters.telegram.client import DEFAULT_API_URL
-from adapters.telegram.pacing import CHAT_INTERVAL_SECONDS, DEFAULT_MESSAGES_PER_SECOND
+from adapters.telegram.limits import CHAT_INTERVAL_SECONDS, DEFAULT_API_URL, DEFAULT_MESSAGES_PER_SECOND
 from adapters.telegram.rules import check_webhook_secret
 from domain.errors import ConfigurationError
 from domain.outbox import DEFAULT_LEASE_SECONDS as DEFAULT_OUTBOX_LEASE_SECONDS
@@ -34,6 +33,8 @@ DEMO_PEPPER = "starpromo-demo-pepper-not-for-production"
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Every default is written once: here, on the fields below (or where the adapter that uses it declares it), and
 # ``from_env`` reads them from a default instance; docs/configuration.md is checked against ``documented_defaults``.
+# The adapters' defaults come from their light modules (adapters.telegram.limits, adapters.alerts.options), so that
+# reading settings loads no telebot, requests or redis.
 _ALERT_DELIVERY = DeliveryOptions()
 
 

@@ -18,9 +18,9 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import attrs
 import requests
 
+from adapters.alerts.options import DeliveryOptions as DeliveryOptions
 from adapters.jsonlog import json_default, log_event
 from domain.alerts import RoutedAlert
 
@@ -50,15 +50,6 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return max(0.0, (moment - (now or datetime.now(UTC))).total_seconds())
-
-
-@attrs.frozen
-class DeliveryOptions:
-    """Per-channel timeout (seconds, for connect and for read) and retry budget."""
-
-    timeout_seconds: float = 5.0
-    max_retries: int = 3
-    backoff_seconds: float = 0.5
 
 
 def _retryable_status(status: int) -> bool:

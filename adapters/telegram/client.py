@@ -22,12 +22,12 @@ import telebot
 from telebot import apihelper, types
 
 from adapters.jsonlog import log_event
+from adapters.telegram.limits import DEFAULT_API_URL
 from domain.model import StarTransaction
 from ports.metrics import Metrics
 
 log = logging.getLogger("starpromo.telegram")
 
-DEFAULT_API_URL = "https://api.telegram.org"
 STARS_CURRENCY = "XTR"
 # The update kinds the bot handles (messages carry commands and payment service messages).
 ALLOWED_UPDATES = ("message", "callback_query", "pre_checkout_query")

@@ -21,11 +21,10 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from adapters.jsonlog import log_event
+from adapters.telegram.limits import CHAT_INTERVAL_SECONDS, DEFAULT_MESSAGES_PER_SECOND
 
 log = logging.getLogger("starpromo.telegram.pacing")
 
-DEFAULT_MESSAGES_PER_SECOND = 30  # Telegram's documented broadcast limit for a bot
-CHAT_INTERVAL_SECONDS = 1.0
 KEY_PREFIX = "starpromo:telegram:pace"
 # After Redis failed, pace in-process this long before asking Redis again.
 REDIS_RETRY_SECONDS = 5.0

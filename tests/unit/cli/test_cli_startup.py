@@ -56,17 +56,23 @@ def test_a_command_loads_what_it_runs() -> None:
     assert loaded.isdisjoint(("flask", "gunicorn", "waitress", "rq", "rq_scheduler", "prometheus_client")), loaded
 
 
-# What a command on the SQL family must not load: the web stack, RQ, metrics, password hashing, and the adapters
-# and entrypoints of the other processes (the bot, the worker, the HTTP app). (Still loaded, by entrypoints.settings
-# for the defaults it reads from them: adapters.telegram (telebot), adapters.alerts (requests), the pacer's redis;
-# by the clock: the adapters.memory package.)
-NOT_FOR_SQL = ("flask", "waitress", "gunicorn", "rq", "rq_scheduler", "prometheus_client", "argon2", "playwright")
-NOT_FOR_SQL_MODULES = ("adapters.prometheus", "adapters.passwords", "adapters.rq",
+# What a command on the SQL family must not load: the web stack, RQ, metrics, password hashing, the Telegram and
+# alert-channel clients (telebot, requests, slack_sdk) and the pacer's redis, and the adapters and entrypoints of the
+# other processes (the bot, the worker, the HTTP app) and of the other family (the in-memory repositories). Settings
+# read the Telegram and alert defaults from light modules (adapters.telegram.limits, adapters.alerts.options).
+NOT_FOR_SQL = ("flask", "waitress", "gunicorn", "rq", "rq_scheduler", "prometheus_client", "argon2", "playwright",
+               "telebot", "requests", "redis", "slack_sdk", "pyrate_limiter")
+NOT_FOR_SQL_MODULES = ("adapters.prometheus", "adapters.passwords", "adapters.rq", "adapters.telegram.client",
+                       "adapters.telegram.pacing", "adapters.alerts._http", "adapters.memory.repositories",
                        "entrypoints.bot", "entrypoints.http", "entrypoints.worker", "entrypoints.console")
+# Unset, whatever the caller's environment holds: each would (rightly) build the Telegram client, RQ or a channel.
+_OPTIONAL_SERVICES = ("TELEGRAM_BOT_TOKEN", "REDIS_URL", "OPS_ALERT_WEBHOOK_URL", "OPS_ALERT_SLACK_WEBHOOK_URL",
+                      "OPS_ALERT_PAGERDUTY_ROUTING_KEY")
 
 
 def test_a_sql_command_loads_only_the_sql_adapters(tmp_path: Path) -> None:
-    env = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PROMO_SECRET_PEPPER": "p"}
+    env: dict[str, str | None] = {"DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}", "PROMO_SECRET_PEPPER": "p",
+                                  **dict.fromkeys(_OPTIONAL_SERVICES)}
     run = (
         "import sys\n"
         "from click.testing import CliRunner\n"
