@@ -44,14 +44,10 @@ def pytest_configure(config: pytest.Config) -> None:
         os.environ["STARPROMO_TEST_REDIS_URL"] = f"{redis_url.rsplit('/', 1)[0]}/{WORKER_REDIS_DATABASES[number]}"
     admin_url = os.environ.get("STARPROMO_TEST_PG_ADMIN_URL")
     if admin_url:
-        import sqlalchemy as sa
+        from tests.sql import create_pg_database
 
         name = f"starpromo_test_{worker}"
-        admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        admin.dispose()
+        create_pg_database(admin_url, name)
         for key in ("STARPROMO_TEST_PG_URL", "STARPROMO_TEST_PGBOUNCER_URL"):
             if url := os.environ.get(key):
                 os.environ[key] = f"{url.rsplit('/', 1)[0]}/{name}"
@@ -62,6 +58,14 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     one node id per test function, and xdist would run and report one operation of the API, not every one."""
     if os.environ.get("PYTEST_XDIST_WORKER") and item.get_closest_marker("serial"):
         pytest.fail("tests marked `serial` run without -n (make test: -m 'not serial' on workers, then -m serial)")
+
+
+def redis_database(redis_url: str, number: int) -> str:
+    """The URL of Redis database ``number`` on the server of ``redis_url``: for a module that needs a database of its
+    own (it empties it); never one of the xdist workers' ``WORKER_REDIS_DATABASES``."""
+    if number in WORKER_REDIS_DATABASES:
+        raise ValueError(f"Redis database {number} belongs to an xdist worker; choose one of 5-15 no module uses")
+    return f"{redis_url.rsplit('/', 1)[0]}/{number}"
 
 
 @pytest.fixture

@@ -20,20 +20,31 @@ from adapters.sql.tables import metadata
 from tests.conftest import required_env
 
 
+def create_pg_database(admin_url: str, name: str) -> str:
+    """The database ``name`` on the server of ``admin_url``, new and empty (dropped first if it exists); its URL."""
+    _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"')
+    return admin_url.rsplit("/", 1)[0] + "/" + name
+
+
+def _as_admin(admin_url: str, *statements: str) -> None:
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            for statement in statements:
+                conn.execute(sa.text(statement))
+    finally:
+        admin.dispose()
+
+
 @contextmanager
 def fresh_pg_database(prefix: str = "starpromo") -> Iterator[str]:
     """A new, empty PostgreSQL database; its URL. Dropped afterwards."""
     admin_url = required_env("STARPROMO_TEST_PG_ADMIN_URL")
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     try:
-        yield admin_url.rsplit("/", 1)[0] + "/" + name
+        yield create_pg_database(admin_url, name)
     finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        _as_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

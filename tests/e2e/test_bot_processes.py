@@ -9,6 +9,7 @@ from pathlib import Path
 
 import redis
 
+from tests.conftest import redis_database
 from tests.e2e.stack import STARPROMO, Stack, stack_env, starpromo
 from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.telegram_updates import Updates
@@ -63,7 +64,7 @@ def test_with_redis_the_webhook_answers_fast_and_a_worker_processes_the_update(
     with FakeBotApi() as api:
         database_url = sqlite_url
         # A database of its own on the shared Redis server, so no other test's queue is touched.
-        own_redis = redis_url.rsplit("/", 1)[0] + "/11"
+        own_redis = redis_database(redis_url, 11)
         redis.Redis.from_url(own_redis).flushdb()
         stack = Stack(database_url, api, tmp_path / "serve.log", REDIS_URL=own_redis)
         try:

@@ -14,6 +14,7 @@ from domain.alerts import RoutedAlert
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from entrypoints.worker.process import use_container
+from tests.conftest import redis_database
 from tests.integration.receivers import receiving
 
 ALERT = RoutedAlert(
@@ -26,7 +27,7 @@ ALERT = RoutedAlert(
 
 @pytest.fixture
 def redis_db(redis_url: str) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + "/6"
+    url = redis_database(redis_url, 6)
     conn = redis_connection(url)
     conn.flushdb()
     yield url

@@ -40,7 +40,7 @@ from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 from entrypoints.worker.jobs import JOBS, periodic_jobs, run_job
 from entrypoints.worker.process import use_container
-from tests.conftest import PEPPER
+from tests.conftest import PEPPER, redis_database
 from tests.integration.receivers import receiving
 from tests.sql import live_units_mismatch, pg_engines, sqlite_engines
 
@@ -50,7 +50,7 @@ STARPROMO = os.path.join(os.path.dirname(sys.executable), "starpromo")
 
 @pytest.fixture
 def redis_db(redis_url: str) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + "/7"
+    url = redis_database(redis_url, 7)
     conn = redis_connection(url)
     conn.flushdb()
     yield url

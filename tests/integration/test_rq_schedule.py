@@ -11,6 +11,7 @@ from redis import Redis
 from adapters.rq.queue import QUEUE_NAME, redis_connection
 from adapters.rq.schedule import JOB_ID_PREFIX, PeriodicJob, register_schedule, run_scheduler, scheduled_job_ids
 from entrypoints.worker.jobs import periodic_jobs
+from tests.conftest import redis_database
 
 SPEC_TABLE = {
     "run_promo_reservation_expiry": "* * * * *",
@@ -27,7 +28,7 @@ SPEC_TABLE = {
 @pytest.fixture
 def redis(redis_url: str) -> Iterator[Redis]:
     # A database of its own, so other test files on the same server never see these keys.
-    conn = redis_connection(redis_url.rsplit("/", 1)[0] + "/5")
+    conn = redis_connection(redis_database(redis_url, 5))
     conn.flushdb()
     yield conn
     conn.flushdb()
@@ -48,7 +49,7 @@ def test_registering_twice_schedules_each_periodic_job_exactly_once(redis: Redis
 
 
 def test_two_schedulers_registering_from_separate_connections_do_not_duplicate(redis_url: str, redis: Redis) -> None:
-    other = redis_connection(redis_url.rsplit("/", 1)[0] + "/5")
+    other = redis_connection(redis_database(redis_url, 5))
     register_schedule(redis, periodic_jobs())
     register_schedule(other, periodic_jobs())
     assert sorted(scheduled_job_ids(redis)) == sorted(JOB_ID_PREFIX + name for name in SPEC_TABLE)
@@ -87,7 +88,7 @@ def test_starting_the_scheduler_command_twice_registers_each_job_once(redis_url:
     import subprocess
     import sys
 
-    env = {**os.environ, "REDIS_URL": redis_url.rsplit("/", 1)[0] + "/5", "DATABASE_URL": pg_url,
+    env = {**os.environ, "REDIS_URL": redis_database(redis_url, 5), "DATABASE_URL": pg_url,
            "PROMO_SECRET_PEPPER": "p"}  # the production configuration: PostgreSQL and Redis
     starpromo = os.path.join(os.path.dirname(sys.executable), "starpromo")
     outputs = []

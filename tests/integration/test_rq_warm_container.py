@@ -29,7 +29,7 @@ from domain.model import PromoType
 from entrypoints.container import build_container
 from entrypoints.settings import Settings
 from entrypoints.worker.process import container_origin, process_container, use_container
-from tests.conftest import PEPPER
+from tests.conftest import PEPPER, redis_database
 from tests.fakes.bot_api import FakeBotApi
 from tests.fakes.telegram_updates import Updates
 from tests.sql import pg_engines
@@ -102,7 +102,7 @@ def _json_lines(stderr: str) -> list[dict[str, Any]]:
 
 def test_the_horses_of_a_forking_worker_reuse_its_container_and_open_their_own_connections(
         redis_url: str, database: EngineHolder) -> None:
-    redis_db = redis_url.rsplit("/", 1)[0] + "/8"  # a database of its own (test_rq_alert_delivery uses 6)
+    redis_db = redis_database(redis_url, 8)  # a database of its own (test_rq_alert_delivery uses 6)
     conn = redis_connection(redis_db)
     conn.flushdb()
     setup = build_container(Settings(database_url=database.url, promo_secret_pepper=PEPPER))

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rq import Queue
 
 from adapters.rq.queue import QUEUE_NAME, redis_connection
+from tests.conftest import redis_database
 from tests.integration.receivers import receiving
 from tests.sql import fresh_pg_database
 from tests.unit.http.server import AUTH, STARPROMO, Server, migrate, race_redeems, server_env
@@ -144,7 +145,7 @@ def test_sigterm_exits_0_and_removes_the_metrics_directory_serve_made(two_proces
 
 @pytest.fixture
 def redis_db(redis_url: str) -> Iterator[str]:
-    url = redis_url.rsplit("/", 1)[0] + "/9"
+    url = redis_database(redis_url, 9)
     conn = redis_connection(url)
     conn.flushdb()
     yield url

@@ -24,6 +24,7 @@ import requests
 import sqlalchemy as sa
 
 from adapters.sql.engine import EngineHolder
+from tests.conftest import redis_database
 from tests.e2e.stack import SECRET_HEADER, STARPROMO, WEBHOOK_SECRET, Stack
 from tests.fakes.bot_api import FakeBotApi
 from tests.sql import fresh_pg_database, migrated
@@ -120,7 +121,7 @@ def stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
 
 def test_a_flood_with_half_the_messages_refused_429_answers_every_user_once_with_redis(
         database: tuple[str, EngineHolder], bot_api: FakeBotApi, tmp_path: Path, redis_url: str) -> None:
-    own_redis = redis_url.rsplit("/", 1)[0] + "/12"
+    own_redis = redis_database(redis_url, 12)
     redis.Redis.from_url(own_redis).flushdb()
     bot_api.flaky(0.5)
     users = range(FIRST_USER, FIRST_USER + RQ_USERS)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import redis
 
 from adapters.telegram.pacing import MessagePacer, message_pacer
+from tests.conftest import redis_database
 
 
 def _own_db(redis_url: str) -> str:
-    url = redis_url.rsplit("/", 1)[0] + "/14"  # a database of its own on the shared server
+    url = redis_database(redis_url, 14)  # a database of its own on the shared server
     redis.Redis.from_url(url).flushdb()
     return url
 
